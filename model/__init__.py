@@ -1,0 +1,1 @@
+"""Keras 3 networks, losses, the SOUP-GAN model and its training loop (built on `pipeline`)."""

@@ -1,0 +1,171 @@
+"""Assemble one DICOM series into a `Volume`: slices ordered by position along the slice normal, HU/rescale
+applied, RAS+ affine from ImageOrientationPatient/PixelSpacing/ImagePositionPatient; irregular series refused."""
+from __future__ import annotations
+
+import io
+import os
+from collections import defaultdict
+from typing import Iterable, Sequence, Union
+
+import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_modality_lut
+
+from pipeline.errors import (
+    DicomSeriesError,
+    DuplicateSliceError,
+    MissingSliceError,
+    MixedOrientationError,
+    MultipleSeriesError,
+    UnevenSpacingError,
+    UnreadableFileError,
+    VolumeShapeError,
+)
+from pipeline.volume import MODALITIES, Volume, hashed_id
+
+# A source is a local path, or (name, bytes) as read through a remote file system.
+DicomSource = Union[str, os.PathLike, "tuple[str, bytes]"]
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+ORIENTATION_TOLERANCE = 1e-4  # direction cosines
+SPACING_TOLERANCE_MM = 0.02
+SPACING_TOLERANCE_FRACTION = 0.01
+
+
+def read_dicom_series(source: str | os.PathLike | Sequence[DicomSource], series_uid: str | None = None) -> Volume:
+    """Read the one image series in a folder (searched recursively) or in a list of files.
+
+    Files that are not DICOM images (DICOMDIR, reports, stray text files) are ignored. A folder with
+    several series raises `MultipleSeriesError` unless `series_uid` picks one.
+    """
+    sources = _list_folder(source) if isinstance(source, (str, os.PathLike)) else list(source)
+    label = os.path.basename(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else "DICOM files"
+    series = defaultdict(list)
+    for name, dataset in _read_images(sources):
+        series[str(dataset.get("SeriesInstanceUID", ""))].append((name, dataset))
+    if not series:
+        raise UnreadableFileError(f"{label}: no DICOM images found")
+    if series_uid is not None:
+        if series_uid not in series:
+            raise DicomSeriesError(f"{label}: no series with SeriesInstanceUID {series_uid}")
+        slices = series[series_uid]
+    elif len(series) > 1:
+        sizes = ", ".join(f"{uid} ({len(items)} files)" for uid, items in sorted(series.items()))
+        raise MultipleSeriesError(f"{label}: holds {len(series)} DICOM series, choose one: {sizes}")
+    else:
+        slices = next(iter(series.values()))
+    return _assemble(label, slices)
+
+
+def is_dicom_file(path: str | os.PathLike) -> bool:
+    """True for a file with the DICOM Part 10 preamble ("DICM" at byte 128)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(132)[128:132] == b"DICM"
+    except OSError:
+        return False
+
+
+def _list_folder(folder: str | os.PathLike) -> list[str]:
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise UnreadableFileError(f"{folder}: not a folder of DICOM files")
+    return sorted(os.path.join(root, name) for root, _, names in os.walk(folder) for name in names)
+
+
+def _read_images(sources: Iterable[DicomSource]):
+    """Yield (name, dataset) for every readable DICOM image among the sources."""
+    for source in sources:
+        if isinstance(source, tuple):
+            name, payload = source
+            handle = io.BytesIO(payload)
+        else:
+            name = handle = os.fspath(source)
+        try:
+            dataset = pydicom.dcmread(handle)
+        except (InvalidDicomError, IsADirectoryError):
+            continue  # not DICOM: DICOMDIR siblings, READMEs, thumbnails
+        except Exception as err:
+            raise UnreadableFileError(f"{os.path.basename(name)}: unreadable DICOM ({err})") from None
+        if "PixelData" in dataset:
+            yield os.path.basename(name), dataset
+
+
+def _assemble(label: str, slices: list) -> Volume:
+    """Check a series' geometry and stack its slices into a RAS+ volume."""
+    first_name, first = slices[0]
+    for name, dataset in slices:
+        missing = [tag for tag in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing") if tag not in dataset]
+        if missing:
+            raise DicomSeriesError(f"{label}: {name} lacks {', '.join(missing)}; cannot place it in 3D")
+        if int(dataset.get("NumberOfFrames", 1) or 1) > 1:
+            raise DicomSeriesError(f"{label}: {name} is a multi-frame (enhanced) image; only one frame per file is supported")
+    if len(slices) < 2:
+        raise VolumeShapeError(f"{label}: a single DICOM slice is not a volume")
+
+    orientation = np.asarray(first.ImageOrientationPatient, dtype=np.float64)
+    grid = (int(first.Rows), int(first.Columns), *np.asarray(first.PixelSpacing, dtype=np.float64))
+    for name, dataset in slices[1:]:
+        if not np.allclose(np.asarray(dataset.ImageOrientationPatient, float), orientation, atol=ORIENTATION_TOLERANCE):
+            raise MixedOrientationError(f"{label}: slices differ in ImageOrientationPatient ({first_name} vs {name})")
+        other = (int(dataset.Rows), int(dataset.Columns), *np.asarray(dataset.PixelSpacing, float))
+        if not np.allclose(other, grid, rtol=1e-4):
+            raise MixedOrientationError(f"{label}: slices differ in size or PixelSpacing ({first_name} vs {name})")
+
+    row_cosine, column_cosine = orientation[:3], orientation[3:]
+    normal = np.cross(row_cosine, column_cosine)
+    positions = np.array([np.asarray(ds.ImagePositionPatient, dtype=np.float64) for _, ds in slices])
+    order = np.argsort(positions @ normal, kind="stable")
+    slices = [slices[i] for i in order]
+    positions = positions[order]
+    _check_spacing(label, positions @ normal, [name for name, _ in slices])
+
+    row_spacing, column_spacing = grid[2], grid[3]
+    lps = np.eye(4)
+    lps[:3, 0] = row_cosine * column_spacing  # array axis 0 runs along a row (column index)
+    lps[:3, 1] = column_cosine * row_spacing  # array axis 1 runs down a column (row index)
+    lps[:3, 2] = (positions[-1] - positions[0]) / (len(slices) - 1)  # true step, gantry tilt included
+    lps[:3, 3] = positions[0]
+
+    data = np.empty((grid[1], grid[0], len(slices)), dtype=np.float32)
+    for k, (name, dataset) in enumerate(slices):
+        try:
+            pixels = dataset.pixel_array
+        except Exception as err:
+            raise UnreadableFileError(f"{label}: {name} pixel data unreadable ({err})") from None
+        data[:, :, k] = np.asarray(apply_modality_lut(pixels, dataset), dtype=np.float32).T
+    modality = str(first.get("Modality", ""))
+    return Volume(
+        data,
+        LPS_TO_RAS @ lps,
+        modality if modality in MODALITIES else "unknown",
+        hashed_id(b"dicom-series", str(first.get("SeriesInstanceUID", ""))),
+    )
+
+
+def _check_spacing(label: str, distances: np.ndarray, names: list[str]) -> None:
+    """Refuse duplicate positions, gaps and uneven spacing along the slice normal (distances sorted)."""
+    steps = np.diff(distances)
+    tolerance = max(SPACING_TOLERANCE_MM, SPACING_TOLERANCE_FRACTION * float(np.median(steps)))
+    duplicates = np.flatnonzero(steps < tolerance)
+    if duplicates.size:
+        k = int(duplicates[0])
+        raise DuplicateSliceError(
+            f"{label}: {names[k]} and {names[k + 1]} sit at the same position ({distances[k]:.3f} mm along the "
+            "slice normal): duplicate files, or a multi-echo/temporal series"
+        )
+    nominal = float(np.median(steps))
+    for k, step in enumerate(steps):
+        if abs(step - nominal) <= tolerance:
+            continue
+        multiple = round(step / nominal)
+        if multiple >= 2 and abs(step - multiple * nominal) <= tolerance * multiple:
+            raise MissingSliceError(
+                f"{label}: gap of {step:.3f} mm between {names[k]} and {names[k + 1]} where slices are "
+                f"{nominal:.3f} mm apart: {multiple - 1} slice(s) missing"
+            )
+        raise UnevenSpacingError(
+            f"{label}: uneven slice spacing, {steps.min():.3f} to {steps.max():.3f} mm (step of {step:.3f} mm "
+            f"between {names[k]} and {names[k + 1]})"
+        )

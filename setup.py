@@ -1,0 +1,46 @@
+"""soupgan: 3D MRI/CT slice super-resolution (SOUP-GAN) — Beam preprocessing, Keras 3 GAN, TF Serving.
+
+The dependency pins live here and only here; README.md explains each one. This file also works as
+Apache Beam's ``--setup_file`` so that remote workers (Dataflow, Flink, Spark) get the same code.
+"""
+from setuptools import find_packages, setup
+
+TENSORFLOW = "2.16.2"  # tensorflow-io 0.37.1 is built against TF 2.16 only; its ops fail to load on >= 2.17
+BEAM = "2.77.0"
+
+INSTALL_REQUIRES = [
+    f"tensorflow=={TENSORFLOW}",
+    "tensorflow-io==0.37.1",  # s3://, hdfs://, az://, http(s):// for tf.io.gfile and tf.data
+    "tensorflow-serving-api==2.16.1",  # PredictionService gRPC stubs matching TF 2.16
+    "keras>=3.15,<3.16",  # Keras 3 line that runs on TF 2.16.2
+    f"apache-beam[tfrecord]=={BEAM}",  # [tfrecord] brings crc32c for WriteToTFRecord
+    "nibabel>=5.2,<6",
+    "pydicom>=3.0,<4",
+    "numpy>=1.26,<2",  # TF 2.16 wheels are built against NumPy 1.x
+    "scipy>=1.11,<2",
+]
+
+EXTRAS_REQUIRE = {
+    "gpu": [f"tensorflow[and-cuda]=={TENSORFLOW}"],
+    "gcp": [f"apache-beam[gcp]=={BEAM}"],
+    "aws": [f"apache-beam[aws]=={BEAM}"],
+    "test": [
+        "pytest>=8",
+        "scikit-image>=0.22",  # independent SSIM reference for pipeline.metrics
+        "moto[server]>=5",  # local S3-compatible server for the s3:// round trip
+        "boto3",
+    ],
+}
+
+setup(
+    name="soupgan",
+    version="0.1.0",
+    description="3D MRI/CT super-resolution along the slice axis (SOUP-GAN), from Beam shards to TF Serving",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9,<3.13",
+    packages=find_packages(include=["pipeline*", "model*", "serving*", "beam_jobs*", "soupgan*"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+    entry_points={"console_scripts": ["soupgan=soupgan.cli:main"]},
+)
