@@ -115,7 +115,8 @@ def parse_batch(serialized: tf.Tensor, patch_size: int) -> dict[str, tf.Tensor]:
             message=f"record patch shape differs from {patch_size}^3",
         ),
     ]
-    shape = [-1, patch_size, patch_size, patch_size, 1]
+    batch = serialized.shape[0] if serialized.shape.rank == 1 and serialized.shape[0] is not None else -1
+    shape = [batch, patch_size, patch_size, patch_size, 1]  # keeps a static batch size when there is one
     with tf.control_dependencies(checks):
         return {
             "input": tf.reshape(tf.io.decode_raw(parsed["input"], tf.float32, little_endian=True), shape),

@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+from scipy.signal.windows import gaussian
+
+from pipeline.errors import VolumeShapeError
+from pipeline.normalization import IntensityWindow, robust_window
+from pipeline.patches import extract_patches, foreground_mask, patch_grid, patch_starts, reassemble
+from tests.conftest import phantom
+
+
+def test_starts_cover_the_axis_with_a_flush_last_patch():
+    assert patch_starts(96, 32, 32) == [0, 32, 64]
+    assert patch_starts(100, 32, 32) == [0, 32, 64, 68]
+    assert patch_starts(100, 32, 16) == [0, 16, 32, 48, 64, 68]
+    assert patch_starts(32, 32, 32) == [0]
+    with pytest.raises(VolumeShapeError, match="20 voxels along an axis, smaller than the 32-voxel patch"):
+        patch_starts(20, 32, 32)
+
+
+def test_grid_counts():
+    assert patch_grid((64, 96, 70)).shape == (2 * 3 * 3, 3)
+    corners = patch_grid((64, 64, 64), stride=16)
+    assert corners.shape == (27, 3) and corners.max() == 32
+
+
+@pytest.mark.parametrize("stride", [32, 16, 11])
+def test_reassembly_is_exact(stride):
+    volume = phantom((70, 66, 45))
+    corners = patch_grid(volume.shape, 32, stride)
+    patches = extract_patches(volume, corners)
+    np.testing.assert_array_equal(patches[1], volume[tuple(slice(c, c + 32) for c in corners[1])])
+    np.testing.assert_array_equal(reassemble(patches, corners, volume.shape), volume)
+    window = gaussian(32, 8)
+    weights = window[:, None, None] * window[None, :, None] * window[None, None, :]
+    np.testing.assert_array_equal(reassemble(patches, corners, volume.shape, weights), volume)
+
+
+def test_reassembly_refuses_uncovered_voxels():
+    with pytest.raises(ValueError, match="do not cover"):
+        reassemble(np.zeros((1, 32, 32, 32)), np.zeros((1, 3), int), (40, 32, 32))
+
+
+def test_foreground_filter_drops_background_only_patches():
+    volume = phantom((96, 96, 96))
+    window = robust_window(volume)
+    corners = patch_grid(volume.shape)
+    keep = foreground_mask(extract_patches(volume, corners), window)
+    corner_patch = [tuple(c) for c in corners].index((0, 0, 0))
+    centre_patch = [tuple(c) for c in corners].index((32, 32, 32))
+    assert not keep[corner_patch] and keep[centre_patch]
+    assert 0 < keep.sum() < len(keep)
+    # a patch is kept from 5% tissue upwards
+    patch = np.zeros((1, 32, 32, 32), np.float32)
+    patch[0, :2] = 500  # 2/32 = 6.25% of the voxels
+    assert foreground_mask(patch, IntensityWindow(0, 500))[0]
+    patch[0, 1] = 0  # 3.1%
+    assert not foreground_mask(patch, IntensityWindow(0, 500))[0]

@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipeline.errors import RecordSchemaError
+from pipeline.normalization import IntensityWindow
+from pipeline.records import SCHEMA_VERSION, PatchPair, decode_example, encode_example, parse_batch
+
+
+def make_pair(seed=0, size=8, **overrides):
+    rng = np.random.default_rng(seed)
+    fields = dict(
+        input=rng.normal(size=(size,) * 3).astype(np.float32),
+        target=rng.normal(size=(size,) * 3).astype(np.float32),
+        scale=4, criterion="thin-to-thick", volume_id="0123456789abcdef",
+        window=IntensityWindow(-1024.0, 1800.5), modality="CT", origin=(32, 0, 64),
+    )
+    fields.update(overrides)
+    return PatchPair(**fields)
+
+
+def test_round_trip_is_exact_and_deterministic():
+    pair = make_pair()
+    serialized = encode_example(pair)
+    assert serialized == encode_example(make_pair())
+    back = decode_example(serialized)
+    np.testing.assert_array_equal(back.input, pair.input)
+    np.testing.assert_array_equal(back.target, pair.target)
+    assert (back.scale, back.criterion, back.volume_id, back.modality, back.origin) == (4, "thin-to-thick", "0123456789abcdef", "CT", (32, 0, 64))
+    assert back.window == pair.window
+
+
+def test_schema_has_no_path_or_name_fields():
+    example = tf.train.Example.FromString(encode_example(make_pair()))
+    assert set(example.features.feature) == {
+        "input", "target", "patch_shape", "scale", "criterion", "volume_id", "modality", "window", "origin", "schema_version",
+    }
+    assert example.features.feature["schema_version"].int64_list.value[0] == SCHEMA_VERSION
+
+
+def test_in_graph_parse_matches():
+    pairs = [make_pair(seed) for seed in range(3)]
+    batch = parse_batch(tf.constant([encode_example(p) for p in pairs]), patch_size=8)
+    assert batch["input"].shape == (3, 8, 8, 8, 1)
+    for i, pair in enumerate(pairs):
+        np.testing.assert_array_equal(batch["input"][i, ..., 0].numpy(), pair.input)
+        np.testing.assert_array_equal(batch["target"][i, ..., 0].numpy(), pair.target)
+    np.testing.assert_allclose(batch["window"].numpy()[0], [-1024.0, 1800.5])
+    assert batch["scale"].numpy().tolist() == [4, 4, 4]
+
+
+def _with_version(version):
+    example = tf.train.Example.FromString(encode_example(make_pair()))
+    example.features.feature["schema_version"].int64_list.value[0] = version
+    return example.SerializeToString()
+
+
+def test_other_schema_versions_and_garbage_are_refused():
+    with pytest.raises(RecordSchemaError, match=f"schema version 99, this soupgan reads version {SCHEMA_VERSION}"):
+        decode_example(_with_version(99))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="schema version"):
+        parse_batch(tf.constant([_with_version(99)]), patch_size=8)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="patch shape"):
+        parse_batch(tf.constant([encode_example(make_pair())]), patch_size=32)
+    with pytest.raises(RecordSchemaError, match="not a soupgan patch record"):
+        decode_example(b"\x08\x96\x01garbage")
+
+
+def test_mismatched_patches_are_refused():
+    with pytest.raises(ValueError, match="must be equal 3D shapes"):
+        encode_example(make_pair(target=np.zeros((8, 8, 4), np.float32)))
