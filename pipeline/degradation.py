@@ -48,5 +48,3 @@ def degrade_volume(volume: Volume, scale: int, criterion: str, axis: int | None 
     low = degrade(volume.data, scale, criterion, axis, sigma)
     return volume.with_data(low, degraded_affine(volume.affine, axis, scale, criterion))
 
-
-__all__ = ["degrade", "degrade_volume", "default_sigma", "THIN_TO_THIN", "THIN_TO_THICK", "GAUSSIAN"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from pipeline.config import THIN_TO_THICK, check_criterion
+from pipeline.geometry import first_position
 from pipeline.normalization import HIGH_PERCENTILE, LOW_PERCENTILE
 
 _EPS = 1e-9
@@ -16,14 +17,9 @@ _EPS = 1e-9
 
 def upsampled_positions_tf(n_lr: tf.Tensor, scale: float, criterion: str) -> tf.Tensor:
     """float64 LR-index coordinates of the upsampled slices (see `pipeline.geometry`)."""
-    check_criterion(criterion)
     n = tf.cast(n_lr, tf.float64)
-    if criterion == THIN_TO_THICK:
-        length = tf.floor(n * scale + _EPS)
-        first = -(scale - 1.0) / (2.0 * scale)
-    else:
-        length = tf.floor((n - 1.0) * scale + _EPS) + 1.0
-        first = 0.0
+    first = first_position(scale, criterion)
+    length = tf.floor(n * scale + _EPS) if criterion == THIN_TO_THICK else tf.floor((n - 1.0) * scale + _EPS) + 1.0
     return first + tf.range(length, dtype=tf.float64) / scale
 
 

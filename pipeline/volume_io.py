@@ -9,22 +9,21 @@ from pipeline.nifti_io import is_nifti_path, read_nifti, write_nifti
 from pipeline.volume import Volume
 
 
-def read_volume(path: str | os.PathLike, series_uid: str | None = None, modality: str | None = None) -> Volume:
-    """Read a `.nii`/`.nii.gz` file or a folder holding one DICOM series; bad input raises `InputError`."""
+def read_volume(path: str | os.PathLike, series_uid: str | None = None, modality: str = "unknown") -> Volume:
+    """Read a `.nii`/`.nii.gz` file or a folder holding one DICOM series; bad input raises `InputError`.
+
+    `modality` labels NIfTI input (which does not record it); DICOM takes it from the header.
+    """
     path = os.fspath(path)
     if os.path.isdir(path):
-        volume = read_dicom_series(path, series_uid=series_uid)
-    elif not os.path.exists(path):
+        return read_dicom_series(path, series_uid=series_uid)
+    if not os.path.exists(path):
         raise UnreadableFileError(f"{path}: no such file or folder")
-    elif is_nifti_path(path):
-        volume = read_nifti(path)
-    elif is_dicom_file(path):
+    if is_nifti_path(path):
+        return read_nifti(path, modality)
+    if is_dicom_file(path):
         raise InputError(f"{path}: a single DICOM file; pass the folder that holds the whole series")
-    else:
-        raise UnreadableFileError(f"{path}: not a .nii/.nii.gz file or a DICOM series folder")
-    if modality is not None and modality != volume.modality:
-        volume = Volume(volume.data, volume.affine, modality, volume.volume_id)
-    return volume
+    raise UnreadableFileError(f"{path}: not a .nii/.nii.gz file or a DICOM series folder")
 
 
 def write_volume(volume: Volume, path: str | os.PathLike) -> None:
