@@ -13,7 +13,8 @@ INSTALL_REQUIRES = [
     "tensorflow-io==0.37.1",  # s3://, hdfs://, az://, http(s):// for tf.io.gfile and tf.data
     "tensorflow-serving-api==2.16.1",  # PredictionService gRPC stubs matching TF 2.16
     "keras>=3.15,<3.16",  # Keras 3 line that runs on TF 2.16.2
-    f"apache-beam[tfrecord]=={BEAM}",  # [tfrecord] brings crc32c for WriteToTFRecord
+    f"apache-beam[tfrecord]=={BEAM}",  # [tfrecord] brings crcmod for WriteToTFRecord
+    "google-crc32c>=1.5",  # Beam's fast TFRecord checksum; without it Beam falls back to crcmod
     "nibabel>=5.2,<6",
     "pydicom>=3.0,<4",
     "numpy>=1.26,<2",  # TF 2.16 wheels are built against NumPy 1.x
@@ -24,11 +25,12 @@ EXTRAS_REQUIRE = {
     "gpu": [f"tensorflow[and-cuda]=={TENSORFLOW}"],
     "gcp": [f"apache-beam[gcp]=={BEAM}"],
     "aws": [f"apache-beam[aws]=={BEAM}"],
+    "dask": [f"apache-beam[dask]=={BEAM}"],
     "test": [
         "pytest>=8",
         "scikit-image>=0.22",  # independent SSIM reference for pipeline.metrics
         "moto[server]>=5",  # local S3-compatible server for the s3:// round trip
-        "boto3",
+        f"apache-beam[aws,dask]=={BEAM}",  # s3:// through Beam and the DaskRunner, both tested
     ],
 }
 

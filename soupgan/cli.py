@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter off the console
 
 import nibabel as nib
 import numpy as np
@@ -65,6 +68,28 @@ def cmd_degrade(args: argparse.Namespace) -> None:
     print(f"{volume.volume_id}: {volume.shape} -> {low.shape} ({args.criterion}, x{args.scale})")
 
 
+def show_progress() -> None:
+    """soupgan's INFO lines (one per volume, counters) on stderr; Beam/TF/Dask stay at WARNING."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+    logger = logging.getLogger("soupgan")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def cmd_shards(args: argparse.Namespace) -> None:
+    """Run the Beam job that writes TFRecord patch-pair shards (flags after INPUT... go to beam_jobs.shards)."""
+    from beam_jobs.shards import run
+
+    show_progress()
+    manifest = run(args.shards_args)
+    if manifest["inputs_read"] == 0:
+        raise InputError(f"no input volume could be read ({manifest['inputs_failed']} failed); reasons in the dead letters")
+    counts = ", ".join(f"{split} {manifest['counts'][split]['total']}" for split in manifest["counts"])
+    print(f"{manifest['inputs_read']} volume(s) read, {manifest['inputs_failed']} failed; patch pairs: {counts}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="soupgan",
@@ -90,11 +115,22 @@ def build_parser() -> argparse.ArgumentParser:
     degrade.add_argument("--sigma", type=float, help="gaussian criterion: σ in thin slices (default s/(2·√12))")
     degrade.add_argument("--slice-axis", type=int, choices=(0, 1, 2), help="default: the axis of largest spacing")
     degrade.set_defaults(run=cmd_degrade)
+
+    shards = commands.add_parser(
+        "shards", add_help=False, help="Beam job: volumes -> TFRecord patch-pair shards (soupgan shards --help)"
+    )
+    shards.set_defaults(run=cmd_shards)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "shards":
+        args.shards_args = argv[argv.index("shards") + 1 :]  # its own parser, then Beam's, read them all
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         args.run(args)
     except InputError as err:

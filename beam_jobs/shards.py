@@ -1,0 +1,121 @@
+"""`soupgan shards`: MRI/CT volumes -> GZIP TFRecord shards of patch pairs per split, a manifest and dead letters.
+
+    expand inputs (driver) -> read + pair + encode per volume -> partition by split -> WriteToTFRecord
+                                   \\-> dead letters (JSON lines)      \\-> manifest.json (after the writes)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from beam_jobs.sources import expand_inputs
+from beam_jobs.transforms import MANIFEST, VolumeToRecords, WriteManifest, WriteShards
+from pipeline.config import PATCH_SIZE, parse_criteria, parse_scales
+from pipeline.errors import InputError
+from pipeline.pairs import PairConfig
+from pipeline.records import SCHEMA_VERSION
+from pipeline.splits import SPLITS, parse_split
+
+DEFAULT_RUNNER = "DirectRunner"  # named, so Beam never tries to download the Prism runner
+BEAM_FLAGS_HELP = """Any other flag goes to Beam. Runners:
+  default           --runner DirectRunner [--direct_num_workers N --direct_running_mode multi_processing]
+  Dask              --runner apache_beam.runners.dask.dask_runner.DaskRunner --dask_client_address HOST:PORT
+  Dataflow          --runner DataflowRunner --project P --region R --temp_location gs://B/tmp --setup_file ./setup.py
+  Flink / Spark     --runner FlinkRunner --flink_master HOST:PORT --setup_file ./setup.py  (SparkRunner alike)
+S3: --s3_endpoint_url URL --s3_access_key_id K --s3_secret_access_key S --s3_region_name R (or AWS_* variables)."""
+VOLUMES_PER_SHARD = 1  # an MNI-sized volume gives ~150 MB of compressed pairs per (scales x criteria) set
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="NIfTI files, folders, globs; local, gs://, s3://")
+    parser.add_argument("--output", required=True, help="output folder (local, gs://, s3://)")
+    parser.add_argument("--scales", type=parse_scales, default=parse_scales("2,3,4,5,6"), help="default 2,3,4,5,6")
+    parser.add_argument("--criteria", type=parse_criteria, default=parse_criteria("thin-to-thin,thin-to-thick"),
+                        help="any of thin-to-thin, thin-to-thick, gaussian (default thin-to-thin,thin-to-thick)")
+    parser.add_argument("--patch-size", type=int, default=PATCH_SIZE)
+    parser.add_argument("--stride", type=int, help="patch grid stride (default: the patch size, no overlap)")
+    parser.add_argument("--split", type=parse_split, default=(8, 1, 1), help="train,val,test weights (default 8,1,1)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the by-volume split")
+    parser.add_argument("--sigma", type=float, help="gaussian criterion: σ in thin slices")
+    parser.add_argument("--slice-axis", type=int, choices=(0, 1, 2), help="default: each volume's largest spacing")
+    parser.add_argument("--shards-per-split", type=int, help="default: about one per volume expected in the split")
+
+
+def shard_counts(n_sources: int, ratios: tuple[int, int, int], fixed: int | None) -> dict[str, int]:
+    if fixed:
+        return {split: fixed for split in SPLITS}
+    total = sum(ratios)
+    return {split: max(1, min(1024, math.ceil(n_sources * r / total / VOLUMES_PER_SHARD))) for split, r in zip(SPLITS, ratios)}
+
+
+def build(pipeline: beam.Pipeline, sources, unmatched, args) -> None:
+    """Add the job's steps to `pipeline`: one chain of single-output steps (see beam_jobs.transforms)."""
+    config = PairConfig(
+        scales=args.scales, criteria=args.criteria, patch_size=args.patch_size, stride=args.stride,
+        sigma=args.sigma, slice_axis=args.slice_axis,
+    )
+    shards = shard_counts(len(sources), args.split, args.shards_per_split)
+    settings = {
+        "schema_version": SCHEMA_VERSION, "patch_size": config.patch_size, "stride": config.stride or config.patch_size,
+        "scales": list(config.scales), "criteria": list(config.criteria), "sigma": config.sigma,
+        "slice_axis": config.slice_axis, "split_ratios": list(args.split), "seed": args.seed,
+        "foreground": {"level": config.foreground_level, "fraction": config.foreground_fraction},
+        "patch_layout": "slice axis first", "compression": "GZIP", "shards_per_split": shards,
+    }
+    output = args.output.rstrip("/")
+    (
+        pipeline
+        | "Sources" >> beam.Create(sources)
+        | "SpreadVolumes" >> beam.Reshuffle()
+        | "VolumeToRecords" >> beam.ParDo(VolumeToRecords(config, args.split, args.seed, shards))
+        | "GroupByShard" >> beam.GroupByKey()
+        | "WriteShards" >> beam.ParDo(WriteShards(output, shards))
+        | "OneKey" >> beam.Map(lambda part: (MANIFEST, part))
+        | "GatherManifest" >> beam.GroupByKey()
+        | "WriteManifest" >> beam.ParDo(WriteManifest(output, settings, unmatched))
+    )
+
+
+def run(argv: list[str]) -> dict:
+    """Parse arguments (ours, then Beam's), run the job, and return the manifest."""
+    parser = argparse.ArgumentParser(
+        prog="soupgan shards", description=__doc__.splitlines()[0], epilog=BEAM_FLAGS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    args, beam_args = parser.parse_known_args(argv)
+    options = PipelineOptions(beam_args)
+    if not options.view_as(StandardOptions).runner:
+        options.view_as(StandardOptions).runner = DEFAULT_RUNNER
+    FileSystems.set_options(options)  # credentials/endpoints for s3:// and gs:// while expanding inputs
+    sources, unmatched = expand_inputs(args.inputs)
+    if not sources:
+        raise InputError(f"no input volume found in {', '.join(args.inputs)}")
+    logging.getLogger("soupgan").info("shards: %d volume source(s), runner %s", len(sources), options.view_as(StandardOptions).runner)
+    pipeline = beam.Pipeline(options=options)
+    build(pipeline, sources, unmatched, args)
+    result = pipeline.run()
+    result.wait_until_finish()
+    log_counters(result)
+    if hasattr(result, "client"):  # the DaskRunner opens a dask.distributed Client and leaves it open
+        result.client.close()
+    with FileSystems.open(FileSystems.join(args.output.rstrip("/"), "manifest.json")) as handle:
+        return json.loads(handle.read())
+
+
+def log_counters(result) -> None:
+    """Log the job's Beam counters where the runner reports them (DirectRunner does; Dask does not)."""
+    try:
+        counters = result.metrics().query()["counters"]
+    except Exception:
+        return
+    totals = {}
+    for counter in counters:
+        totals[counter.key.metric.name] = totals.get(counter.key.metric.name, 0) + counter.committed
+    logging.getLogger("soupgan").info("shards counters: %s", ", ".join(f"{k}={v}" for k, v in sorted(totals.items())))

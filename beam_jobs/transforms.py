@@ -1,0 +1,147 @@
+"""The shards job's Beam steps. Every step has one output and the job is one chain ending in the
+manifest, so it is correct on every runner: Beam 2.77's DaskRunner hands all outputs of a multi-output
+ParDo (or Partition) to every consumer, only runs ancestors of the last step, and recomputes the
+upstream of any side input — so none of those are used here.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from beam_jobs.sources import NIFTI, VolumeSource
+from beam_jobs.tfrecord_shard import write_shard
+from pipeline.dicom_io import read_dicom_series
+from pipeline.errors import InputError
+from pipeline.nifti_io import nifti_from_bytes
+from pipeline.pairs import PairConfig, patch_pairs
+from pipeline.records import encode_example
+from pipeline.splits import SPLITS, assign_split
+
+MANIFEST = "manifest"  # key of the summaries and dead letters that travel to the manifest step
+SUMMARY, DEAD, SHARD = "summary", "dead", "shard"
+LOG = logging.getLogger("soupgan.shards")
+
+
+def read_source(source: VolumeSource):
+    """Read a NIfTI file or a DICOM series through Beam's file systems (local, gs://, s3://)."""
+    def fetch(path: str) -> bytes:
+        with FileSystems.open(path, compression_type="uncompressed") as handle:
+            return handle.read()
+
+    if source.kind == NIFTI:
+        return nifti_from_bytes(fetch(source.path), source.path.rsplit("/", 1)[-1])
+    return read_dicom_series([(path.rsplit("/", 1)[-1], fetch(path)) for path in source.files])
+
+
+def dead_letter(source: str, stage: str, reason: str) -> dict:
+    return {"source": source, "stage": stage, "reason": reason}
+
+
+def shard_of(pair, shards: int) -> int:
+    """A stable, balanced shard index from the pair's identity (not from run order or randomness)."""
+    key = f"{pair.volume_id}/{pair.criterion}/{pair.scale}/{pair.origin}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") % shards
+
+
+class VolumeToRecords(beam.DoFn):
+    """source -> ((split, shard), serialized example) for every patch pair, then (MANIFEST, summary);
+    a bad volume gives only (MANIFEST, dead letter). All per-volume work happens here, once."""
+
+    def __init__(self, config: PairConfig, split_ratios: tuple[int, int, int], seed: int, shards: dict[str, int]):
+        self.config, self.split_ratios, self.seed, self.shards = config, split_ratios, seed, shards
+        self.read = Metrics.counter("soupgan", "volumes_read")
+        self.failed = Metrics.counter("soupgan", "volumes_failed")
+        self.patches = {split: Metrics.counter("soupgan", f"patches_{split}") for split in SPLITS}
+
+    def process(self, source: VolumeSource):
+        stage = "read"
+        try:
+            volume = read_source(source)
+            stage = "patch"
+            pairs = patch_pairs(volume, self.config)
+        except Exception as err:  # InputError: bad volume; anything else must not take the others down
+            self.failed.inc()
+            reason = str(err) if isinstance(err, InputError) else f"{type(err).__name__}: {err}"
+            LOG.warning("an input failed at %s: %s", stage, type(err).__name__)
+            yield MANIFEST, (DEAD, dead_letter(source.path, stage, reason))
+            return
+        split = assign_split(volume.volume_id, self.split_ratios, self.seed)
+        counts = Counter()
+        for pair in pairs:
+            counts[f"{pair.criterion}/x{pair.scale}"] += 1
+            yield (split, shard_of(pair, self.shards[split])), encode_example(pair)
+        total = sum(counts.values())
+        self.read.inc()
+        self.patches[split].inc(total)
+        LOG.info("volume %s -> %s: %d patch pairs", volume.volume_id, split, total)
+        yield MANIFEST, (SUMMARY, {"volume_id": volume.volume_id, "split": split, "modality": volume.modality, "counts": dict(counts)})
+
+
+class WriteShards(beam.DoFn):
+    """((split, shard), records) -> writes `<output>/<split>/<split>-SSSSS-of-NNNNN.tfrecord.gz` with the
+    records sorted (byte-identical output for identical input); manifest parts pass through."""
+
+    def __init__(self, output: str, shards: dict[str, int]):
+        self.output, self.shards = output, shards
+
+    def process(self, keyed):
+        key, values = keyed
+        if key == MANIFEST:
+            yield from values
+            return
+        split, shard = key
+        name = f"{split}/{split}-{shard:05d}-of-{self.shards[split]:05d}.tfrecord.gz"
+        count = write_shard(FileSystems.join(self.output, *name.split("/")), sorted(values))
+        yield SHARD, {"split": split, "file": name, "records": count}
+
+
+def build_manifest(parts: list, settings: dict, unmatched: list[dict]) -> tuple[dict, list[dict]]:
+    """Combine summaries, shard reports and dead letters: (manifest, dead letters sorted)."""
+    counts = {split: {"total": 0} for split in SPLITS}
+    volumes = {split: set() for split in SPLITS}
+    shards = {split: [] for split in SPLITS}
+    dead = list(unmatched)
+    read = 0
+    for kind, payload in parts:
+        if kind == SUMMARY:
+            read += 1
+            split = payload["split"]
+            volumes[split].add(payload["volume_id"])
+            for key, value in payload["counts"].items():
+                counts[split][key] = counts[split].get(key, 0) + value
+                counts[split]["total"] += value
+        elif kind == DEAD:
+            dead.append(payload)
+        else:
+            shards[payload["split"]].append(payload["file"])
+    manifest = {
+        **settings,
+        "inputs_read": read,
+        "inputs_failed": len(dead),
+        "counts": counts,
+        "volumes": {split: sorted(ids) for split, ids in volumes.items()},
+        "shards": {split: sorted(files) for split, files in shards.items()},
+        "dead_letters": "dead_letters.jsonl",
+    }
+    return manifest, sorted(dead, key=lambda letter: (letter["source"], letter["stage"]))
+
+
+class WriteManifest(beam.DoFn):
+    """The last step: writes dead_letters.jsonl and manifest.json once every shard is written."""
+
+    def __init__(self, output: str, settings: dict, unmatched: list[dict]):
+        self.output, self.settings, self.unmatched = output, settings, unmatched
+
+    def process(self, keyed):
+        manifest, dead = build_manifest(list(keyed[1]), self.settings, self.unmatched)
+        with FileSystems.create(FileSystems.join(self.output, "dead_letters.jsonl")) as handle:
+            handle.write("".join(json.dumps(letter, sort_keys=True) + "\n" for letter in dead).encode())
+        with FileSystems.create(FileSystems.join(self.output, "manifest.json")) as handle:
+            handle.write(json.dumps(manifest, indent=1, sort_keys=True).encode())
+        yield manifest
