@@ -1,21 +1,20 @@
 """`soupgan shards`: MRI/CT volumes -> GZIP TFRecord shards of patch pairs per split, a manifest and dead letters.
 
-    expand inputs (driver) -> read + pair + encode per volume -> partition by split -> WriteToTFRecord
-                                   \\-> dead letters (JSON lines)      \\-> manifest.json (after the writes)
+    expand inputs (driver) -> per volume: read, pair, encode, stream into <split>/<split>-NNNNN.tfrecord.gz
+                           -> summaries and dead letters, gathered -> manifest.json, dead_letters.jsonl
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-import math
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from beam_jobs.sources import expand_inputs
-from beam_jobs.transforms import MANIFEST, VolumeToRecords, WriteManifest, WriteShards
+from beam_jobs.transforms import VolumeToShard, WriteManifest
 from pipeline.config import PATCH_SIZE, parse_criteria, parse_scales
 from pipeline.errors import InputError
 from pipeline.pairs import PairConfig
@@ -29,7 +28,6 @@ BEAM_FLAGS_HELP = """Any other flag goes to Beam. Runners:
   Dataflow          --runner DataflowRunner --project P --region R --temp_location gs://B/tmp --setup_file ./setup.py
   Flink / Spark     --runner FlinkRunner --flink_master HOST:PORT --setup_file ./setup.py  (SparkRunner alike)
 S3: --s3_endpoint_url URL --s3_access_key_id K --s3_secret_access_key S --s3_region_name R (or AWS_* variables)."""
-VOLUMES_PER_SHARD = 1  # an MNI-sized volume gives ~150 MB of compressed pairs per (scales x criteria) set
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,14 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the by-volume split")
     parser.add_argument("--sigma", type=float, help="gaussian criterion: σ in thin slices")
     parser.add_argument("--slice-axis", type=int, choices=(0, 1, 2), help="default: each volume's largest spacing")
-    parser.add_argument("--shards-per-split", type=int, help="default: about one per volume expected in the split")
-
-
-def shard_counts(n_sources: int, ratios: tuple[int, int, int], fixed: int | None) -> dict[str, int]:
-    if fixed:
-        return {split: fixed for split in SPLITS}
-    total = sum(ratios)
-    return {split: max(1, min(1024, math.ceil(n_sources * r / total / VOLUMES_PER_SHARD))) for split, r in zip(SPLITS, ratios)}
+    parser.add_argument("--overwrite", action="store_true", help="replace a shard set already in --output")
 
 
 def build(pipeline: beam.Pipeline, sources, unmatched, args) -> None:
@@ -60,26 +51,33 @@ def build(pipeline: beam.Pipeline, sources, unmatched, args) -> None:
         scales=args.scales, criteria=args.criteria, patch_size=args.patch_size, stride=args.stride,
         sigma=args.sigma, slice_axis=args.slice_axis,
     )
-    shards = shard_counts(len(sources), args.split, args.shards_per_split)
     settings = {
         "schema_version": SCHEMA_VERSION, "patch_size": config.patch_size, "stride": config.stride or config.patch_size,
         "scales": list(config.scales), "criteria": list(config.criteria), "sigma": config.sigma,
         "slice_axis": config.slice_axis, "split_ratios": list(args.split), "seed": args.seed,
         "foreground": {"level": config.foreground_level, "fraction": config.foreground_fraction},
-        "patch_layout": "slice axis first", "compression": "GZIP", "shards_per_split": shards,
+        "patch_layout": "slice axis first", "compression": "GZIP", "shard_per": "input volume",
     }
     output = args.output.rstrip("/")
     (
         pipeline
-        | "Sources" >> beam.Create(sources)
+        | "Sources" >> beam.Create(list(enumerate(sources)))
         | "SpreadVolumes" >> beam.Reshuffle()
-        | "VolumeToRecords" >> beam.ParDo(VolumeToRecords(config, args.split, args.seed, shards))
-        | "GroupByShard" >> beam.GroupByKey()
-        | "WriteShards" >> beam.ParDo(WriteShards(output, shards))
-        | "OneKey" >> beam.Map(lambda part: (MANIFEST, part))
+        | "VolumeToShard" >> beam.ParDo(VolumeToShard(config, args.split, args.seed, output))
         | "GatherManifest" >> beam.GroupByKey()
         | "WriteManifest" >> beam.ParDo(WriteManifest(output, settings, unmatched))
     )
+
+
+def prepare_output(output: str, overwrite: bool) -> None:
+    """Refuse to mix with an earlier shard set in `output`, or delete it first with --overwrite."""
+    if not FileSystems.exists(FileSystems.join(output, "manifest.json")):
+        return
+    if not overwrite:
+        raise InputError(f"{output} already holds a shard set (manifest.json); choose a new --output or pass --overwrite")
+    old = [m.path for split in SPLITS for m in FileSystems.match([FileSystems.join(output, split, "*.tfrecord.gz")])[0].metadata_list]
+    FileSystems.delete(old + [FileSystems.join(output, name) for name in ("manifest.json", "dead_letters.jsonl")
+                              if FileSystems.exists(FileSystems.join(output, name))])
 
 
 def run(argv: list[str]) -> dict:
@@ -94,6 +92,7 @@ def run(argv: list[str]) -> dict:
     if not options.view_as(StandardOptions).runner:
         options.view_as(StandardOptions).runner = DEFAULT_RUNNER
     FileSystems.set_options(options)  # credentials/endpoints for s3:// and gs:// while expanding inputs
+    prepare_output(args.output.rstrip("/"), args.overwrite)
     sources, unmatched = expand_inputs(args.inputs)
     if not sources:
         raise InputError(f"no input volume found in {', '.join(args.inputs)}")

@@ -1,11 +1,10 @@
 """The shards job's Beam steps. Every step has one output and the job is one chain ending in the
 manifest, so it is correct on every runner: Beam 2.77's DaskRunner hands all outputs of a multi-output
 ParDo (or Partition) to every consumer, only runs ancestors of the last step, and recomputes the
-upstream of any side input — so none of those are used here.
+upstream of any side input (which Beam's file sinks use in pre_finalize) — so none of those are used.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections import Counter
@@ -23,8 +22,8 @@ from pipeline.pairs import PairConfig, patch_pairs
 from pipeline.records import encode_example
 from pipeline.splits import SPLITS, assign_split
 
-MANIFEST = "manifest"  # key of the summaries and dead letters that travel to the manifest step
-SUMMARY, DEAD, SHARD = "summary", "dead", "shard"
+MANIFEST = "manifest"  # the one key under which summaries and dead letters meet for the manifest
+SUMMARY, DEAD = "summary", "dead"
 LOG = logging.getLogger("soupgan.shards")
 
 
@@ -43,23 +42,28 @@ def dead_letter(source: str, stage: str, reason: str) -> dict:
     return {"source": source, "stage": stage, "reason": reason}
 
 
-def shard_of(pair, shards: int) -> int:
-    """A stable, balanced shard index from the pair's identity (not from run order or randomness)."""
-    key = f"{pair.volume_id}/{pair.criterion}/{pair.scale}/{pair.origin}".encode()
-    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") % shards
+def shard_name(split: str, index: int) -> str:
+    """Shard of the index-th input (in the driver's stable source order), relative to the output folder."""
+    return f"{split}/{split}-{index:05d}.tfrecord.gz"
 
 
-class VolumeToRecords(beam.DoFn):
-    """source -> ((split, shard), serialized example) for every patch pair, then (MANIFEST, summary);
-    a bad volume gives only (MANIFEST, dead letter). All per-volume work happens here, once."""
+class VolumeToShard(beam.DoFn):
+    """(index, source) -> one GZIP TFRecord shard of the volume's patch pairs, streamed as they are made,
+    then (MANIFEST, summary); a bad volume gives only (MANIFEST, dead letter).
 
-    def __init__(self, config: PairConfig, split_ratios: tuple[int, int, int], seed: int, shards: dict[str, int]):
-        self.config, self.split_ratios, self.seed, self.shards = config, split_ratios, seed, shards
+    All per-volume work happens here, once, and the bulk bytes never go through a shuffle: only the
+    small summaries travel on to the manifest. Shards are ~100-200 MB for a brain MRI, and identical
+    inputs give byte-identical shards.
+    """
+
+    def __init__(self, config: PairConfig, split_ratios: tuple[int, int, int], seed: int, output: str):
+        self.config, self.split_ratios, self.seed, self.output = config, split_ratios, seed, output
         self.read = Metrics.counter("soupgan", "volumes_read")
         self.failed = Metrics.counter("soupgan", "volumes_failed")
         self.patches = {split: Metrics.counter("soupgan", f"patches_{split}") for split in SPLITS}
 
-    def process(self, source: VolumeSource):
+    def process(self, indexed):
+        index, source = indexed
         stage = "read"
         try:
             volume = read_source(source)
@@ -73,36 +77,23 @@ class VolumeToRecords(beam.DoFn):
             return
         split = assign_split(volume.volume_id, self.split_ratios, self.seed)
         counts = Counter()
-        for pair in pairs:
-            counts[f"{pair.criterion}/x{pair.scale}"] += 1
-            yield (split, shard_of(pair, self.shards[split])), encode_example(pair)
-        total = sum(counts.values())
+
+        def records():
+            for pair in pairs:
+                counts[f"{pair.criterion}/x{pair.scale}"] += 1
+                yield encode_example(pair)
+
+        name = shard_name(split, index)
+        total = write_shard(FileSystems.join(self.output, *name.split("/")), records())
         self.read.inc()
         self.patches[split].inc(total)
         LOG.info("volume %s -> %s: %d patch pairs", volume.volume_id, split, total)
-        yield MANIFEST, (SUMMARY, {"volume_id": volume.volume_id, "split": split, "modality": volume.modality, "counts": dict(counts)})
-
-
-class WriteShards(beam.DoFn):
-    """((split, shard), records) -> writes `<output>/<split>/<split>-SSSSS-of-NNNNN.tfrecord.gz` with the
-    records sorted (byte-identical output for identical input); manifest parts pass through."""
-
-    def __init__(self, output: str, shards: dict[str, int]):
-        self.output, self.shards = output, shards
-
-    def process(self, keyed):
-        key, values = keyed
-        if key == MANIFEST:
-            yield from values
-            return
-        split, shard = key
-        name = f"{split}/{split}-{shard:05d}-of-{self.shards[split]:05d}.tfrecord.gz"
-        count = write_shard(FileSystems.join(self.output, *name.split("/")), sorted(values))
-        yield SHARD, {"split": split, "file": name, "records": count}
+        yield MANIFEST, (SUMMARY, {"volume_id": volume.volume_id, "split": split, "modality": volume.modality,
+                                   "counts": dict(counts), "shard": name})
 
 
 def build_manifest(parts: list, settings: dict, unmatched: list[dict]) -> tuple[dict, list[dict]]:
-    """Combine summaries, shard reports and dead letters: (manifest, dead letters sorted)."""
+    """Combine per-volume summaries and dead letters: (manifest, dead letters sorted)."""
     counts = {split: {"total": 0} for split in SPLITS}
     volumes = {split: set() for split in SPLITS}
     shards = {split: [] for split in SPLITS}
@@ -113,13 +104,12 @@ def build_manifest(parts: list, settings: dict, unmatched: list[dict]) -> tuple[
             read += 1
             split = payload["split"]
             volumes[split].add(payload["volume_id"])
+            shards[split].append(payload["shard"])
             for key, value in payload["counts"].items():
                 counts[split][key] = counts[split].get(key, 0) + value
                 counts[split]["total"] += value
-        elif kind == DEAD:
-            dead.append(payload)
         else:
-            shards[payload["split"]].append(payload["file"])
+            dead.append(payload)
     manifest = {
         **settings,
         "inputs_read": read,
@@ -139,7 +129,8 @@ class WriteManifest(beam.DoFn):
         self.output, self.settings, self.unmatched = output, settings, unmatched
 
     def process(self, keyed):
-        manifest, dead = build_manifest(list(keyed[1]), self.settings, self.unmatched)
+        _, parts = keyed
+        manifest, dead = build_manifest(list(parts), self.settings, self.unmatched)
         with FileSystems.create(FileSystems.join(self.output, "dead_letters.jsonl")) as handle:
             handle.write("".join(json.dumps(letter, sort_keys=True) + "\n" for letter in dead).encode())
         with FileSystems.create(FileSystems.join(self.output, "manifest.json")) as handle:

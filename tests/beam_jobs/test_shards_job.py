@@ -1,6 +1,7 @@
 """The shards job end to end on real runners: DirectRunner (in-process and multi-process) and DaskRunner."""
 import json
 import os
+import shutil
 from collections import defaultdict
 
 import pytest
@@ -8,6 +9,7 @@ import pytest
 import beam_jobs.transforms
 from beam_jobs.shards import run
 from pipeline.dataset import count_records
+from pipeline.errors import InputError
 from pipeline.records import decode_example
 from tests.beam_jobs.inputs import BAD, GOOD, JOB_FLAGS, make_inputs
 
@@ -49,12 +51,32 @@ def test_manifest_counts_match_the_records_read_back(direct_run):
     for split in ("train", "val", "test"):
         n = manifest["counts"][split]["total"]
         total += n
+        on_disk = sorted(f"{split}/{name}" for name in os.listdir(os.path.join(output, split))) if n else []
+        assert manifest["shards"][split] == on_disk and len(on_disk) == len(manifest["volumes"][split])
         if n:
             assert count_records(os.path.join(output, split, "*.tfrecord.gz")) == n
-            assert len(manifest["shards"][split]) == manifest["shards_per_split"][split]
         per_kind = sum(v for k, v in manifest["counts"][split].items() if k != "total")
         assert per_kind == n
     assert total > 100
+
+
+def test_each_shard_holds_one_volume(direct_run):
+    output, manifest = direct_run
+    for split, shards in manifest["shards"].items():
+        for shard in shards:
+            ids = {decode_example(r.numpy()).volume_id for r in tf.data.TFRecordDataset(os.path.join(output, shard), compression_type="GZIP")}
+            assert len(ids) == 1
+
+
+def test_refuses_to_mix_with_an_earlier_shard_set(direct_run, inputs, tmp_path):
+    output, _ = direct_run
+    with pytest.raises(InputError, match="already holds a shard set"):
+        run([inputs, "--output", output, *JOB_FLAGS])
+    copy = tmp_path / "copy"
+    shutil.copytree(output, copy)
+    (copy / "train" / "train-00099.tfrecord.gz").write_bytes(b"stale")
+    run([inputs, "--output", str(copy), *JOB_FLAGS, "--overwrite"])
+    assert all_files(str(copy)) == all_files(output)
 
 
 def test_no_volume_lands_in_two_splits(direct_run):
