@@ -88,6 +88,8 @@ def run(argv: list[str]) -> dict:
     )
     add_arguments(parser)
     args, beam_args = parser.parse_known_args(argv)
+    if not any(arg.startswith("--dask_npartitions") or arg.startswith("--dask_partition_size") for arg in beam_args):
+        beam_args = [*beam_args, "--dask_partition_size=1"]  # one volume per Dask task (the default packs 128 in one)
     options = PipelineOptions(beam_args)
     if not options.view_as(StandardOptions).runner:
         options.view_as(StandardOptions).runner = DEFAULT_RUNNER
