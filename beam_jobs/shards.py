@@ -13,7 +13,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from beam_jobs.sources import expand_inputs
+from beam_jobs.sources import expand_inputs, match_paths
 from beam_jobs.transforms import VolumeToShard, WriteManifest
 from pipeline.config import PATCH_SIZE, parse_criteria, parse_scales
 from pipeline.errors import InputError
@@ -75,7 +75,7 @@ def prepare_output(output: str, overwrite: bool) -> None:
         return
     if not overwrite:
         raise InputError(f"{output} already holds a shard set (manifest.json); choose a new --output or pass --overwrite")
-    old = [m.path for split in SPLITS for m in FileSystems.match([FileSystems.join(output, split, "*.tfrecord.gz")])[0].metadata_list]
+    old = [path for split in SPLITS for path in match_paths(FileSystems.join(output, split, "*.tfrecord.gz"))]
     FileSystems.delete(old + [FileSystems.join(output, name) for name in ("manifest.json", "dead_letters.jsonl")
                               if FileSystems.exists(FileSystems.join(output, name))])
 

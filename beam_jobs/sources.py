@@ -31,7 +31,8 @@ def _parent(path: str) -> str:
     return posixpath.dirname(path.rstrip("/")) if "://" in path else path.rsplit("/", 1)[0]
 
 
-def _match(pattern: str) -> list[str]:
+def match_paths(pattern: str) -> list[str]:
+    """Sorted paths matching a pattern on any Beam file system; [] when nothing matches."""
     try:
         return sorted(meta.path for meta in FileSystems.match([pattern])[0].metadata_list)
     except Exception:  # Beam raises BeamIOError for a pattern that matches nothing on some file systems
@@ -44,11 +45,11 @@ def expand_inputs(inputs: list[str]) -> tuple[list[VolumeSource], list[dict]]:
     unmatched = []
     for given in inputs:
         if _GLOB_CHARS & set(given):
-            files = _match(given)
+            files = match_paths(given)
         elif is_nifti_path(given):
             files = [given] if FileSystems.exists(given) else []
         else:
-            files = _match(FileSystems.join(given.rstrip("/"), "**"))
+            files = match_paths(FileSystems.join(given.rstrip("/"), "**"))
         if not files:
             unmatched.append({"source": given, "stage": "expand", "reason": "no such file or folder, or nothing matched"})
             continue

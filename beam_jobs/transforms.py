@@ -35,7 +35,8 @@ def read_source(source: VolumeSource):
 
     if source.kind == NIFTI:
         return nifti_from_bytes(fetch(source.path), source.path.rsplit("/", 1)[-1])
-    return read_dicom_series([(path.rsplit("/", 1)[-1], fetch(path)) for path in source.files])
+    files = [(path.rsplit("/", 1)[-1], fetch(path)) for path in source.files]
+    return read_dicom_series(files, label=source.path.rstrip("/").rsplit("/", 1)[-1])
 
 
 def dead_letter(source: str, stage: str, reason: str) -> dict:

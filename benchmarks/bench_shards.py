@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-CONFIGS = ("plain loop", "DirectRunner x1", "DirectRunner x2", "DaskRunner x2")
+CONFIGS = ("plain loop", "DirectRunner x1", "DirectRunner x2", "DaskRunner x2", "DaskRunner x2 (no malloc trim)")
 DASK = "--runner=apache_beam.runners.dask.dask_runner.DaskRunner"
 
 
@@ -56,9 +56,12 @@ def run_one(config: str, input_dir: str, output: str, flags: argparse.Namespace)
 
         if config == "DirectRunner x2":
             job += ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
-        elif config == "DaskRunner x2":
+        elif config.startswith("DaskRunner x2"):
+            import dask
             from distributed import LocalCluster
 
+            if config.endswith("(no malloc trim)"):  # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 for its workers
+                dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
             cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
             job += [DASK, f"--dask_client_address={cluster.scheduler_address}"]
         work = lambda: run(job)  # noqa: E731

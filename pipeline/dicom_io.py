@@ -33,14 +33,18 @@ SPACING_TOLERANCE_MM = 0.02
 SPACING_TOLERANCE_FRACTION = 0.01
 
 
-def read_dicom_series(source: str | os.PathLike | Sequence[DicomSource], series_uid: str | None = None) -> Volume:
+def read_dicom_series(
+    source: str | os.PathLike | Sequence[DicomSource], series_uid: str | None = None, label: str | None = None
+) -> Volume:
     """Read the one image series in a folder (searched recursively) or in a list of files.
 
     Files that are not DICOM images (DICOMDIR, reports, stray text files) are ignored. A folder with
-    several series raises `MultipleSeriesError` unless `series_uid` picks one.
+    several series raises `MultipleSeriesError` unless `series_uid` picks one. `label` names the series
+    in error messages (default: the folder's name).
     """
-    sources = _list_folder(source) if isinstance(source, (str, os.PathLike)) else list(source)
-    label = os.path.basename(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else "DICOM files"
+    is_folder = isinstance(source, (str, os.PathLike))
+    sources = _list_folder(source) if is_folder else list(source)
+    label = label or (os.path.basename(os.fspath(source)) if is_folder else "DICOM files")
     series = defaultdict(list)
     for name, dataset in _read_images(sources):
         series[str(dataset.get("SeriesInstanceUID", ""))].append((name, dataset))

@@ -11,7 +11,7 @@ from tests.conftest import phantom
 from tests.dicom_factory import write_series
 
 JOB_FLAGS = ["--patch-size", "16", "--scales", "2,3", "--criteria", "thin-to-thin,thin-to-thick", "--split", "1,1,1"]
-GOOD, BAD = 5, 3
+GOOD, BAD = 5, 4
 
 
 def make_inputs(root: str) -> str:
@@ -26,6 +26,8 @@ def make_inputs(root: str) -> str:
     write_series(os.path.join(folder, "ct_series"), np.round(ct), pixel_spacing=(0.7, 0.7), slice_step=1.0)
     with open(os.path.join(folder, "ct_series", "notes.txt"), "w") as handle:
         handle.write("not an image")
+    gap = write_series(os.path.join(folder, "nested", "gap_series"), np.zeros((20, 20, 8), np.float32))
+    os.remove(gap[4])
     raw = open(os.path.join(folder, "mr0.nii.gz"), "rb").read()
     with open(os.path.join(folder, "corrupt.nii.gz"), "wb") as handle:
         handle.write(raw[: len(raw) // 3])

@@ -96,7 +96,8 @@ def test_bad_inputs_are_dead_letters_with_reasons(direct_run, inputs):
     output, _ = direct_run
     letters = [json.loads(line) for line in open(os.path.join(output, "dead_letters.jsonl"))]
     by_name = {os.path.relpath(letter["source"], inputs): letter for letter in letters}
-    assert set(by_name) == {"corrupt.nii.gz", "empty.nii", "nested/too_small.nii.gz"}
+    assert set(by_name) == {"corrupt.nii.gz", "empty.nii", "nested/too_small.nii.gz", "nested/gap_series"}
+    assert by_name["nested/gap_series"]["reason"].startswith("gap_series: gap of 5.000 mm")
     assert by_name["corrupt.nii.gz"]["stage"] == "read" and "truncated gzip" in by_name["corrupt.nii.gz"]["reason"]
     assert by_name["empty.nii"]["reason"] == "empty.nii: empty file"
     assert by_name["nested/too_small.nii.gz"]["stage"] == "patch" and "smaller than a 16^3 patch" in by_name["nested/too_small.nii.gz"]["reason"]

@@ -10,9 +10,9 @@ def test_folder_tree_expands_to_one_source_per_volume(tmp_path):
     kinds = {os.path.relpath(s.path, folder): s.kind for s in sources}
     assert kinds == {
         "corrupt.nii.gz": NIFTI, "empty.nii": NIFTI, "mr0.nii.gz": NIFTI, "mr1.nii.gz": NIFTI, "mr2.nii.gz": NIFTI,
-        "nested/thick_first.nii": NIFTI, "nested/too_small.nii.gz": NIFTI, "ct_series": DICOM,
+        "nested/thick_first.nii": NIFTI, "nested/too_small.nii.gz": NIFTI, "ct_series": DICOM, "nested/gap_series": DICOM,
     }
-    (series,) = [s for s in sources if s.kind == DICOM]
+    (series,) = [s for s in sources if s.kind == DICOM and s.path.endswith("ct_series")]
     assert len(series.files) == 36 and not any(f.endswith("notes.txt") for f in series.files)
     assert [u["source"] for u in unmatched] == [str(tmp_path / "missing"), str(tmp_path / "none-*.nii.gz")]
     assert {u["stage"] for u in unmatched} == {"expand"}
