@@ -88,11 +88,12 @@ def run(argv: list[str]) -> dict:
     )
     add_arguments(parser)
     args, beam_args = parser.parse_known_args(argv)
-    if not any(arg.startswith("--dask_npartitions") or arg.startswith("--dask_partition_size") for arg in beam_args):
-        beam_args = [*beam_args, "--dask_partition_size=1"]  # one volume per Dask task (the default packs 128 in one)
     options = PipelineOptions(beam_args)
-    if not options.view_as(StandardOptions).runner:
+    runner = options.view_as(StandardOptions).runner
+    if not runner:
         options.view_as(StandardOptions).runner = DEFAULT_RUNNER
+    elif "DaskRunner" in str(runner) and not any(a.startswith(("--dask_npartitions", "--dask_partition_size")) for a in beam_args):
+        options = PipelineOptions([*beam_args, "--dask_partition_size=1"])  # one volume per Dask task, not 128
     FileSystems.set_options(options)  # credentials/endpoints for s3:// and gs:// while expanding inputs
     prepare_output(args.output.rstrip("/"), args.overwrite)
     sources, unmatched = expand_inputs(args.inputs)
