@@ -14,7 +14,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from beam_jobs.sources import expand_inputs, match_paths
-from beam_jobs.transforms import VolumeToShard, WriteManifest
+from beam_jobs.transforms import DEAD_LETTERS_FILE, MANIFEST_FILE, VolumeToShard, WriteManifest
 from pipeline.config import PATCH_SIZE, parse_criteria, parse_scales
 from pipeline.errors import InputError
 from pipeline.pairs import PairConfig
@@ -71,12 +71,12 @@ def build(pipeline: beam.Pipeline, sources, unmatched, args) -> None:
 
 def prepare_output(output: str, overwrite: bool) -> None:
     """Refuse to mix with an earlier shard set in `output`, or delete it first with --overwrite."""
-    if not FileSystems.exists(FileSystems.join(output, "manifest.json")):
+    if not FileSystems.exists(FileSystems.join(output, MANIFEST_FILE)):
         return
     if not overwrite:
         raise InputError(f"{output} already holds a shard set (manifest.json); choose a new --output or pass --overwrite")
     old = [path for split in SPLITS for path in match_paths(FileSystems.join(output, split, "*.tfrecord.gz"))]
-    FileSystems.delete(old + [FileSystems.join(output, name) for name in ("manifest.json", "dead_letters.jsonl")
+    FileSystems.delete(old + [FileSystems.join(output, name) for name in (MANIFEST_FILE, DEAD_LETTERS_FILE)
                               if FileSystems.exists(FileSystems.join(output, name))])
 
 
@@ -107,7 +107,7 @@ def run(argv: list[str]) -> dict:
     log_counters(result)
     if hasattr(result, "client"):  # the DaskRunner opens a dask.distributed Client and leaves it open
         result.client.close()
-    with FileSystems.open(FileSystems.join(args.output.rstrip("/"), "manifest.json")) as handle:
+    with FileSystems.open(FileSystems.join(args.output.rstrip("/"), MANIFEST_FILE)) as handle:
         return json.loads(handle.read())
 
 

@@ -27,6 +27,11 @@ class VolumeSource:
     files: tuple[str, ...] = ()
 
 
+def dead_letter(source: str, stage: str, reason: str) -> dict:
+    """One line of dead_letters.jsonl: which input, at which stage (expand, read, patch), and why."""
+    return {"source": source, "stage": stage, "reason": reason}
+
+
 def _parent(path: str) -> str:
     return posixpath.dirname(path.rstrip("/")) if "://" in path else path.rsplit("/", 1)[0]
 
@@ -51,7 +56,7 @@ def expand_inputs(inputs: list[str]) -> tuple[list[VolumeSource], list[dict]]:
         else:
             files = match_paths(FileSystems.join(given.rstrip("/"), "**"))
         if not files:
-            unmatched.append({"source": given, "stage": "expand", "reason": "no such file or folder, or nothing matched"})
+            unmatched.append(dead_letter(given, "expand", "no such file or folder, or nothing matched"))
             continue
         series = defaultdict(list)
         for path in files:

@@ -13,7 +13,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from beam_jobs.sources import NIFTI, VolumeSource
+from beam_jobs.sources import NIFTI, VolumeSource, dead_letter
 from beam_jobs.tfrecord_shard import write_shard
 from pipeline.dicom_io import read_dicom_series
 from pipeline.errors import InputError
@@ -24,6 +24,7 @@ from pipeline.splits import SPLITS, assign_split
 
 MANIFEST = "manifest"  # the one key under which summaries and dead letters meet for the manifest
 SUMMARY, DEAD = "summary", "dead"
+MANIFEST_FILE, DEAD_LETTERS_FILE = "manifest.json", "dead_letters.jsonl"
 LOG = logging.getLogger("soupgan.shards")
 
 
@@ -37,10 +38,6 @@ def read_source(source: VolumeSource):
         return nifti_from_bytes(fetch(source.path), source.path.rsplit("/", 1)[-1])
     files = [(path.rsplit("/", 1)[-1], fetch(path)) for path in source.files]
     return read_dicom_series(files, label=source.path.rstrip("/").rsplit("/", 1)[-1])
-
-
-def dead_letter(source: str, stage: str, reason: str) -> dict:
-    return {"source": source, "stage": stage, "reason": reason}
 
 
 def shard_name(split: str, index: int) -> str:
@@ -118,7 +115,7 @@ def build_manifest(parts: list, settings: dict, unmatched: list[dict]) -> tuple[
         "counts": counts,
         "volumes": {split: sorted(ids) for split, ids in volumes.items()},
         "shards": {split: sorted(files) for split, files in shards.items()},
-        "dead_letters": "dead_letters.jsonl",
+        "dead_letters": DEAD_LETTERS_FILE,
     }
     return manifest, sorted(dead, key=lambda letter: (letter["source"], letter["stage"]))
 
@@ -132,8 +129,8 @@ class WriteManifest(beam.DoFn):
     def process(self, keyed):
         _, parts = keyed
         manifest, dead = build_manifest(list(parts), self.settings, self.unmatched)
-        with FileSystems.create(FileSystems.join(self.output, "dead_letters.jsonl")) as handle:
+        with FileSystems.create(FileSystems.join(self.output, DEAD_LETTERS_FILE)) as handle:
             handle.write("".join(json.dumps(letter, sort_keys=True) + "\n" for letter in dead).encode())
-        with FileSystems.create(FileSystems.join(self.output, "manifest.json")) as handle:
+        with FileSystems.create(FileSystems.join(self.output, MANIFEST_FILE)) as handle:
             handle.write(json.dumps(manifest, indent=1, sort_keys=True).encode())
         yield manifest

@@ -1,8 +1,8 @@
 """soupgan's domain core, shared by Beam, training and serving: volumes and their IO, degradation, cubic
 interpolation, normalisation, patches, the record schema, tf.data input and metrics.
 
-Nothing here imports Beam or a model. TensorFlow is imported only by `records`, `dataset` and
-`graph_ops`, so NumPy-only users (Beam's volume steps) do not pay for it until they need it.
+Nothing here imports Beam or a model. TensorFlow is imported by `records` (and so `pairs`), `dataset`
+and `graph_ops` only; reading, degrading, interpolating and patching volumes do not need it.
 """
 from pipeline.config import CRITERIA, PATCH_SIZE, SCALES
 from pipeline.errors import InputError, SoupganError
