@@ -13,8 +13,8 @@ INSTALL_REQUIRES = [
     "tensorflow-io==0.37.1",  # s3://, hdfs://, az://, http(s):// for tf.io.gfile and tf.data
     "tensorflow-serving-api==2.16.1",  # PredictionService gRPC stubs matching TF 2.16
     "keras>=3.15,<3.16",  # Keras 3 line that runs on TF 2.16.2
-    f"apache-beam[tfrecord]=={BEAM}",  # [tfrecord] brings crcmod for WriteToTFRecord
-    "google-crc32c>=1.5",  # Beam's fast TFRecord checksum; without it Beam falls back to crcmod
+    f"apache-beam[tfrecord]=={BEAM}",  # Beam's TFRecord IO and its crcmod fallback
+    "google-crc32c>=1.5",  # the CRC32C of TFRecord framing in beam_jobs/tfrecord_shard.py
     "nibabel>=5.2,<6",
     "pydicom>=3.0,<4",
     "numpy>=1.26,<2",  # TF 2.16 wheels are built against NumPy 1.x

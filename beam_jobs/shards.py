@@ -58,14 +58,13 @@ def build(pipeline: beam.Pipeline, sources, unmatched, args) -> None:
         "foreground": {"level": config.foreground_level, "fraction": config.foreground_fraction},
         "patch_layout": "slice axis first", "compression": "GZIP", "shard_per": "input volume",
     }
-    output = args.output.rstrip("/")
     (
         pipeline
         | "Sources" >> beam.Create(list(enumerate(sources)))
         | "SpreadVolumes" >> beam.Reshuffle()
-        | "VolumeToShard" >> beam.ParDo(VolumeToShard(config, args.split, args.seed, output))
+        | "VolumeToShard" >> beam.ParDo(VolumeToShard(config, args.split, args.seed, args.output))
         | "GatherManifest" >> beam.GroupByKey()
-        | "WriteManifest" >> beam.ParDo(WriteManifest(output, settings, unmatched))
+        | "WriteManifest" >> beam.ParDo(WriteManifest(args.output, settings, unmatched))
     )
 
 
@@ -88,6 +87,7 @@ def run(argv: list[str]) -> dict:
     )
     add_arguments(parser)
     args, beam_args = parser.parse_known_args(argv)
+    args.output = args.output.rstrip("/")
     options = PipelineOptions(beam_args)
     runner = options.view_as(StandardOptions).runner
     if not runner:
@@ -95,7 +95,7 @@ def run(argv: list[str]) -> dict:
     elif "DaskRunner" in str(runner) and not any(a.startswith(("--dask_npartitions", "--dask_partition_size")) for a in beam_args):
         options = PipelineOptions([*beam_args, "--dask_partition_size=1"])  # one volume per Dask task, not 128
     FileSystems.set_options(options)  # credentials/endpoints for s3:// and gs:// while expanding inputs
-    prepare_output(args.output.rstrip("/"), args.overwrite)
+    prepare_output(args.output, args.overwrite)
     sources, unmatched = expand_inputs(args.inputs)
     if not sources:
         raise InputError(f"no input volume found in {', '.join(args.inputs)}")
@@ -107,7 +107,7 @@ def run(argv: list[str]) -> dict:
     log_counters(result)
     if hasattr(result, "client"):  # the DaskRunner opens a dask.distributed Client and leaves it open
         result.client.close()
-    with FileSystems.open(FileSystems.join(args.output.rstrip("/"), MANIFEST_FILE)) as handle:
+    with FileSystems.open(FileSystems.join(args.output, MANIFEST_FILE)) as handle:
         return json.loads(handle.read())
 
 

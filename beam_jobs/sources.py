@@ -6,7 +6,6 @@ as part of the DICOM series in its folder, so a folder tree of series gives one 
 from __future__ import annotations
 
 import dataclasses
-import posixpath
 from collections import defaultdict
 
 from apache_beam.io.filesystems import FileSystems
@@ -33,7 +32,8 @@ def dead_letter(source: str, stage: str, reason: str) -> dict:
 
 
 def _parent(path: str) -> str:
-    return posixpath.dirname(path.rstrip("/")) if "://" in path else path.rsplit("/", 1)[0]
+    """The folder of a file path or URL (local, gs://, s3://)."""
+    return path.rsplit("/", 1)[0]
 
 
 def match_paths(pattern: str) -> list[str]:

@@ -1,10 +1,12 @@
 """The shards job end to end on real runners: DirectRunner (in-process and multi-process) and DaskRunner."""
+import gzip
 import json
 import os
 import shutil
 from collections import defaultdict
 
 import pytest
+import tensorflow as tf
 
 import beam_jobs.transforms
 from beam_jobs.shards import run
@@ -12,8 +14,6 @@ from pipeline.dataset import count_records
 from pipeline.errors import InputError
 from pipeline.records import decode_example
 from tests.beam_jobs.inputs import BAD, GOOD, JOB_FLAGS, make_inputs
-
-import tensorflow as tf
 
 DASK = "--runner=apache_beam.runners.dask.dask_runner.DaskRunner"
 
@@ -107,7 +107,6 @@ def test_records_carry_hashed_ids_only(direct_run, inputs):
     output, _ = direct_run
     for split in ("train", "val", "test"):
         for name, content in all_files(os.path.join(output, split)).items():
-            import gzip
             raw = gzip.decompress(content)
             assert inputs.encode() not in raw and b"Doe^Jane" not in raw and b"mr0" not in raw
 
