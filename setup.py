@@ -19,6 +19,7 @@ INSTALL_REQUIRES = [
     "pydicom>=3.0,<4",
     "numpy>=1.26,<2",  # TF 2.16 wheels are built against NumPy 1.x
     "scipy>=1.11,<2",
+    "matplotlib>=3.8",  # training curves and comparison figures saved as PNG (Agg backend, no display)
 ]
 
 EXTRAS_REQUIRE = {

@@ -14,11 +14,11 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from beam_jobs.sources import expand_inputs, match_paths
-from beam_jobs.transforms import DEAD_LETTERS_FILE, MANIFEST_FILE, VolumeToShard, WriteManifest
+from beam_jobs.transforms import DEAD_LETTERS_FILE, VolumeToShard, WriteManifest
 from pipeline.config import PATCH_SIZE, parse_criteria, parse_scales
 from pipeline.errors import InputError
 from pipeline.pairs import PairConfig
-from pipeline.records import SCHEMA_VERSION
+from pipeline.records import MANIFEST_FILE, SCHEMA_VERSION
 from pipeline.splits import SPLITS, parse_split
 
 DEFAULT_RUNNER = "DirectRunner"  # named, so Beam never tries to download the Prism runner

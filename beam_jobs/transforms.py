@@ -19,12 +19,12 @@ from pipeline.dicom_io import read_dicom_series
 from pipeline.errors import InputError
 from pipeline.nifti_io import nifti_from_bytes
 from pipeline.pairs import PairConfig, patch_pairs
-from pipeline.records import encode_example
+from pipeline.records import MANIFEST_FILE, encode_example
 from pipeline.splits import SPLITS, assign_split
 
 MANIFEST = "manifest"  # the one key under which summaries and dead letters meet for the manifest
 SUMMARY, DEAD = "summary", "dead"
-MANIFEST_FILE, DEAD_LETTERS_FILE = "manifest.json", "dead_letters.jsonl"
+DEAD_LETTERS_FILE = "dead_letters.jsonl"
 LOG = logging.getLogger("soupgan.shards")
 
 

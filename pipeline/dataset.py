@@ -5,15 +5,17 @@ tensorflow-io when such a path is seen).
 """
 from __future__ import annotations
 
+import json
 from typing import Sequence
 
 import tensorflow as tf
 
 from pipeline.config import PATCH_SIZE
 from pipeline.errors import InputError
-from pipeline.records import parse_batch
+from pipeline.records import MANIFEST_FILE, parse_batch
 
 COMPRESSION = "GZIP"
+_CRITERION_FEATURE = {"criterion": tf.io.FixedLenFeature([], tf.string)}
 _PLUGIN_SCHEMES = ("s3://", "hdfs://", "az://", "http://", "https://")
 
 
@@ -33,6 +35,27 @@ def list_shards(patterns: str | Sequence[str]) -> list[str]:
     return files
 
 
+def split_pattern(data_dir: str, split: str) -> str:
+    """Glob of one split's shards in a shard set written by `soupgan shards`."""
+    return f"{str(data_dir).rstrip('/')}/{split}/{split}-*.tfrecord.gz"
+
+
+def read_manifest(data_dir: str) -> dict:
+    """The shard set's manifest.json (counts per split, criterion and scale; patch size; settings)."""
+    path = f"{str(data_dir).rstrip('/')}/{MANIFEST_FILE}"
+    register_filesystems([path])
+    if not tf.io.gfile.exists(path):
+        raise InputError(f"{data_dir} is not a shard set: no {MANIFEST_FILE} (make one with `soupgan shards`)")
+    with tf.io.gfile.GFile(path, "r") as handle:
+        return json.load(handle)
+
+
+def _keep_criterion(dataset: tf.data.Dataset, criterion: str) -> tf.data.Dataset:
+    """Keep the serialised records of one degradation criterion (parses that one field only)."""
+    criterion_of = lambda record: tf.io.parse_single_example(record, _CRITERION_FEATURE)["criterion"]  # noqa: E731
+    return dataset.filter(lambda record: tf.equal(criterion_of(record), criterion))
+
+
 def make_dataset(
     patterns: str | Sequence[str],
     batch_size: int,
@@ -42,11 +65,13 @@ def make_dataset(
     repeat: bool = False,
     drop_remainder: bool = True,
     deterministic: bool = False,
+    criterion: str | None = None,
 ) -> tf.data.Dataset:
     """Batches of parsed patch pairs (dict of tensors) from GZIP shards matching `patterns`.
 
     Files are interleaved in parallel; shuffling works on serialised records (cheap) and parsing runs
-    once per batch (vectorised), which is the fast order for tf.data.
+    once per batch (vectorised), which is the fast order for tf.data. `criterion` keeps one
+    degradation (batches still mix scales: the generator takes a scale per sample).
     """
     files = list_shards(patterns)
     dataset = tf.data.Dataset.from_tensor_slices(files)
@@ -62,6 +87,8 @@ def make_dataset(
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
+    if criterion:
+        dataset = _keep_criterion(dataset, criterion)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     dataset = dataset.map(lambda batch: parse_batch(batch, patch_size), num_parallel_calls=tf.data.AUTOTUNE,
                           deterministic=deterministic)

@@ -15,6 +15,7 @@ from pipeline.errors import RecordSchemaError
 from pipeline.normalization import IntensityWindow
 
 SCHEMA_VERSION = 1
+MANIFEST_FILE = "manifest.json"  # beside the split folders of a shard set: counts, settings, schema version
 
 FEATURES = {
     "input": tf.io.FixedLenFeature([], tf.string),

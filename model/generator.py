@@ -1,0 +1,66 @@
+"""The multi-scale SR generator: scale-specific entrance/exit around a shared residual (or RRDB) trunk.
+
+It learns the residual between the cubic-pre-upsampled input and the thin-slice target, on
+normalised intensities ([p0.5, p99.5] of the thick volume → [0, 1]); `pipeline.graph_ops` holds the
+normalisation that training input and serving graphs wrap around it.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+
+from model.blocks import RRDB3D, ResidualBlock3D
+from model.scale_conv import ScaleInterpolatedConv3D
+from pipeline.config import SCALES
+
+VARIANTS = ("residual", "rrdb")
+
+
+@keras.saving.register_keras_serializable(package="soupgan")
+class SoupGenerator(keras.Model):
+    """Called on {"image": [B, D, H, W, 1], "scale": scalar or [B]}; returns the SR image, same shape.
+
+    Fully convolutional (any D, H, W). A fractional scale interpolates the neighbouring integer scales'
+    entrance and exit parameters (one forward pass); a per-sample scale vector lets a training batch
+    mix scales.
+    """
+
+    def __init__(self, variant: str = "residual", filters: int = 16, blocks: int = 4, growth: int = 8,
+                 scales: Sequence[int] = SCALES, **kwargs):
+        super().__init__(**kwargs)
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown generator variant {variant!r}; choose from {', '.join(VARIANTS)}")
+        self.variant = variant
+        self.filters = int(filters)
+        self.blocks = int(blocks)
+        self.growth = int(growth)
+        self.scales = tuple(int(s) for s in scales)
+        self.entrance = ScaleInterpolatedConv3D(self.filters, scales=self.scales, name="entrance")
+        if variant == "residual":
+            self.trunk = [ResidualBlock3D(self.filters, name=f"block_{i}") for i in range(self.blocks)]
+        else:
+            self.trunk = [RRDB3D(self.filters, self.growth, name=f"rrdb_{i}") for i in range(self.blocks)]
+        # A zero exit makes the untrained generator the identity, i.e. exactly cubic interpolation.
+        self.exit = ScaleInterpolatedConv3D(1, scales=self.scales, kernel_initializer="zeros", name="exit")
+
+    def build(self, input_shape):
+        image_shape = tuple(input_shape["image"]) if isinstance(input_shape, dict) else (None, None, None, None, 1)
+        features_shape = (*image_shape[:-1], self.filters)
+        for layer, shape in [(self.entrance, image_shape), *[(block, features_shape) for block in self.trunk],
+                             (self.exit, features_shape)]:
+            if not layer.built:
+                layer.build(shape)
+        self.built = True
+
+    def call(self, inputs):
+        image, scale = inputs["image"], inputs["scale"]
+        features = keras.activations.leaky_relu(self.entrance(image, scale), 0.2)
+        trunk = features
+        for block in self.trunk:
+            trunk = block(trunk)
+        return image + self.exit(trunk + features, scale)
+
+    def get_config(self):
+        return {**super().get_config(), "variant": self.variant, "filters": self.filters, "blocks": self.blocks,
+                "growth": self.growth, "scales": list(self.scales)}

@@ -1,0 +1,62 @@
+"""The settings of a training run (RUN/config.json) and their checks; light to import (no TensorFlow)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.config import THIN_TO_THIN
+from pipeline.errors import InputError
+
+STAGES = ("mse", "gan")
+STRATEGIES = ("default", "mirrored", "multiworker")
+# Settings that must not change when a run is restarted into the same folder.
+RESUME_KEYS = ("stage", "init", "criterion", "batch_size", "generator", "filters", "blocks", "growth",
+               "disc_filters", "perceptual_weight", "adversarial_weight", "mse_weight", "vgg_weights")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; saved as RUN/config.json."""
+
+    data: str
+    out: str
+    stage: str = "mse"
+    init: str | None = None
+    epochs: int = 50
+    steps_per_epoch: int | None = None  # default: the train split's batches of the chosen criterion
+    validation_steps: int | None = None  # default: the whole val split
+    batch_size: int = 8  # global: split across replicas
+    strategy: str = "default"
+    replicas: int | None = None
+    criterion: str = THIN_TO_THIN
+    generator: str = "residual"
+    filters: int = 16
+    blocks: int = 4
+    growth: int = 8
+    disc_filters: int = 16
+    learning_rate: float | None = None  # default 3e-4 (mse), 1e-4 (gan)
+    d_learning_rate: float = 1e-4
+    lr_factor: float = 1 / 3
+    lr_patience: int = 3
+    perceptual_weight: float = 1.0
+    adversarial_weight: float = 0.01
+    mse_weight: float = 0.001
+    vgg_weights: str = "imagenet"
+    perceptual_slices: int | None = None  # per plane and step; default all
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.stage not in STAGES:
+            raise InputError(f"unknown stage {self.stage!r}; choose from {', '.join(STAGES)}")
+        if self.stage == "gan" and not self.init:
+            raise InputError("--stage gan needs --init RUN (a finished stage-1 run)")
+        if self.stage == "mse" and self.init:
+            raise InputError("--init is for --stage gan")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise InputError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise InputError("--steps-per-epoch must be at least 1")
+
+    @property
+    def g_learning_rate(self) -> float:
+        return self.learning_rate if self.learning_rate is not None else (3e-4 if self.stage == "mse" else 1e-4)

@@ -1,0 +1,136 @@
+"""`soupgan train`: build the stage's trainer under a tf.distribute strategy and fit it into a run folder,
+resuming from the folder's last checkpoint when there is one."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import sys
+
+import keras
+import tensorflow as tf
+
+from model.callbacks import EpochCheckpoint, TrainingCurves
+from model.discriminator import build_discriminator
+from model.distribution import is_chief, make_strategy
+from model.gan import SoupGAN
+from model.generator import SoupGenerator
+from model.inputs import training_dataset
+from model.perceptual import TriPlanarPerceptualLoss
+from model.run_dir import RunDirectory, write_json_atomic
+from model.train_config import RESUME_KEYS, TrainConfig
+from pipeline.dataset import read_manifest
+from pipeline.errors import InputError
+
+LOG = logging.getLogger("soupgan")
+def _count_batches(manifest: dict, split: str, criterion: str, batch_size: int) -> int:
+    """Full batches of one criterion a split holds (the manifest counts records per criterion and scale)."""
+    counts = manifest.get("counts", {}).get(split, {})
+    return sum(count for key, count in counts.items() if key.startswith(f"{criterion}/x")) // batch_size
+
+
+def _check_restart(run: RunDirectory, config: TrainConfig) -> None:
+    """A restart must be the same run: refuse a folder that holds a different one."""
+    previous = run.read_config()
+    if previous is None:
+        return
+    changed = [key for key in RESUME_KEYS if previous.get(key) != getattr(config, key)]
+    if changed:
+        raise InputError(f"{config.out} holds a different run ({', '.join(changed)} changed); use another --out")
+
+
+def _replica_batch(config: TrainConfig, strategy: tf.distribute.Strategy) -> None:
+    if config.batch_size % strategy.num_replicas_in_sync:
+        raise InputError(f"--batch-size {config.batch_size} is not divisible by the "
+                         f"{strategy.num_replicas_in_sync} replicas")
+
+
+def _load_init_generator(init: str) -> SoupGenerator:
+    path = RunDirectory(init).best_generator
+    if not os.path.exists(path):
+        raise InputError(f"--init {init}: no best_generator.keras there (is it a finished stage-1 run?)")
+    return keras.saving.load_model(path, compile=False)
+
+
+def build_trainer(config: TrainConfig, patch_size: int) -> SoupGAN:
+    """The stage's trainer with compiled, built optimizers; call inside `strategy.scope()`."""
+    if config.init:
+        generator = _load_init_generator(config.init)
+    else:
+        generator = SoupGenerator(config.generator, config.filters, config.blocks, config.growth)
+    discriminator = perceptual = None
+    if config.stage == "gan":
+        discriminator = build_discriminator(config.disc_filters)
+        perceptual = TriPlanarPerceptualLoss(config.vgg_weights, config.perceptual_slices)
+    trainer = SoupGAN(generator, discriminator, perceptual, config.perceptual_weight, config.adversarial_weight,
+                      config.mse_weight)
+    trainer.build({"image": (None, patch_size, patch_size, patch_size, 1), "scale": (None,)})
+    trainer.compile(keras.optimizers.Adam(config.g_learning_rate),
+                    d_optimizer=keras.optimizers.Adam(config.d_learning_rate) if config.stage == "gan" else None)
+    trainer.build_optimizers()
+    return trainer
+
+
+def train(config: TrainConfig) -> dict:
+    """Run (or resume) training; returns a summary of the run."""
+    config.validate()
+    strategy = make_strategy(config.strategy, config.replicas)
+    _replica_batch(config, strategy)
+    manifest = read_manifest(config.data)
+    patch_size = int(manifest["patch_size"])
+    train_batches = _count_batches(manifest, "train", config.criterion, config.batch_size)
+    if train_batches == 0:
+        raise InputError(f"{config.data}: the train split has no full batch of {config.batch_size} "
+                         f"{config.criterion} patch pairs")
+    val_batches = _count_batches(manifest, "val", config.criterion, config.batch_size)
+    steps = config.steps_per_epoch or train_batches
+    monitor = "val_loss" if val_batches else "loss"
+    if not val_batches:
+        LOG.warning("the val split has no full batch; the learning-rate schedule and best model follow the training loss")
+
+    run = RunDirectory(config.out)
+    chief = is_chief(strategy)
+    _check_restart(run, config)
+    state = run.read_state()
+    if chief:
+        run.create()
+        write_json_atomic(run.config, dataclasses.asdict(config))
+    initial_epoch = state["epoch"] if state else 0
+    if initial_epoch >= config.epochs:
+        LOG.info("%s already finished %d epochs; nothing to do", config.out, initial_epoch)
+        return {"epochs": initial_epoch, "resumed_from": initial_epoch, "replicas": strategy.num_replicas_in_sync}
+
+    with strategy.scope():
+        trainer = build_trainer(config, patch_size)
+        if state:
+            trainer.load_weights(os.path.join(run.checkpoints, state["checkpoint"]))
+            LOG.info("resuming %s from the checkpoint after epoch %d", config.out, initial_epoch)
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    train_data = training_dataset(config.data, "train", config.batch_size, config.criterion, patch_size,
+                                  repeat=True, seed=config.seed).with_options(options)
+    val_data = None
+    if val_batches:
+        val_data = training_dataset(config.data, "val", config.batch_size, config.criterion, patch_size,
+                                    repeat=False).with_options(options)
+    callbacks = [
+        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=config.lr_factor, patience=config.lr_patience,
+                                          verbose=1),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    if chief:
+        callbacks += [
+            keras.callbacks.TensorBoard(run.logs),
+            keras.callbacks.CSVLogger(run.history, append=True),
+            TrainingCurves(run, f"soupgan {config.stage} ({config.criterion})"),
+        ]
+    callbacks.append(EpochCheckpoint(run, monitor, best=state["best"] if state else math.inf, write=chief))
+    history = trainer.fit(
+        train_data, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
+        validation_data=val_data, validation_steps=config.validation_steps, callbacks=callbacks,
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+    return {"epochs": config.epochs, "resumed_from": initial_epoch, "replicas": strategy.num_replicas_in_sync,
+            "monitor": monitor, "last": {key: float(values[-1]) for key, values in history.history.items()}}

@@ -1,0 +1,60 @@
+"""Run as a script (TensorFlow must split the CPU before it starts): one stage-2 training step on the
+same global batch under the default strategy and under MirroredStrategy on 2 logical CPU devices.
+Prints JSON: the two steps' logs and the largest weight difference after the step."""
+import json
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from model.discriminator import build_discriminator
+from model.distribution import make_strategy
+from model.gan import SoupGAN
+from model.generator import SoupGenerator
+from model.perceptual import TriPlanarPerceptualLoss
+
+SHAPE = (4, 16, 16, 16, 1)
+
+
+def batch():
+    rng = np.random.default_rng(0)
+    target = rng.random(SHAPE, dtype=np.float32)
+    image = target + rng.normal(0, 0.1, SHAPE).astype(np.float32)
+    inputs = {"image": image, "scale": np.array([2, 3, 2, 3], np.float32)}
+    return tf.data.Dataset.from_tensors((inputs, target))
+
+
+def trainer(optimizer: str):
+    keras.utils.set_random_seed(0)
+    model = SoupGAN(SoupGenerator(filters=4, blocks=1), build_discriminator(4, 2), TriPlanarPerceptualLoss(None),
+                    perceptual_weight=1e4)
+    model.build({"image": (None, *SHAPE[1:]), "scale": (None,)})
+    make = (lambda: keras.optimizers.SGD(0.5)) if optimizer == "sgd" else (lambda: keras.optimizers.Adam(1e-3))
+    model.compile(make(), d_optimizer=make())
+    model.build_optimizers()
+    return model
+
+
+def one_step(strategy, optimizer, initial):
+    with strategy.scope():
+        model = trainer(optimizer)
+        if initial is not None:
+            model.set_weights(initial)
+    before = model.get_weights()
+    history = model.fit(batch(), epochs=1, steps_per_epoch=1, verbose=0)
+    return before, model.get_weights(), {key: float(value[-1]) for key, value in history.history.items()}
+
+
+def main(optimizer):
+    mirrored = make_strategy("mirrored", 2)
+    initial, single_after, single_logs = one_step(tf.distribute.get_strategy(), optimizer, None)
+    _, mirrored_after, mirrored_logs = one_step(mirrored, optimizer, initial)
+    moved = max(float(np.abs(a - b).max()) for a, b in zip(single_after, initial))
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(single_after, mirrored_after))
+    print(json.dumps({"replicas": mirrored.num_replicas_in_sync, "single": single_logs, "mirrored": mirrored_logs,
+                      "max_weight_change": moved, "max_weight_difference": diff}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,57 @@
+"""Real tf.distribute strategies on this CPU: MirroredStrategy on 2 logical devices against a single
+device, and MultiWorkerMirroredStrategy with two worker processes on 127.0.0.1 from TF_CONFIG."""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from tests.test_cli import ROOT
+from tests.model.train_cli import TINY, soupgan_command
+
+
+def test_mirrored_step_on_two_logical_cpus_matches_a_single_device_step():
+    """SGD makes a wrong loss scaling visible (Adam would hide a constant factor)."""
+    result = subprocess.run([sys.executable, "-m", "tests.model.distributed_step", "sgd"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == 2
+    for key in ("loss", "mse", "perceptual", "adversarial", "d_loss"):
+        assert report["mirrored"][key] == pytest.approx(report["single"][key], rel=1e-4), key
+    assert report["max_weight_change"] > 1e-4  # the step did move the weights...
+    assert report["max_weight_difference"] < 1e-3 * report["max_weight_change"]  # ...identically
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_multiworker_two_processes_from_tf_config(shard_set, tmp_path):
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    processes = []
+    for index in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": {"worker": workers},
+                                                       "task": {"type": "worker", "index": index}})}
+        out = str(tmp_path / f"run{index}")
+        command = soupgan_command("train", "--data", shard_set, "--out", out, "--strategy", "multiworker",
+                                  "--epochs", "1", "--steps-per-epoch", "3", *TINY)
+        processes.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True))
+    results = [process.communicate(timeout=300) for process in processes]
+    for process, (stdout, stderr) in zip(processes, results):
+        assert process.returncode == 0, stderr[-2000:]
+    summaries = [json.loads(stdout.strip().splitlines()[-1]) for stdout, _ in results]
+    assert [summary["replicas"] for summary in summaries] == [2, 2]
+    assert summaries[0]["last"]["loss"] == pytest.approx(summaries[1]["last"]["loss"], rel=1e-5)
+    assert os.path.exists(tmp_path / "run0" / "checkpoints" / "state.json")  # the chief writes the run
+    assert not os.path.exists(tmp_path / "run1" / "checkpoints")  # the other worker does not
