@@ -64,3 +64,8 @@ class SoupGenerator(keras.Model):
     def get_config(self):
         return {**super().get_config(), "variant": self.variant, "filters": self.filters, "blocks": self.blocks,
                 "growth": self.growth, "scales": list(self.scales)}
+
+
+def load_generator(path: str) -> SoupGenerator:
+    """Load a saved generator (`.keras`); importing this module registers the custom classes it needs."""
+    return keras.saving.load_model(path, compile=False)

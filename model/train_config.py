@@ -25,7 +25,7 @@ class TrainConfig:
     steps_per_epoch: int | None = None  # default: the train split's batches of the chosen criterion
     validation_steps: int | None = None  # default: the whole val split
     batch_size: int = 8  # global: split across replicas
-    strategy: str = "default"
+    strategy: str | None = None  # default: "mirrored" when --replicas > 1, else "default"
     replicas: int | None = None
     criterion: str = THIN_TO_THIN
     generator: str = "residual"
@@ -56,6 +56,12 @@ class TrainConfig:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise InputError("--steps-per-epoch must be at least 1")
+
+    @property
+    def strategy_name(self) -> str:
+        if self.strategy:
+            return self.strategy
+        return "mirrored" if self.replicas and self.replicas > 1 else "default"
 
     @property
     def g_learning_rate(self) -> float:

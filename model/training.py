@@ -15,7 +15,7 @@ from model.callbacks import EpochCheckpoint, TrainingCurves
 from model.discriminator import build_discriminator
 from model.distribution import is_chief, make_strategy
 from model.gan import SoupGAN
-from model.generator import SoupGenerator
+from model.generator import SoupGenerator, load_generator
 from model.inputs import training_dataset
 from model.perceptual import TriPlanarPerceptualLoss
 from model.run_dir import RunDirectory, write_json_atomic
@@ -50,7 +50,7 @@ def _load_init_generator(init: str) -> SoupGenerator:
     path = RunDirectory(init).best_generator
     if not os.path.exists(path):
         raise InputError(f"--init {init}: no best_generator.keras there (is it a finished stage-1 run?)")
-    return keras.saving.load_model(path, compile=False)
+    return load_generator(path)
 
 
 def build_trainer(config: TrainConfig, patch_size: int) -> SoupGAN:
@@ -75,7 +75,7 @@ def build_trainer(config: TrainConfig, patch_size: int) -> SoupGAN:
 def train(config: TrainConfig) -> dict:
     """Run (or resume) training; returns a summary of the run."""
     config.validate()
-    strategy = make_strategy(config.strategy, config.replicas)
+    strategy = make_strategy(config.strategy_name, config.replicas)
     _replica_batch(config, strategy)
     manifest = read_manifest(config.data)
     patch_size = int(manifest["patch_size"])
@@ -133,4 +133,4 @@ def train(config: TrainConfig) -> dict:
         verbose=1 if sys.stdout.isatty() else 2,
     )
     return {"epochs": config.epochs, "resumed_from": initial_epoch, "replicas": strategy.num_replicas_in_sync,
-            "monitor": monitor, "last": {key: float(values[-1]) for key, values in history.history.items()}}
+            "optimizer_steps": int(trainer.optimizer.iterations.numpy()), "monitor": monitor, "last": {key: float(values[-1]) for key, values in history.history.items()}}

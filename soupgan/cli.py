@@ -119,8 +119,8 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument("--steps-per-epoch", type=int, help="default: one pass over the train split")
     train.add_argument("--validation-steps", type=int, help="default: the whole val split")
     train.add_argument("--batch-size", type=int, default=default.batch_size, help="global batch, split across replicas")
-    train.add_argument("--strategy", choices=STRATEGIES, default=default.strategy,
-                       help="multiworker reads the cluster from TF_CONFIG")
+    train.add_argument("--strategy", choices=STRATEGIES,
+                       help="default: mirrored when --replicas > 1, else default; multiworker reads TF_CONFIG")
     train.add_argument("--replicas", type=int,
                        help="mirrored: GPUs to use, or logical devices to split a CPU-only host into")
     train.add_argument("--criterion", choices=CRITERIA, default=default.criterion, help="the degradation to learn")

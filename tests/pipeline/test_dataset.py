@@ -86,3 +86,35 @@ def test_s3_round_trip_through_a_local_s3_server():
         assert "RESULT 10 2 (5, 8, 8, 8, 1)" in result.stdout
         keys = client.list_objects_v2(Bucket="soupgan")["Contents"]
         assert sorted(k["Key"] for k in keys) == ["shards/train-0.tfrecord.gz", "shards/train-1.tfrecord.gz"]
+
+
+def test_criterion_keeps_one_degradation_and_batches_mix_scales(tmp_path):
+    with tf.io.TFRecordWriter(str(tmp_path / "train-00000.tfrecord.gz"), options="GZIP") as writer:
+        for i in range(24):
+            criterion = "thin-to-thin" if i % 3 else "thin-to-thick"
+            writer.write(encode_example(make_pair(seed=i, criterion=criterion, scale=2 + i % 5)))
+    dataset = make_dataset(str(tmp_path / "train-*"), batch_size=4, patch_size=8, criterion="thin-to-thin",
+                           drop_remainder=False)
+    batches = list(dataset)
+    criteria = np.concatenate([batch["criterion"].numpy() for batch in batches])
+    scales = np.concatenate([batch["scale"].numpy() for batch in batches])
+    assert len(criteria) == 16 and set(criteria) == {b"thin-to-thin"}
+    assert set(scales) == {2, 3, 4, 5, 6}
+
+
+def test_split_pattern_matches_the_shards_jobs_file_names(tmp_path):
+    from beam_jobs.transforms import shard_name
+    from pipeline.dataset import split_pattern
+
+    for split in ("train", "val"):
+        path = tmp_path / shard_name(split, 7)
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"")
+    assert tf.io.gfile.glob(split_pattern(str(tmp_path), "val")) == [str(tmp_path / "val" / "val-00007.tfrecord.gz")]
+
+
+def test_read_manifest_refuses_a_folder_without_one(tmp_path):
+    from pipeline.dataset import read_manifest
+
+    with pytest.raises(InputError, match="is not a shard set: no manifest.json"):
+        read_manifest(str(tmp_path))

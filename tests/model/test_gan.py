@@ -1,0 +1,69 @@
+"""The SoupGAN trainer: .keras round trip of both stages, and what one train_step updates."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from model.discriminator import build_discriminator
+from model.gan import SoupGAN
+from model.generator import SoupGenerator
+from model.perceptual import TriPlanarPerceptualLoss
+
+SHAPE = (2, 16, 16, 16, 1)
+
+
+def batch():
+    rng = np.random.default_rng(0)
+    target = rng.random(SHAPE, dtype=np.float32)
+    return {"image": target + rng.normal(0, 0.1, SHAPE).astype(np.float32), "scale": np.array([2, 5], np.float32)}, target
+
+
+def make(stage):
+    keras.utils.set_random_seed(0)
+    gan = stage == "gan"
+    trainer = SoupGAN(SoupGenerator(filters=4, blocks=1), build_discriminator(4, 2) if gan else None,
+                      TriPlanarPerceptualLoss(None) if gan else None)
+    trainer.build({"image": (None, *SHAPE[1:]), "scale": (None,)})
+    trainer.compile(keras.optimizers.Adam(1e-3), d_optimizer=keras.optimizers.Adam(1e-3) if gan else None)
+    trainer.build_optimizers()
+    return trainer
+
+
+@pytest.mark.parametrize("stage", ["mse", "gan"])
+def test_train_step_updates_what_the_stage_trains(stage):
+    trainer = make(stage)
+    generator_before = [w.numpy().copy() for w in trainer.generator.weights]
+    discriminator_before = [w.numpy().copy() for w in trainer.discriminator.weights] if stage == "gan" else []
+    vgg_before = [w.numpy().copy() for w in trainer.perceptual.weights] if stage == "gan" else []
+    logs = trainer.fit(tf.data.Dataset.from_tensors(batch()), epochs=1, verbose=0).history
+    expected = {"loss", "mse", "psnr"} | ({"perceptual", "adversarial", "d_loss"} if stage == "gan" else set())
+    assert set(logs) == expected
+    assert any(not np.array_equal(a, w.numpy()) for a, w in zip(generator_before, trainer.generator.weights))
+    if stage == "gan":
+        assert any(not np.array_equal(a, w.numpy()) for a, w in zip(discriminator_before, trainer.discriminator.weights))
+        assert all(np.array_equal(a, w.numpy()) for a, w in zip(vgg_before, trainer.perceptual.weights))  # frozen
+        weights = trainer.perceptual_weight * logs["perceptual"][0] + 0.01 * logs["adversarial"][0] + 0.001 * logs["mse"][0]
+        assert logs["loss"][0] == pytest.approx(weights, rel=1e-5)
+
+
+@pytest.mark.parametrize("stage", ["mse", "gan"])
+def test_trainer_survives_keras_round_trip(stage, tmp_path):
+    trainer = make(stage)
+    inputs, _ = batch()
+    path = str(tmp_path / "trainer.keras")
+    trainer.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.stage == stage
+    unnamed = lambda model: {k: v for k, v in model.get_config().items() if k != "name"}  # noqa: E731
+    assert unnamed(loaded.generator) == unnamed(trainer.generator)
+    for key in ("perceptual_weight", "adversarial_weight", "mse_weight"):
+        assert loaded.get_config()[key] == trainer.get_config()[key]
+    np.testing.assert_array_equal(loaded(inputs), trainer(inputs))
+    if stage == "gan":
+        np.testing.assert_array_equal(loaded.discriminator(inputs["image"]), trainer.discriminator(inputs["image"]))
+        assert isinstance(loaded.d_optimizer, keras.optimizers.Adam)
+
+
+def test_half_a_gan_is_refused():
+    with pytest.raises(ValueError, match="needs both a discriminator and a perceptual loss"):
+        SoupGAN(SoupGenerator(filters=4, blocks=1), build_discriminator(4, 2))

@@ -1,0 +1,117 @@
+"""`soupgan train` end to end on shards written by the shards job: the run folder, 2 replicas in sync,
+kill -9 and resume, stage 2 from stage 1, and one-line errors for bad input."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from model.generator import load_generator
+from tests.model.train_cli import TINY, soupgan_command, train
+from tests.test_cli import ROOT
+
+
+def summary(result):
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def history_epochs(run):
+    with open(os.path.join(run, "history.csv"), newline="") as handle:
+        return [int(row["epoch"]) for row in csv.DictReader(handle)]
+
+
+@pytest.fixture(scope="module")
+def stage1_run(shard_set, tmp_path_factory):
+    """The issue's must-show command (tiny network): two epochs of five steps on 2 logical CPU devices."""
+    run = str(tmp_path_factory.mktemp("runs") / "stage1")
+    result = train("--data", shard_set, "--out", run, "--stage", "mse", "--epochs", "2", "--steps-per-epoch", "5",
+                   "--replicas", "2", *TINY)
+    return run, summary(result), result
+
+
+def test_stage1_writes_the_run_folder_with_two_replicas(stage1_run):
+    run, report, result = stage1_run
+    assert report["replicas"] == 2 and report["resumed_from"] == 0 and report["optimizer_steps"] == 10
+    assert report["monitor"] == "val_loss" and np.isfinite(report["last"]["val_loss"])
+    config = json.load(open(os.path.join(run, "config.json")))
+    assert config["stage"] == "mse" and config["replicas"] == 2 and config["filters"] == 4
+    assert history_epochs(run) == [0, 1]
+    state = json.load(open(os.path.join(run, "checkpoints", "state.json")))
+    assert state["epoch"] == 2 and os.path.exists(os.path.join(run, "checkpoints", state["checkpoint"]))
+    assert open(os.path.join(run, "curves.png"), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert any(name.startswith("events.out.tfevents") for name in os.listdir(os.path.join(run, "logs", "train")))
+    generator = load_generator(os.path.join(run, "best_generator.keras"))
+    image = np.random.default_rng(0).random((1, 16, 16, 16, 1), dtype=np.float32)
+    assert generator({"image": image, "scale": np.float32(2.5)}).shape == image.shape
+    assert "Epoch 2/2" in result.stdout
+
+
+def test_stage2_runs_from_the_stage1_run(stage1_run, shard_set, tmp_path):
+    run, _, _ = stage1_run
+    report = summary(train("--data", shard_set, "--out", tmp_path / "gan",
+                           "--stage", "gan", "--init", run, "--vgg-weights", "none", "--epochs", "1",
+                           "--steps-per-epoch", "2", "--validation-steps", "2", "--batch-size", "4",
+                           "--disc-filters", "4"))
+    for key in ("perceptual", "adversarial", "d_loss", "mse", "loss"):
+        assert np.isfinite(report["last"][key]), key
+    initial = load_generator(os.path.join(run, "best_generator.keras"))
+    tuned = load_generator(str(tmp_path / "gan" / "best_generator.keras"))
+    assert tuned.get_config()["filters"] == initial.get_config()["filters"] == 4  # the stage-1 architecture
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(shard_set, tmp_path):
+    run = str(tmp_path / "killed")
+    args = ["--data", shard_set, "--out", run, "--epochs", "3", "--steps-per-epoch", "40", *TINY]
+    process = subprocess.Popen(soupgan_command("train", *args), cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    state_path = os.path.join(run, "checkpoints", "state.json")
+    deadline = time.monotonic() + 240
+    while not os.path.exists(state_path) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # waiting for the first checkpoint to appear, not for a race to settle
+    assert os.path.exists(state_path), "no checkpoint was written"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    checkpointed = json.load(open(state_path))["epoch"]
+    assert 1 <= checkpointed < 3
+
+    report = summary(train(*args))
+    assert report["resumed_from"] == checkpointed
+    assert report["optimizer_steps"] == 3 * 40  # the optimizer state came back, not just the epoch number
+    assert sorted(set(history_epochs(run))) == [0, 1, 2]
+    assert json.load(open(state_path))["epoch"] == 3
+    assert summary(train(*args))["resumed_from"] == 3  # a finished run has nothing left to do
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--stage", "gan"], "--stage gan needs --init RUN"),
+    (["--batch-size", "3", "--replicas", "2"], "--batch-size 3 is not divisible by the 2 replicas"),
+    (["--stage", "gan", "--init", "/nonexistent/run"], "no best_generator.keras there"),
+    (["--strategy", "multiworker"], "needs TF_CONFIG"),
+])
+def test_bad_settings_exit_2_with_one_line(shard_set, tmp_path, extra, message):
+    env_free = {key: value for key, value in os.environ.items() if key != "TF_CONFIG"}
+    result = subprocess.run(soupgan_command("train", "--data", shard_set, "--out", tmp_path / "run", *extra),
+                            capture_output=True, text=True, cwd=ROOT, env=env_free, timeout=120)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("soupgan train: error:") and message in lines[-1]
+    assert "Traceback" not in result.stderr
+
+
+def test_not_a_shard_set_exits_2(tmp_path):
+    result = train("--data", tmp_path, "--out", tmp_path / "run")
+    assert result.returncode == 2
+    assert "is not a shard set: no manifest.json" in result.stderr.strip().splitlines()[-1]
+
+
+def test_restart_with_different_settings_is_refused(stage1_run, shard_set):
+    run, _, _ = stage1_run
+    result = train("--data", shard_set, "--out", run, "--epochs", "2", "--filters", "8", "--blocks", "1",
+                   "--batch-size", "4", "--disc-filters", "4", "--replicas", "2")
+    assert result.returncode == 2
+    assert "holds a different run (filters changed)" in result.stderr
