@@ -44,6 +44,12 @@ class SoupGenerator(keras.Model):
         # A zero exit makes the untrained generator the identity, i.e. exactly cubic interpolation.
         self.exit = ScaleInterpolatedConv3D(1, scales=self.scales, kernel_initializer="zeros", name="exit")
 
+    @property
+    def receptive_radius(self) -> int:
+        """Voxels of context each output voxel depends on, per side (one per 3×3×3 convolution)."""
+        convs_per_block = 2 if self.variant == "residual" else 15
+        return 2 + convs_per_block * self.blocks
+
     def build(self, input_shape):
         image_shape = tuple(input_shape["image"]) if isinstance(input_shape, dict) else (None, None, None, None, 1)
         features_shape = (*image_shape[:-1], self.filters)

@@ -130,7 +130,7 @@ def train(config: TrainConfig) -> dict:
     history = trainer.fit(
         train_data, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
         validation_data=val_data, validation_steps=config.validation_steps, callbacks=callbacks,
-        verbose=1 if sys.stdout.isatty() else 2,
+        verbose=1 if sys.stdout.isatty() else 2, shuffle=False,  # tf.data shuffles; Keras warns otherwise
     )
     return {"epochs": config.epochs, "resumed_from": initial_epoch, "replicas": strategy.num_replicas_in_sync,
             "optimizer_steps": int(trainer.optimizer.iterations.numpy()), "monitor": monitor, "last": {key: float(values[-1]) for key, values in history.history.items()}}

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from tests.test_cli import ROOT
-from tests.model.train_cli import TINY, soupgan_command
+from tests.model.train_cli import TINY
+from tests.test_cli import ROOT, soupgan_command
 
 
 def test_mirrored_step_on_two_logical_cpus_matches_a_single_device_step():

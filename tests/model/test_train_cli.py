@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from model.generator import load_generator
-from tests.model.train_cli import TINY, soupgan_command, train
-from tests.test_cli import ROOT
+from tests.model.train_cli import TINY, train
+from tests.test_cli import ROOT, soupgan_command
 
 
 def summary(result):

@@ -1,16 +1,9 @@
 """Helpers for running `soupgan train` as a user does: a real subprocess of the console script."""
-import shutil
 import subprocess
-import sys
 
-from tests.test_cli import ROOT
+from tests.test_cli import ROOT, soupgan_command
 
 TINY = ["--filters", "4", "--blocks", "1", "--batch-size", "4", "--disc-filters", "4"]
-
-
-def soupgan_command(*args):
-    script = shutil.which("soupgan", path=shutil.os.path.dirname(sys.executable))
-    return ([script] if script else [sys.executable, "-m", "soupgan"]) + [str(a) for a in args]
 
 
 def train(*args, timeout=300):

@@ -1,0 +1,111 @@
+"""Training throughput on this machine: stage-1 and stage-2 steps/s, and the tf.data input rate against
+the rate the step consumes (goal: input >= 5x faster), on real shards of MNI152 from `soupgan shards`.
+
+Baseline for the input: the training step itself (patch pairs per second it consumes). Each stage is
+timed over --steps steps after --warmup steps (tracing), per step; medians are reported. Stages and
+the input are measured in the same process, one after another, with nothing else running.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import tensorflow as tf
+
+from benchmarks.data import mni152_path
+from model.inputs import training_dataset
+from model.train_config import TrainConfig
+from model.training import build_trainer
+from pipeline.config import PATCH_SIZE, THIN_TO_THIN
+
+
+class StepTimes(keras.callbacks.Callback):
+    """Wall time of every training step."""
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.times.append(time.perf_counter() - self.start)
+
+    def on_train_begin(self, logs=None):
+        self.times = []
+
+
+def make_shards(folder: str) -> str:
+    """MNI152 → thin-to-thin shards (all scales), the way users make them."""
+    output = os.path.join(folder, "shards")
+    subprocess.run([sys.executable, "-m", "soupgan", "shards", mni152_path(), "--output", output, "--split", "1,0,0",
+                    "--criteria", THIN_TO_THIN], check=True, capture_output=True)
+    return output
+
+
+def input_rate(data: str, batch_size: int, batches: int) -> float:
+    """Patch pairs per second that training_dataset delivers (after its shuffle buffer has filled)."""
+    iterator = iter(training_dataset(data, "train", batch_size, THIN_TO_THIN, PATCH_SIZE, repeat=True, seed=0))
+    for _ in range(10):
+        next(iterator)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return batches * batch_size / (time.perf_counter() - start)
+
+
+def step_seconds(data: str, config: TrainConfig, warmup: int, steps: int) -> float:
+    """Median seconds per training step of the stage `config` describes."""
+    trainer = build_trainer(config, PATCH_SIZE)
+    dataset = training_dataset(data, "train", config.batch_size, THIN_TO_THIN, PATCH_SIZE, repeat=True, seed=0)
+    timer = StepTimes()
+    trainer.fit(dataset, epochs=1, steps_per_epoch=warmup + steps, callbacks=[timer], verbose=0, shuffle=False)
+    return statistics.median(timer.times[warmup:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", help="a shard set (default: make one from MNI152)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--perceptual-slices", type=int, default=8, help="stage 2 is also timed with all slices")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = args.data or make_shards(tmp)
+        # Stage 2 from a fresh generator: the step costs the same as from a stage-1 one. VGG weights are
+        # random (ImageNet's cannot be downloaded here); the cost is the same.
+        stages = {
+            "stage 1 (mse)": TrainConfig(data, tmp, batch_size=args.batch_size),
+            f"stage 2 (gan, {args.perceptual_slices} slices/plane)": TrainConfig(
+                data, tmp, stage="gan", batch_size=args.batch_size, vgg_weights="none",
+                perceptual_slices=args.perceptual_slices),
+            "stage 2 (gan, all slices)": TrainConfig(data, tmp, stage="gan", batch_size=args.batch_size,
+                                                     vgg_weights="none"),
+        }
+        results = {"device": tf.config.list_physical_devices("GPU")[0].name if tf.config.list_physical_devices("GPU")
+                   else platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+                   "batch_size": args.batch_size, "patch": PATCH_SIZE, "stages": {}}
+        results["input_pairs_per_s"] = input_rate(data, args.batch_size, batches=60)
+        for name, config in stages.items():
+            seconds = step_seconds(data, config, args.warmup, args.steps)
+            consumed = args.batch_size / seconds
+            results["stages"][name] = {
+                "seconds_per_step": seconds, "steps_per_s": 1 / seconds, "pairs_per_s": consumed,
+                "input_over_step": results["input_pairs_per_s"] / consumed,
+            }
+            print(f"{name:34s} {1 / seconds:7.3f} steps/s  {consumed:7.2f} pairs/s  "
+                  f"input {results['input_pairs_per_s'] / consumed:6.1f}x faster", flush=True)
+        print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
