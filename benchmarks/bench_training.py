@@ -94,7 +94,7 @@ def main() -> None:
         results = {"device": tf.config.list_physical_devices("GPU")[0].name if tf.config.list_physical_devices("GPU")
                    else platform.processor() or platform.machine(), "cpus": os.cpu_count(),
                    "batch_size": args.batch_size, "patch": PATCH_SIZE, "stages": {}}
-        results["input_pairs_per_s"] = input_rate(data, args.batch_size, batches=60)
+        results["input_pairs_per_s"] = input_rate(data, args.batch_size, batches=600)  # > the shuffle buffer
         for name, config in stages.items():
             seconds = step_seconds(data, config, args.warmup, args.steps)
             consumed = args.batch_size / seconds

@@ -19,6 +19,7 @@ def _per_replica(loss):
 
 
 def _bce_logits(label: float, logits):
+    """Mean binary cross-entropy of discriminator logits against a constant real (1) or fake (0) label."""
     return ops.mean(keras.losses.binary_crossentropy(ops.full_like(logits, label), logits, from_logits=True))
 
 

@@ -24,6 +24,8 @@ from pipeline.dataset import read_manifest
 from pipeline.errors import InputError
 
 LOG = logging.getLogger("soupgan")
+
+
 def _count_batches(manifest: dict, split: str, criterion: str, batch_size: int) -> int:
     """Full batches of one criterion a split holds (the manifest counts records per criterion and scale)."""
     counts = manifest.get("counts", {}).get(split, {})
@@ -40,7 +42,8 @@ def _check_restart(run: RunDirectory, config: TrainConfig) -> None:
         raise InputError(f"{config.out} holds a different run ({', '.join(changed)} changed); use another --out")
 
 
-def _replica_batch(config: TrainConfig, strategy: tf.distribute.Strategy) -> None:
+def _check_batch_divides(config: TrainConfig, strategy: tf.distribute.Strategy) -> None:
+    """The global batch is split evenly across replicas, or not at all."""
     if config.batch_size % strategy.num_replicas_in_sync:
         raise InputError(f"--batch-size {config.batch_size} is not divisible by the "
                          f"{strategy.num_replicas_in_sync} replicas")
@@ -76,7 +79,7 @@ def train(config: TrainConfig) -> dict:
     """Run (or resume) training; returns a summary of the run."""
     config.validate()
     strategy = make_strategy(config.strategy_name, config.replicas)
-    _replica_batch(config, strategy)
+    _check_batch_divides(config, strategy)
     manifest = read_manifest(config.data)
     patch_size = int(manifest["patch_size"])
     train_batches = _count_batches(manifest, "train", config.criterion, config.batch_size)
@@ -87,7 +90,8 @@ def train(config: TrainConfig) -> dict:
     steps = config.steps_per_epoch or train_batches
     monitor = "val_loss" if val_batches else "loss"
     if not val_batches:
-        LOG.warning("the val split has no full batch; the learning-rate schedule and best model follow the training loss")
+        LOG.warning("the val split has no full batch; the learning-rate schedule and the best model "
+                    "follow the training loss")
 
     run = RunDirectory(config.out)
     chief = is_chief(strategy)
@@ -133,4 +137,5 @@ def train(config: TrainConfig) -> dict:
         verbose=1 if sys.stdout.isatty() else 2, shuffle=False,  # tf.data shuffles; Keras warns otherwise
     )
     return {"epochs": config.epochs, "resumed_from": initial_epoch, "replicas": strategy.num_replicas_in_sync,
-            "optimizer_steps": int(trainer.optimizer.iterations.numpy()), "monitor": monitor, "last": {key: float(values[-1]) for key, values in history.history.items()}}
+            "optimizer_steps": int(trainer.optimizer.iterations.numpy()), "monitor": monitor,
+            "last": {key: float(values[-1]) for key, values in history.history.items()}}
