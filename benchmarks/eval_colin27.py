@@ -104,7 +104,8 @@ def save_figure(images_by_scale: dict, path: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", required=True, help="a training run folder (its best_generator.keras)")
+    parser.add_argument("--run", required=True, help="a training run folder")
+    parser.add_argument("--which", choices=("best", "last"), default="best", help="its best or last generator")
     parser.add_argument("--scales", default="2,4")
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
@@ -112,7 +113,8 @@ def main() -> None:
     parser.add_argument("--png", default="benchmarks/results/colin27_comparison.png")
     args = parser.parse_args()
 
-    generator = load_generator(RunDirectory(args.run).best_generator)
+    run = RunDirectory(args.run)
+    generator = load_generator(run.best_generator if args.which == "best" else run.last_generator)
     methods = {"soupgan": lambda image, scale: enhance(generator, image, scale)}
     if not args.no_authors:
         methods["authors"] = authors_model()

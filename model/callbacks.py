@@ -14,8 +14,9 @@ LOG = logging.getLogger("soupgan")
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """After each epoch: save the best generator when the monitored loss improved, then the trainer's
-    weights and optimizer slots, then (atomically) the state naming them; older checkpoints go last.
+    """After each epoch: save the generator (and again as the best one when the monitored loss improved),
+    then the trainer's weights and optimizer slots, then (atomically) the state naming them; older
+    checkpoints go last.
 
     Only the chief writes; in a multi-worker run every worker still restores from the chief's files.
     """
@@ -24,15 +25,19 @@ class EpochCheckpoint(keras.callbacks.Callback):
         super().__init__()
         self.run, self.monitor, self.best, self.write = run, monitor, best, write
 
+    def _save_generator(self, path: str) -> None:
+        temporary = path.replace(".keras", ".tmp.keras")
+        self.model.generator.save(temporary)
+        os.replace(temporary, path)
+
     def on_epoch_end(self, epoch, logs=None):
         if not self.write:
             return
         value = float((logs or {}).get(self.monitor, math.nan))
+        self._save_generator(self.run.last_generator)
         if value < self.best:
             self.best = value
-            temporary = self.run.best_generator.replace(".keras", ".tmp.keras")
-            self.model.generator.save(temporary)
-            os.replace(temporary, self.run.best_generator)
+            self._save_generator(self.run.best_generator)
             LOG.info("epoch %d: %s improved to %.6g, saved %s", epoch + 1, self.monitor, value,
                      os.path.basename(self.run.best_generator))
         path = self.run.checkpoint(epoch + 1)

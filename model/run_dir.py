@@ -7,6 +7,7 @@
     RUN/checkpoints/state.json      {"epoch", "checkpoint", "best", "monitor"} of the last checkpoint
     RUN/checkpoints/epoch-NNNN.weights.h5   trainer weights and optimizer slots after that epoch
     RUN/best_generator.keras        the generator with the best monitored loss so far
+    RUN/last_generator.keras        the generator after the last finished epoch
 """
 from __future__ import annotations
 
@@ -56,6 +57,10 @@ class RunDirectory:
     @property
     def best_generator(self) -> str:
         return os.path.join(self.root, "best_generator.keras")
+
+    @property
+    def last_generator(self) -> str:
+        return os.path.join(self.root, "last_generator.keras")
 
     def checkpoint(self, epoch: int) -> str:
         return os.path.join(self.checkpoints, f"epoch-{epoch:04d}.weights.h5")

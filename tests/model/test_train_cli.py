@@ -45,6 +45,7 @@ def test_stage1_writes_the_run_folder_with_two_replicas(stage1_run):
     assert state["epoch"] == 2 and os.path.exists(os.path.join(run, "checkpoints", state["checkpoint"]))
     assert open(os.path.join(run, "curves.png"), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(os.path.join(run, "logs", "train")))
+    assert os.path.exists(os.path.join(run, "last_generator.keras"))
     generator = load_generator(os.path.join(run, "best_generator.keras"))
     image = np.random.default_rng(0).random((1, 16, 16, 16, 1), dtype=np.float32)
     assert generator({"image": image, "scale": np.float32(2.5)}).shape == image.shape
