@@ -21,47 +21,57 @@ CACHE = os.environ.get("SOUPGAN_DATA", os.path.expanduser("~/.cache/soupgan/data
 MNI_MEMBER = "nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
 
 
-def mni152_path(cache: str = CACHE) -> str:
-    """Path of the MNI152 T1 template, taken from the nilearn wheel on first use."""
-    target = os.path.join(cache, "mni152_t1_1mm.nii.gz")
+def _cached(name: str, cache: str, fetch) -> str:
+    """`cache/name`, made on first use by `fetch(tmp)`, which returns what it unpacked under tmp."""
+    target = os.path.join(cache, name)
     if not os.path.exists(target):
         os.makedirs(cache, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", tmp, "nilearn"], check=True)
-            (wheel,) = glob.glob(os.path.join(tmp, "nilearn-*.whl"))
-            with zipfile.ZipFile(wheel) as archive, open(target + ".tmp", "wb") as out:
-                out.write(archive.read(MNI_MEMBER))
+            shutil.move(fetch(tmp), target + ".tmp")
         os.replace(target + ".tmp", target)
     return target
+
+
+def _pip_download(tmp: str, requirement: str, *flags: str) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", *flags, "-q", "-d", tmp, requirement],
+                   check=True)
+
+
+def mni152_path(cache: str = CACHE) -> str:
+    """Path of the MNI152 T1 template, taken from the nilearn wheel on first use."""
+
+    def fetch(tmp: str) -> str:
+        _pip_download(tmp, "nilearn", "--only-binary=:all:")
+        (wheel,) = glob.glob(os.path.join(tmp, "nilearn-*.whl"))
+        with zipfile.ZipFile(wheel) as archive:
+            return archive.extract(MNI_MEMBER, os.path.join(tmp, "x"))
+
+    return _cached("mni152_t1_1mm.nii.gz", cache, fetch)
 
 
 def colin27_path(cache: str = CACHE) -> str:
     """Path of the Colin27 T1 (`ch2.nii.gz`), unpacked from Debian's mricron-data on first use."""
-    target = os.path.join(cache, "colin27_t1_1mm.nii.gz")
-    if not os.path.exists(target):
-        os.makedirs(cache, exist_ok=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run(["apt-get", "download", "mricron-data"], cwd=tmp, check=True, capture_output=True)
-            (deb,) = glob.glob(os.path.join(tmp, "mricron-data_*.deb"))
-            subprocess.run(["dpkg", "-x", deb, os.path.join(tmp, "x")], check=True)
-            os.replace(os.path.join(tmp, "x", "usr", "share", "mricron", "templates", "ch2.nii.gz"), target)
-    return target
+
+    def fetch(tmp: str) -> str:
+        subprocess.run(["apt-get", "download", "mricron-data"], cwd=tmp, check=True, capture_output=True)
+        (deb,) = glob.glob(os.path.join(tmp, "mricron-data_*.deb"))
+        subprocess.run(["dpkg", "-x", deb, os.path.join(tmp, "x")], check=True)
+        return os.path.join(tmp, "x", "usr", "share", "mricron", "templates", "ch2.nii.gz")
+
+    return _cached("colin27_t1_1mm.nii.gz", cache, fetch)
 
 
 def authors_model_path(cache: str = CACHE) -> str:
     """Folder of the authors' Thin-to-thin SavedModel, unpacked from the KevinSR sdist on first use."""
-    target = os.path.join(cache, "kevinsr_thin_to_thin")
-    if not os.path.exists(target):
-        os.makedirs(cache, exist_ok=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary=:all:", "-q", "-d", tmp,
-                            "KevinSR==0.1.20"], check=True)
-            (sdist,) = glob.glob(os.path.join(tmp, "KevinSR-*.tar.gz"))
-            with tarfile.open(sdist) as archive:
-                archive.extractall(tmp, filter="data")
-            shutil.move(os.path.join(tmp, "KevinSR-0.1.20", "KevinSR", "Thin-to-thin"), target + ".tmp")
-        os.replace(target + ".tmp", target)
-    return target
+
+    def fetch(tmp: str) -> str:
+        _pip_download(tmp, "KevinSR==0.1.20", "--no-binary=:all:")
+        (sdist,) = glob.glob(os.path.join(tmp, "KevinSR-*.tar.gz"))
+        with tarfile.open(sdist) as archive:
+            archive.extractall(tmp, filter="data")
+        return os.path.join(tmp, "KevinSR-0.1.20", "KevinSR", "Thin-to-thin")
+
+    return _cached("kevinsr_thin_to_thin", cache, fetch)
 
 
 if __name__ == "__main__":
