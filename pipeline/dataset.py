@@ -52,8 +52,11 @@ def read_manifest(data_dir: str) -> dict:
 
 def _keep_criterion(dataset: tf.data.Dataset, criterion: str) -> tf.data.Dataset:
     """Keep the serialised records of one degradation criterion (parses that one field only)."""
-    criterion_of = lambda record: tf.io.parse_single_example(record, _CRITERION_FEATURE)["criterion"]  # noqa: E731
-    return dataset.filter(lambda record: tf.equal(criterion_of(record), criterion))
+
+    def is_wanted(record: tf.Tensor) -> tf.Tensor:
+        return tf.equal(tf.io.parse_single_example(record, _CRITERION_FEATURE)["criterion"], criterion)
+
+    return dataset.filter(is_wanted)
 
 
 def make_dataset(
@@ -83,12 +86,12 @@ def make_dataset(
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=deterministic,
     )
+    if criterion:  # before the shuffle buffer, which then holds only records that will be used
+        dataset = _keep_criterion(dataset, criterion)
     if shuffle_buffer:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
-    if criterion:
-        dataset = _keep_criterion(dataset, criterion)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     dataset = dataset.map(lambda batch: parse_batch(batch, patch_size), num_parallel_calls=tf.data.AUTOTUNE,
                           deterministic=deterministic)
