@@ -5,6 +5,7 @@ import csv
 import logging
 import math
 import os
+import shutil
 
 import keras
 
@@ -14,7 +15,7 @@ LOG = logging.getLogger("soupgan")
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """After each epoch: save the generator (and again as the best one when the monitored loss improved),
+    """After each epoch: save the generator (and copy it as the best one when the monitored loss improved),
     then the trainer's weights and optimizer slots, then (atomically) the state naming them; older
     checkpoints go last.
 
@@ -25,19 +26,21 @@ class EpochCheckpoint(keras.callbacks.Callback):
         super().__init__()
         self.run, self.monitor, self.best, self.write = run, monitor, best, write
 
-    def _save_generator(self, path: str) -> None:
+    @staticmethod
+    def _replace(path: str, write) -> None:
+        """Write `path` through a temporary file and a rename, so a kill never leaves half a model."""
         temporary = path.replace(".keras", ".tmp.keras")
-        self.model.generator.save(temporary)
+        write(temporary)
         os.replace(temporary, path)
 
     def on_epoch_end(self, epoch, logs=None):
         if not self.write:
             return
         value = float((logs or {}).get(self.monitor, math.nan))
-        self._save_generator(self.run.last_generator)
+        self._replace(self.run.last_generator, self.model.generator.save)
         if value < self.best:
             self.best = value
-            self._save_generator(self.run.best_generator)
+            self._replace(self.run.best_generator, lambda path: shutil.copyfile(self.run.last_generator, path))
             LOG.info("epoch %d: %s improved to %.6g, saved %s", epoch + 1, self.monitor, value,
                      os.path.basename(self.run.best_generator))
         path = self.run.checkpoint(epoch + 1)

@@ -39,10 +39,10 @@ def make_strategy(name: str, replicas: int | None = None) -> tf.distribute.Strat
             split_cpu(replicas)
         return tf.distribute.MultiWorkerMirroredStrategy()
     if gpus:
-        devices = [f"/gpu:{i}" for i in range(len(gpus))][: replicas or len(gpus)]
-        if replicas and replicas > len(devices):
+        count = replicas or len(gpus)
+        if count > len(gpus):
             raise InputError(f"--replicas {replicas} but this host has {len(gpus)} GPU(s)")
-        return tf.distribute.MirroredStrategy(devices)
+        return tf.distribute.MirroredStrategy([f"/gpu:{i}" for i in range(count)])
     split_cpu(replicas or 1)
     devices = [device.name for device in tf.config.list_logical_devices("CPU")]
     return tf.distribute.MirroredStrategy(devices)

@@ -7,7 +7,8 @@ import tensorflow as tf
 from model.discriminator import build_discriminator
 from model.gan import SoupGAN
 from model.generator import SoupGenerator
-from model.perceptual import TriPlanarPerceptualLoss
+from model.train_config import TrainConfig
+from model.training import build_trainer
 
 SHAPE = (2, 16, 16, 16, 1)
 
@@ -19,14 +20,11 @@ def batch():
 
 
 def make(stage):
+    """A tiny trainer for `stage`, built, compiled and with built optimizers, as `soupgan train` makes it."""
     keras.utils.set_random_seed(0)
-    gan = stage == "gan"
-    trainer = SoupGAN(SoupGenerator(filters=4, blocks=1), build_discriminator(4, 2) if gan else None,
-                      TriPlanarPerceptualLoss(None) if gan else None)
-    trainer.build({"image": (None, *SHAPE[1:]), "scale": (None,)})
-    trainer.compile(keras.optimizers.Adam(1e-3), d_optimizer=keras.optimizers.Adam(1e-3) if gan else None)
-    trainer.build_optimizers()
-    return trainer
+    config = TrainConfig("", "", stage=stage, filters=4, blocks=1, disc_filters=4, vgg_weights="none",
+                         learning_rate=1e-3, d_learning_rate=1e-3)
+    return build_trainer(config, SHAPE[1])
 
 
 @pytest.mark.parametrize("stage", ["mse", "gan"])
