@@ -1,0 +1,88 @@
+"""Sliding-window inference: tiles of one shape cover the grid, blend weights sum to one, a halo of the
+receptive radius makes the tiled result equal one pass, and blending hides seams when the halo is short."""
+import numpy as np
+import pytest
+
+from model.generator import SoupGenerator
+from model.sliding_window import BLENDINGS, SlidingWindow, sliding_window_inference
+
+RNG = np.random.default_rng(0)
+
+
+@pytest.mark.parametrize("blending", BLENDINGS)
+@pytest.mark.parametrize("overlap", [0.0, 0.25, 0.5])
+def test_blend_weights_sum_to_one_everywhere(blending, overlap):
+    window = SlidingWindow((23, 40, 17), core=(8, 16, 10), halo=3, overlap=overlap, blending=blending)
+    total = np.zeros(window.shape)
+    for tile in window.tiles():
+        total[tile.output_region] += window.blend_weights(tile)
+    np.testing.assert_allclose(total, 1.0, rtol=1e-5)
+
+
+def test_every_tile_has_one_input_shape_inside_the_volume_with_its_halo():
+    shape, halo = (30, 41, 19), 4
+    window = SlidingWindow(shape, core=(8, 16, 32), halo=halo)
+    assert window.input_shape == (16, 24, 19)  # core + 2·halo, clamped to the volume
+    for tile in window.tiles():
+        for axis, (inputs, core) in enumerate(zip(tile.input_region, tile.core_in_input)):
+            assert inputs.stop - inputs.start == window.input_shape[axis]
+            assert 0 <= inputs.start and inputs.stop <= shape[axis]
+            # a core is at least `halo` from every input edge that is not the volume's own edge
+            assert core.start >= halo or inputs.start == 0
+            assert inputs.stop - inputs.start - core.stop >= halo or inputs.stop == shape[axis]
+
+
+def test_identity_predictor_gives_back_the_volume_for_any_tiling():
+    volume = RNG.random((21, 30, 26), dtype=np.float32)
+    for blending in BLENDINGS:
+        window = SlidingWindow(volume.shape, core=(6, 11, 9), halo=2, overlap=0.3, blending=blending)
+        result = sliding_window_inference(lambda r: volume[r], lambda batch: batch, window, batch_size=3)
+        np.testing.assert_allclose(result, volume, rtol=1e-5, atol=1e-6)
+
+
+def _random_generator(variant):
+    generator = SoupGenerator(variant, filters=4, blocks=1, growth=2)
+    generator({"image": np.zeros((1, 8, 8, 8, 1), np.float32), "scale": np.float32(3)})
+    for weight in generator.weights:
+        weight.assign(RNG.normal(0, 0.1, weight.shape).astype(np.float32))
+    return generator
+
+
+def _tiled(generator, image, window):
+    def predict(batch):
+        return generator({"image": batch[..., None], "scale": np.float32(3.5)}).numpy()[..., 0]
+
+    progress = []
+    result = sliding_window_inference(lambda r: image[r], predict, window, batch_size=2,
+                                      progress=lambda done, total: progress.append((done, total)))
+    assert progress[-1] == (len(window), len(window)) and len(progress) == -(-len(window) // 2)
+    return result
+
+
+@pytest.mark.parametrize("variant", ["residual", "rrdb"])
+def test_halo_of_the_receptive_radius_equals_one_pass(variant):
+    generator = _random_generator(variant)
+    image = RNG.random((37, 29, 26), dtype=np.float32)
+    whole = generator({"image": image[None, ..., None], "scale": np.float32(3.5)}).numpy()[0, ..., 0]
+    window = SlidingWindow(image.shape, core=(9, 11, 10), halo=generator.receptive_radius, overlap=0.0)
+    assert len(window) > 8  # interior tiles and flush-end tiles on every axis
+    np.testing.assert_allclose(_tiled(generator, image, window), whole, atol=2e-5)
+
+
+def test_blending_hides_seams_when_the_halo_is_short():
+    generator = _random_generator("residual")
+    image = RNG.random((40, 40, 40), dtype=np.float32)
+    whole = generator({"image": image[None, ..., None], "scale": np.float32(3.5)}).numpy()[0, ..., 0]
+    errors = {}
+    for name, overlap, blending in [("hard", 0.0, "constant"), ("gaussian", 0.5, "gaussian"), ("hann", 0.5, "hann")]:
+        window = SlidingWindow(image.shape, core=12, halo=1, overlap=overlap, blending=blending)
+        errors[name] = np.abs(_tiled(generator, image, window) - whole).max()
+    assert errors["hard"] > 1e-3  # a one-voxel halo is too short for a radius of 4: the hard tiling has seams
+    assert errors["gaussian"] < 0.6 * errors["hard"] and errors["hann"] < 0.6 * errors["hard"]
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="blending"):
+        SlidingWindow((8, 8, 8), 4, blending="box")
+    with pytest.raises(ValueError, match="overlap"):
+        SlidingWindow((8, 8, 8), 4, overlap=1.0)
