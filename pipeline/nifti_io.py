@@ -71,9 +71,13 @@ def write_nifti(volume: Volume, path: str | os.PathLike) -> None:
         raise InputError(f"{path}: output must end in .nii or .nii.gz")
     payload = nifti_to_bytes(volume, compress=path.lower().endswith(".gz"))
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as handle:
-        handle.write(payload)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(payload)
+        os.replace(tmp, path)
+    finally:  # interrupted (Ctrl-C, a full disk): no half file under either name
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def _as_3d(data: np.ndarray, name: str) -> np.ndarray:
