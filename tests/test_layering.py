@@ -1,4 +1,4 @@
-"""ARCHITECTURE.md's layering, checked on the source: imports point down only."""
+"""The layering in the README (pipeline <- beam_jobs; pipeline <- model <- serving; the CLI on top), checked on the source."""
 import ast
 import os
 

@@ -1,0 +1,66 @@
+"""`soupgan train`: train (or resume) the generator, stage 1 (MSE) or stage 2 (GAN), into a run folder."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from model.train_config import STAGES, STRATEGIES, TrainConfig
+from pipeline.config import CRITERIA
+from pipeline.errors import InputError
+from soupgan.console import show_progress
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser("train", help="train the multi-scale generator (stage mse or gan) into a run folder")
+    add_train_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    import tensorflow as tf
+
+    from model.training import train
+
+    show_progress()
+    fields = {field: getattr(args, field) for field in TrainConfig.__dataclass_fields__ if hasattr(args, field)}
+    try:
+        summary = train(TrainConfig(**fields))
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as err:
+        raise InputError(f"unreadable training records: {err.message.splitlines()[0]}") from None
+    print(json.dumps(summary))
+
+
+def add_train_arguments(train: argparse.ArgumentParser) -> None:
+    """`soupgan train` flags; their defaults are TrainConfig's."""
+
+    default = TrainConfig(data="", out="")
+    train.add_argument("--data", required=True, help="a shard set from `soupgan shards` (local, gs://, s3://)")
+    train.add_argument("--out", required=True, help="run folder; rerunning the same command resumes it")
+    train.add_argument("--stage", choices=STAGES, default=default.stage,
+                       help="mse: generator alone; gan: perceptual + adversarial + MSE (needs --init)")
+    train.add_argument("--init", metavar="RUN", help="stage-1 run whose best generator stage 2 starts from")
+    train.add_argument("--epochs", type=int, default=default.epochs)
+    train.add_argument("--steps-per-epoch", type=int, help="default: one pass over the train split")
+    train.add_argument("--validation-steps", type=int, help="default: the whole val split")
+    train.add_argument("--batch-size", type=int, default=default.batch_size, help="global batch, split across replicas")
+    train.add_argument("--strategy", choices=STRATEGIES,
+                       help="default: mirrored when --replicas > 1, else default; multiworker reads TF_CONFIG")
+    train.add_argument("--replicas", type=int,
+                       help="mirrored: GPUs to use, or logical devices to split a CPU-only host into")
+    train.add_argument("--criterion", choices=CRITERIA, default=default.criterion, help="the degradation to learn")
+    train.add_argument("--generator", choices=("residual", "rrdb"), default=default.generator)
+    train.add_argument("--filters", type=int, default=default.filters, help="generator width")
+    train.add_argument("--blocks", type=int, default=default.blocks, help="residual blocks (or RRDBs)")
+    train.add_argument("--growth", type=int, default=default.growth, help="RRDB dense growth channels")
+    train.add_argument("--disc-filters", type=int, default=default.disc_filters, help="discriminator width")
+    train.add_argument("--learning-rate", type=float, help="generator Adam rate (default 3e-4 mse, 1e-4 gan)")
+    train.add_argument("--d-learning-rate", type=float, default=default.d_learning_rate)
+    train.add_argument("--lr-factor", type=float, default=default.lr_factor, help="plateau factor (default 1/3)")
+    train.add_argument("--lr-patience", type=int, default=default.lr_patience, help="evaluations without improvement")
+    train.add_argument("--perceptual-weight", type=float, default=default.perceptual_weight)
+    train.add_argument("--adversarial-weight", type=float, default=default.adversarial_weight)
+    train.add_argument("--mse-weight", type=float, default=default.mse_weight)
+    train.add_argument("--vgg-weights", default=default.vgg_weights,
+                       help="imagenet (Keras download), a local VGG19 .h5 file, or none (random; tests only)")
+    train.add_argument("--perceptual-slices", type=int, help="slices per plane and step for the perceptual loss")
+    train.add_argument("--seed", type=int, default=default.seed, help="shuffle seed")

@@ -1,0 +1,134 @@
+"""`soupgan upsample`: whole-volume super-resolution of a thick-slice scan (NIfTI or DICOM series in and out),
+or, with --labels, a label map carried onto the same thin-slice grid."""
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import time
+
+from pipeline.config import THIN_TO_THICK, THIN_TO_THIN
+from pipeline.errors import InputError
+from pipeline.nifti_io import is_nifti_path
+from soupgan.console import ProgressBar, show_progress
+
+LOG = logging.getLogger("soupgan")
+UPSAMPLE_CRITERIA = (THIN_TO_THIN, THIN_TO_THICK)
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser("upsample", help="super-resolve a thick-slice volume to thin slices")
+    parser.add_argument("input", metavar="INPUT", help=".nii/.nii.gz file or DICOM series folder")
+    parser.add_argument("output", metavar="OUTPUT", help=".nii/.nii.gz file, or a folder for a new DICOM series")
+    size = parser.add_mutually_exclusive_group(required=True)
+    size.add_argument("--scale", type=float, help="slice-thickness factor s in [2, 6], fractional allowed")
+    size.add_argument("--target-spacing", type=float, metavar="MM", help="thin-slice spacing wanted, in mm")
+    parser.add_argument("--criterion", choices=UPSAMPLE_CRITERIA, default=THIN_TO_THIN,
+                        help="how the thick slices were acquired: thin-to-thin (gaps) or thin-to-thick (slabs)")
+    parser.add_argument("--axis", default="auto", help="slice axis: auto (largest spacing), 0, 1 or 2")
+    parser.add_argument("--model", help="training run folder or generator .keras (default: the shipped weights)")
+    parser.add_argument("--labels", action="store_true",
+                        help="INPUT is a label map: interpolate per-label signed distances instead of running the model")
+    parser.add_argument("--preview", metavar="PNG", help="write thick input / tricubic / super-resolved, three planes")
+    parser.add_argument("--force", action="store_true", help="replace an existing OUTPUT")
+    parser.add_argument("--series", metavar="UID", help="SeriesInstanceUID to read from a folder holding several")
+    parser.add_argument("--tile", default="64,128,128", help="tile core D,H,W (slice axis first); memory vs speed")
+    parser.add_argument("--batch-size", type=int, default=1, help="tiles per network call")
+    parser.set_defaults(run=run)
+
+
+def parse_axis(text: str) -> int | None:
+    if text == "auto":
+        return None
+    if text not in ("0", "1", "2"):
+        raise InputError(f"--axis {text}: not a volume axis (auto, 0, 1 or 2)")
+    return int(text)
+
+
+def parse_tile(text: str) -> tuple[int, int, int]:
+    try:
+        tile = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        tile = ()
+    if len(tile) != 3 or min(tile) < 1:
+        raise InputError(f"--tile {text}: expected three positive integers D,H,W")
+    return tile
+
+
+def resolve_scale(args: argparse.Namespace, spacing: float) -> float:
+    """--scale, or the input's slice spacing over --target-spacing; finite and > 1."""
+    if args.scale is not None:
+        scale = args.scale
+    else:
+        if not (math.isfinite(args.target_spacing) and args.target_spacing > 0):
+            raise InputError(f"--target-spacing {args.target_spacing:g} must be a positive number of mm")
+        scale = spacing / args.target_spacing
+    if not math.isfinite(scale) or scale <= 1:
+        raise InputError(f"scale {scale:g} must be a finite number > 1 (input slice spacing {spacing:g} mm)")
+    return float(scale)
+
+
+def check_output(path: str, force: bool) -> None:
+    if os.path.exists(path) and not force:
+        raise InputError(f"{path} exists; pass --force to replace it")
+    if os.path.isfile(path) and not is_nifti_path(path):
+        raise InputError(f"{path} is a file but not .nii/.nii.gz; a DICOM output is a folder")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise InputError(f"{parent}: no such folder for the output")
+
+
+def write_output(volume, path: str, source: str, series_uid: str | None, axis: int, description: str) -> None:
+    """NIfTI by suffix, else a new DICOM series (of the input's study when the input is DICOM)."""
+    from pipeline.dicom_writer import read_template, write_dicom_series
+    from pipeline.volume_io import write_volume
+
+    if is_nifti_path(path):
+        write_volume(volume, path)
+        return
+    template = read_template(source, series_uid) if os.path.isdir(source) else None
+    write_dicom_series(volume, path, template, slice_axis=axis, description=description)
+
+
+def run(args: argparse.Namespace) -> None:
+    from pipeline.volume_io import read_volume
+
+    show_progress()
+    check_output(args.output, args.force)
+    axis_override = parse_axis(args.axis)
+    tile = parse_tile(args.tile)
+    volume = read_volume(args.input, series_uid=args.series)
+    axis = volume.slice_axis(axis_override)
+    scale = resolve_scale(args, float(volume.spacing[axis]))
+    started = time.perf_counter()
+    if args.labels:
+        from pipeline.labels import upsample_label_volume
+
+        result = upsample_label_volume(volume, scale, args.criterion, axis)
+    else:
+        from model.model_source import resolve_generator
+        from model.super_resolve import check_scale, super_resolve
+
+        generator = resolve_generator(args.model, args.criterion)
+        check_scale(generator, scale)
+        LOG.info("%s: %s, slice axis %d, x%g %s", volume.volume_id, volume.shape, axis, scale, args.criterion)
+        result = super_resolve(volume, generator, scale, args.criterion, axis, tile=tile, batch_size=args.batch_size,
+                               progress=ProgressBar(f"{volume.volume_id} x{scale:g}"))
+    seconds = time.perf_counter() - started
+    description = f"soupgan x{scale:g} {args.criterion}" + (" labels" if args.labels else "")
+    write_output(result, args.output, args.input, args.series, axis, description)
+    if args.preview:
+        write_preview(volume, result, scale, args.criterion, axis, args.preview)
+    print(f"{volume.volume_id}: {volume.shape} -> {result.shape}, slice spacing {volume.spacing[axis]:.4g} -> "
+          f"{result.spacing[axis]:.4g} mm, {result.data.size / seconds / 1e6:.2f} Mvoxel/s")
+
+
+def write_preview(thick, result, scale: float, criterion: str, axis: int, path: str) -> None:
+    from model.figures import plot_preview
+    from pipeline.interpolation import upsample_volume
+
+    tricubic = upsample_volume(thick, scale, criterion, axis)
+    images = {"thick input": thick, "tricubic": tricubic, "super-resolved": result}
+    plot_preview({name: v.data for name, v in images.items()}, {name: v.spacing for name, v in images.items()},
+                 path, f"x{scale:g} {criterion}")
