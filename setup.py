@@ -41,8 +41,9 @@ setup(
     description="3D MRI/CT super-resolution along the slice axis (SOUP-GAN), from Beam shards to TF Serving",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    python_requires=">=3.9,<3.13",
+    python_requires=">=3.11,<3.13",  # keras 3.15 needs 3.11; TF 2.16 wheels stop at 3.12
     packages=find_packages(include=["pipeline*", "model*", "serving*", "beam_jobs*", "soupgan*"]),
+    package_data={"model": ["default_weights/*.keras", "default_weights/*.json"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     entry_points={"console_scripts": ["soupgan=soupgan.cli:main"]},

@@ -1,0 +1,104 @@
+"""`soupgan upsample` against the SOUP-GAN authors' released model: voxel rate and peak memory, side by side.
+
+Inputs (x4, thin-to-thin): the whole Colin27 T1 with every 4th slice kept (181x217x46, 1x1x4 mm), and a
+512x512x100 CT-like volume (0.7x0.7x5 mm, HU). Each method runs in its own process, timed from process
+start to the written NIfTI (imports and model loading included), with the process's peak RSS:
+- soupgan: the console script, shipped default weights, default tiles;
+- authors: their Thin-to-thin SavedModel through `model.reference_model.ReferenceModel` (the same lazy
+  cubic upsampling and sliding window; their model cannot take a whole 512² volume in bounded memory).
+Runs alternate between methods; the median of --repeats runs is reported.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import nibabel as nib
+import numpy as np
+
+from benchmarks.data import authors_model_path, colin27_path
+
+SCALE = 4
+AUTHORS_SCRIPT = """
+import sys
+from model.reference_model import ReferenceModel
+from pipeline.volume_io import read_volume, write_volume
+volume = read_volume(sys.argv[1])
+write_volume(ReferenceModel(sys.argv[3])(volume, float(sys.argv[4]), "thin-to-thin"), sys.argv[2])
+"""
+
+
+def make_inputs(folder: str) -> dict[str, str]:
+    from pipeline.degradation import degrade_volume
+    from pipeline.nifti_io import read_nifti, write_nifti
+    from pipeline.volume import Volume
+
+    colin = degrade_volume(read_nifti(colin27_path(), "MR"), SCALE, "thin-to-thin")
+    paths = {"colin27": os.path.join(folder, "colin27_x4.nii.gz"), "ct512": os.path.join(folder, "ct512.nii.gz")}
+    write_nifti(colin, paths["colin27"])
+    rng = np.random.default_rng(0)
+    grid = np.meshgrid(*[np.linspace(-1, 1, n, dtype=np.float32) for n in (512, 512, 100)], indexing="ij")
+    body = (grid[0] / 0.8) ** 2 + (grid[1] / 0.7) ** 2 < 1
+    texture = 60 * np.sin(9 * grid[0]) * np.cos(7 * grid[1]) * np.sin(5 * grid[2])
+    ct = np.where(body, 40 + texture, -1000) + rng.normal(0, 10, body.shape)
+    ct[(grid[0] ** 2 + grid[1] ** 2 < 0.05)] = 900  # a bone-like core
+    write_nifti(Volume(ct.astype(np.float32), np.diag([0.7, 0.7, 5.0, 1.0]), "CT"), paths["ct512"])
+    return paths
+
+
+def measure(command: list[str]) -> tuple[float, float]:
+    """(wall seconds from process start, peak RSS in GB) of one child process run to completion."""
+    probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+             "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+             "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", probe, *command], check=True, capture_output=True, text=True).stdout
+    seconds, kilobytes = out.split()
+    return float(seconds), int(kilobytes) / 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--inputs", default="colin27,ct512")
+    parser.add_argument("--no-authors", action="store_true")
+    args = parser.parse_args()
+    soupgan = shutil.which("soupgan", path=os.path.dirname(sys.executable)) or "soupgan"
+    folder = tempfile.mkdtemp(prefix="bench-upsample-")
+    paths = make_inputs(folder)
+    report = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs", "scale": SCALE}
+    for name in args.inputs.split(","):
+        source = paths[name]
+        out = os.path.join(folder, "out.nii.gz")
+        output_voxels = None
+        methods = {"soupgan": [soupgan, "upsample", source, out, "--scale", str(SCALE), "--force"]}
+        if not args.no_authors:
+            methods["authors"] = [sys.executable, "-c", AUTHORS_SCRIPT, source, out, authors_model_path(), str(SCALE)]
+        runs = {method: [] for method in methods}
+        for _ in range(args.repeats):
+            for method, command in methods.items():
+                runs[method].append(measure(command))
+                output_voxels = int(np.prod(nib.load(out).shape))
+                print(name, method, runs[method][-1], flush=True)
+        report[name] = {"input_shape": list(nib.load(source).shape), "output_voxels": output_voxels}
+        for method, values in runs.items():
+            seconds = statistics.median(v[0] for v in values)
+            report[name][method] = {"seconds": round(seconds, 1), "mvoxel_per_s": round(output_voxels / seconds / 1e6, 3),
+                                    "peak_rss_gb": round(max(v[1] for v in values), 2),
+                                    "runs_s": [round(v[0], 1) for v in values]}
+        if "authors" in runs:
+            report[name]["speedup"] = round(report[name]["authors"]["seconds"] / report[name]["soupgan"]["seconds"], 2)
+    shutil.rmtree(folder)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

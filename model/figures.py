@@ -1,0 +1,81 @@
+"""PNG figures people look at: metrics against scale (paper Fig. 5), comparison grids, upsampling previews."""
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt
+import numpy as np
+
+METRICS = (("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("rmse", "RMSE"))
+
+
+def _save(figure, path: str) -> None:
+    """Save through a temporary name so a reader never sees half a PNG."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    temporary = f"{path}.tmp.png"
+    figure.savefig(temporary, dpi=110)
+    plt.close(figure)
+    os.replace(temporary, path)
+
+
+def plot_metrics_vs_scale(rows: list[dict], path: str, title: str = "") -> None:
+    """RMSE, PSNR and SSIM against the scale, one line per method."""
+    figure, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    for method in dict.fromkeys(row["method"] for row in rows):
+        mine = [row for row in rows if row["method"] == method]
+        for ax, (key, label) in zip(axes, METRICS):
+            ax.plot([row["scale"] for row in mine], [row[key] for row in mine], marker="o", label=method)
+            ax.set_xlabel("scale s")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+    axes[0].legend()
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def _display_range(image: np.ndarray) -> tuple[float, float]:
+    low, high = np.percentile(image, [0.5, 99.5])
+    return float(low), float(high if high > low else low + 1)
+
+
+def plot_comparison(planes: dict, path: str) -> None:
+    """A grid: one row per scale, one column per image ("target" and each method), same grey levels per row."""
+    rows = list(planes)
+    columns = list(planes[rows[0]])
+    figure, axes = plt.subplots(len(rows), len(columns), figsize=(2.6 * len(columns), 2.8 * len(rows)), squeeze=False)
+    for r, scale in enumerate(rows):
+        low, high = _display_range(planes[scale]["target"] if "target" in planes[scale] else planes[scale][columns[0]])
+        for c, name in enumerate(columns):
+            axes[r, c].imshow(planes[scale][name].T[::-1], cmap="gray", vmin=low, vmax=high, interpolation="nearest",
+                              aspect="auto")
+            axes[r, c].set_title(f"{name} x{scale:g}", fontsize=9)
+            axes[r, c].axis("off")
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def plot_preview(images: dict[str, np.ndarray], spacings: dict[str, np.ndarray], path: str, title: str = "") -> None:
+    """Each volume (e.g. thick input / tricubic / super-resolved) in its three central planes, drawn in mm so
+    thick slices look thick; `spacings` are the voxel sizes of each volume's array axes."""
+    names = list(images)
+    figure, axes = plt.subplots(len(names), 3, figsize=(10, 3.2 * len(names)), squeeze=False)
+    low, high = _display_range(images[names[-1]])
+    for r, name in enumerate(names):
+        data, spacing = images[name], spacings[name]
+        for c in range(3):
+            plane = np.take(data, data.shape[c] // 2, axis=c)
+            (a, b) = [s for i, s in enumerate(spacing) if i != c]
+            extent = (0, plane.shape[0] * a, 0, plane.shape[1] * b)
+            axes[r, c].imshow(plane.T, cmap="gray", vmin=low, vmax=high, origin="lower", extent=extent,
+                              interpolation="nearest")
+            axes[r, c].set_title(f"{name}: plane {c}", fontsize=9)
+            axes[r, c].axis("off")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    _save(figure, path)

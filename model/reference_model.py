@@ -1,0 +1,53 @@
+"""A reference SavedModel in the layout of the SOUP-GAN authors' released model, run over a whole volume the
+way soupgan's own generator is (same window, same lazy cubic upsampling, same sliding window).
+
+Its signature takes `input_images` [N, Z, X, Y, 1] (cubic-pre-upsampled, slice axis first, intensities
+scaled to 0..10000) and `input_indexes` [N, 5] (the weights of scales 2..6), and returns `output_images`.
+"""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from model.sliding_window import SlidingWindow, sliding_window_inference
+from model.super_resolve import UpsampledColumns
+from pipeline.config import SCALES
+from pipeline.errors import InputError
+from pipeline.geometry import upsampled_affine
+from pipeline.normalization import robust_window
+from pipeline.volume import Volume
+
+INTENSITY_RANGE = 10000.0  # the authors' model takes the normalised volume scaled to 0..10000
+HALO = 16  # its receptive radius is not published: a generous halo plus blended overlap
+TILE = (48, 96, 96)
+
+
+class ReferenceModel:
+    """`model(volume, scale, criterion)` → thin-slice Volume, like `model.super_resolve.super_resolve`."""
+
+    def __init__(self, path: str):
+        try:
+            self.signature = tf.saved_model.load(path).signatures["serving_default"]
+        except (OSError, KeyError, ValueError) as err:
+            raise InputError(f"{path}: not a SavedModel with a serving_default signature ({err})") from None
+
+    def scale_weights(self, scale: float) -> np.ndarray:
+        """The authors' input_indexes: hat weights over scales 2..6 (one-hot at an integer scale)."""
+        if not SCALES[0] <= scale <= SCALES[-1]:
+            raise InputError(f"scale {scale:g} is outside the reference model's range [{SCALES[0]}, {SCALES[-1]}]")
+        return np.maximum(0.0, 1.0 - np.abs(np.asarray(SCALES, np.float32) - scale))[None, :]
+
+    def __call__(self, volume: Volume, scale: float, criterion: str, axis: int | None = None) -> Volume:
+        axis = volume.slice_axis(axis)
+        window = robust_window(volume.data)
+        source = UpsampledColumns(np.moveaxis(volume.data, axis, 0), scale, criterion, window)
+        weights = self.scale_weights(scale)
+
+        def predict(batch: np.ndarray) -> np.ndarray:
+            outputs = self.signature(input_images=tf.constant(batch[..., None] * INTENSITY_RANGE),
+                                     input_indexes=tf.constant(np.repeat(weights, len(batch), axis=0)))
+            return outputs["output_images"].numpy()[..., 0] / INTENSITY_RANGE
+
+        tiles = SlidingWindow(source.shape, TILE, HALO, overlap=0.25, blending="gaussian")
+        output = sliding_window_inference(source, predict, tiles, transform=window.denormalize)
+        return volume.with_data(np.moveaxis(output, 0, axis), upsampled_affine(volume.affine, axis, scale, criterion))

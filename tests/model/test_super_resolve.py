@@ -1,0 +1,122 @@
+"""Whole-volume super-resolution: raw intensities in and out (CT stays in HU), geometry of pipeline.geometry,
+the whole thick volume's window, lazily upsampled in-plane columns, and the shipped default weights."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+import model.model_source as model_source
+from model.generator import SoupGenerator
+from model.super_resolve import UpsampledColumns, super_resolve
+from pipeline.config import THIN_TO_THICK, THIN_TO_THIN
+from pipeline.errors import InputError
+from pipeline.geometry import upsampled_affine
+from pipeline.interpolation import upsample, upsample_volume
+from pipeline.normalization import robust_window
+from pipeline.volume import Volume
+from tests.conftest import phantom
+
+RNG = np.random.default_rng(0)
+CT_AFFINE = np.array([[-0.7, 0, 0, 120.0], [0, -0.7, 0, 95.0], [0, 0, 5.0, -300.0], [0, 0, 0, 1]])
+
+
+def ct_volume(shape=(40, 36, 9)):
+    """A thick-slice CT-like phantom in HU: air at -1000, tissue around 40, bone above 700."""
+    return Volume(phantom(shape) * 1.2 - 1000.0, CT_AFFINE, "CT")
+
+
+def random_generator(filters=4, blocks=1):
+    generator = SoupGenerator(filters=filters, blocks=blocks)
+    generator({"image": np.zeros((1, 8, 8, 8, 1), np.float32), "scale": np.float32(2)})
+    for weight in generator.weights:
+        weight.assign(RNG.normal(0, 0.05, weight.shape).astype(np.float32))
+    return generator
+
+
+@pytest.mark.parametrize("criterion", [THIN_TO_THIN, THIN_TO_THICK])
+@pytest.mark.parametrize("scale", [2, 2.5, 6])
+def test_untrained_generator_is_tricubic_in_hounsfield_units_with_exact_geometry(criterion, scale):
+    ct = ct_volume()
+    generator = SoupGenerator(filters=4, blocks=1)  # exit starts at zero: exactly cubic interpolation
+    result = super_resolve(ct, generator, scale, criterion, tile=(8, 16, 16))
+    tricubic = upsample_volume(ct, scale, criterion)
+    assert result.shape == tricubic.shape and result.modality == "CT" and result.volume_id == ct.volume_id
+    np.testing.assert_allclose(result.affine, tricubic.affine, atol=1e-9)
+    np.testing.assert_allclose(result.data, tricubic.data, atol=1e-3)  # HU through normalise/denormalise
+    assert result.data.min() < -990  # still Hounsfield units
+
+
+def test_tiled_equals_one_pass_and_uses_the_whole_thick_volumes_window():
+    ct = ct_volume((30, 34, 8))
+    generator = random_generator()
+    tiled = super_resolve(ct, generator, 3, tile=(7, 9, 11))
+    # by hand: window of the whole thick volume, cubic, normalise, one pass, denormalise
+    window = robust_window(ct.data)
+    image = window.normalize(np.moveaxis(upsample(ct.data, 3, THIN_TO_THIN, axis=2), 2, 0))
+    output = generator({"image": image[None, ..., None], "scale": np.float32(3)}).numpy()[0, ..., 0]
+    expected = np.moveaxis(window.denormalize(output), 0, 2)
+    np.testing.assert_allclose(tiled.data, expected, atol=2e-5 * np.ptp(expected))
+    np.testing.assert_allclose(tiled.affine, upsampled_affine(ct.affine, 2, 3, THIN_TO_THIN))
+
+
+def test_other_slice_axes_and_overrides():
+    data = np.moveaxis(ct_volume().data, 2, 0)  # slices along axis 0
+    affine = CT_AFFINE[:, [2, 0, 1, 3]]
+    volume = Volume(data, affine, "CT")
+    result = super_resolve(volume, SoupGenerator(filters=4, blocks=1), 4)
+    assert result.shape == ((9 - 1) * 4 + 1, 40, 36)
+    forced = super_resolve(volume, SoupGenerator(filters=4, blocks=1), 2, axis=1)
+    assert forced.shape == (9, 79, 36)
+
+
+def test_upsampled_columns_are_exact_in_plane_chunks():
+    thick = RNG.random((7, 20, 18), dtype=np.float32)
+    window = robust_window(thick)
+    columns = UpsampledColumns(thick, 3.5, THIN_TO_THICK, window)
+    whole = window.normalize(upsample(thick, 3.5, THIN_TO_THICK, axis=0))
+    assert columns.shape == whole.shape
+    region = (slice(4, 15), slice(3, 11), slice(9, 18))
+    np.testing.assert_allclose(columns(region), whole[region], atol=1e-6)
+
+
+def test_scales_outside_the_model_are_refused_not_clipped():
+    for scale in (1.5, 6.5):
+        with pytest.raises(InputError, match=r"outside the model's range \[2, 6\]"):
+            super_resolve(ct_volume(), SoupGenerator(filters=4, blocks=1), scale)
+
+
+def test_default_weights_load_after_their_sha256_check():
+    card = model_source.model_card()
+    assert THIN_TO_THIN in card["models"] and THIN_TO_THICK in card["models"]
+    generator = model_source.resolve_generator(None, THIN_TO_THICK)
+    assert isinstance(generator, SoupGenerator) and generator.scales == (2, 3, 4, 5, 6)
+    assert np.abs(generator.exit.kernel.numpy()).max() > 0  # trained, not the zero-exit identity
+
+
+def test_tampered_default_weights_are_refused(tmp_path, monkeypatch):
+    shutil.copytree(model_source.DEFAULT_WEIGHTS, tmp_path / "weights")
+    path = tmp_path / "weights" / model_source.model_card()["models"][THIN_TO_THIN]["file"]
+    payload = bytearray(path.read_bytes())
+    payload[len(payload) // 2] ^= 0xFF
+    path.write_bytes(bytes(payload))
+    monkeypatch.setattr(model_source, "DEFAULT_WEIGHTS", str(tmp_path / "weights"))
+    monkeypatch.setattr(model_source, "MODEL_CARD", str(tmp_path / "weights" / "model_card.json"))
+    with pytest.raises(InputError, match="fail their sha256 check"):
+        model_source.resolve_generator(None, THIN_TO_THIN)
+
+
+def test_run_folders_must_match_the_criterion(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"criterion": THIN_TO_THICK}))
+    random_generator().save(str(run / "best_generator.keras"))
+    assert isinstance(model_source.resolve_generator(str(run), THIN_TO_THICK), SoupGenerator)
+    with pytest.raises(InputError, match="trained for thin-to-thick, not thin-to-thin"):
+        model_source.resolve_generator(str(run), THIN_TO_THIN)
+    with pytest.raises(InputError, match="not a training run folder"):
+        model_source.resolve_generator(str(tmp_path), THIN_TO_THIN)
+    (tmp_path / "junk.keras").write_bytes(b"not a zip")
+    with pytest.raises(InputError, match="not a soupgan generator"):
+        model_source.resolve_generator(str(tmp_path / "junk.keras"), THIN_TO_THIN)

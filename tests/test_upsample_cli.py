@@ -1,0 +1,100 @@
+"""`soupgan upsample`, `evaluate` and `demo` as a user runs them: real files in and out, exit codes, one-line errors."""
+import json
+import os
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from pipeline.dicom_io import read_dicom_series
+from pipeline.geometry import upsampled_affine
+from tests.conftest import phantom
+from tests.dicom_factory import write_series
+from tests.test_cli import soupgan
+
+
+@pytest.fixture(scope="module")
+def thick_ct(tmp_path_factory):
+    """A synthetic thick-slice CT series in HU (5 mm slices, oblique-free), written as real DICOM files."""
+    folder = str(tmp_path_factory.mktemp("ct") / "series")
+    write_series(folder, phantom((40, 36, 8)) * 1.2 - 1000.0, slice_step=5.0)
+    return folder
+
+
+def test_dicom_in_nifti_and_dicom_out_with_exact_geometry_and_hu(tmp_path, thick_ct):
+    source = read_dicom_series(thick_ct)
+    nifti, series, preview = tmp_path / "thin.nii.gz", tmp_path / "thin_series", tmp_path / "preview.png"
+    result = soupgan("upsample", thick_ct, nifti, "--scale", "2.5", "--preview", preview)
+    assert result.returncode == 0, result.stderr
+    image = nib.load(nifti)
+    assert image.shape == (40, 36, 18)  # (8 - 1)·2.5 + 1 thin slices
+    expected = upsampled_affine(source.affine, 2, 2.5, "thin-to-thin")
+    np.testing.assert_allclose(image.affine, expected, atol=1e-3)
+    data = image.get_fdata()
+    assert data.min() < -900  # Hounsfield units
+    assert np.abs(data[..., ::5] - source.data[..., ::2]).mean() < 30  # thin slice 5k sits on thick slice 2k
+    assert preview.stat().st_size > 10_000
+    assert thick_ct not in result.stdout + result.stderr  # logs carry the hashed id, not the path
+
+    result = soupgan("upsample", thick_ct, series, "--target-spacing", "1.25", "--criterion", "thin-to-thick")
+    assert result.returncode == 0, result.stderr
+    back = read_dicom_series(str(series))
+    np.testing.assert_allclose(back.affine, upsampled_affine(source.affine, 2, 4, "thin-to-thick"), atol=1e-3)
+    assert back.shape == (40, 36, 32) and back.modality == "CT" and back.data.min() < -900
+    info = json.loads(soupgan("info", series, "--json").stdout)
+    assert info["spacing_mm"][2] == pytest.approx(1.25)
+
+
+def test_labels_follow_the_image_grid(tmp_path):
+    labels = np.zeros((20, 20, 6), np.float32)
+    labels[5:15, 5:15, 1:5] = 3
+    nib.save(nib.Nifti1Image(labels, np.diag([1.0, 1.0, 4.0, 1.0])), tmp_path / "seg.nii.gz")
+    result = soupgan("upsample", tmp_path / "seg.nii.gz", tmp_path / "seg_thin.nii.gz", "--scale", "4", "--labels")
+    assert result.returncode == 0, result.stderr
+    out = nib.load(tmp_path / "seg_thin.nii.gz")
+    assert out.shape == (20, 20, 21) and set(np.unique(out.get_fdata())) == {0.0, 3.0}
+    np.testing.assert_allclose(out.affine[2, 2], 1.0)
+
+
+def test_bad_requests_exit_2_with_one_line(tmp_path, thick_ct):
+    (tmp_path / "exists.nii.gz").write_bytes(b"x")
+    (tmp_path / "junk.nii.gz").write_bytes(b"junk")
+    cases = {
+        ("upsample", tmp_path / "junk.nii.gz", tmp_path / "o.nii.gz", "--scale", "2"): "not a NIfTI",
+        ("upsample", thick_ct, tmp_path / "o.nii.gz", "--scale", "7"): "outside the model's range [2, 6]",
+        ("upsample", thick_ct, tmp_path / "o.nii.gz", "--scale", "1.5"): "outside the model's range [2, 6]",
+        ("upsample", thick_ct, tmp_path / "o.nii.gz", "--target-spacing", "0.5"): "scale 10 is outside",
+        ("upsample", thick_ct, tmp_path / "o.nii.gz", "--scale", "2", "--axis", "3"): "not a volume axis",
+        ("upsample", thick_ct, tmp_path / "exists.nii.gz", "--scale", "2"): "exists; pass --force",
+        ("upsample", thick_ct, tmp_path / "o.nii.gz", "--scale", "2", "--model", tmp_path): "not a training run",
+        ("evaluate", tmp_path / "missing.nii.gz"): "no such file",
+    }
+    for args, reason in cases.items():
+        result = soupgan(*args)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and reason in lines[0], (args, result.stderr)
+    assert not (tmp_path / "o.nii.gz").exists() and (tmp_path / "exists.nii.gz").read_bytes() == b"x"
+
+
+def test_evaluate_writes_a_table_json_and_figures(tmp_path, anatomical_path):
+    result = soupgan("evaluate", anatomical_path, "--scales", "2,4", "--out", tmp_path / "eval")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    rows = {(row["scale"], row["method"]): row for row in metrics["rows"]}
+    assert set(rows) == {(2, "tricubic"), (2, "soupgan"), (4, "tricubic"), (4, "soupgan")}
+    assert rows[(2, "tricubic")]["psnr"] > rows[(4, "tricubic")]["psnr"] > 15  # thicker slices, worse
+    assert all(0 < row["ssim"] <= 1 and row["mvoxel_per_s"] > 0 for row in rows.values())
+    assert (tmp_path / "eval" / "metrics.png").stat().st_size > 10_000
+    assert (tmp_path / "eval" / "comparison.png").stat().st_size > 10_000
+    assert "PSNR dB" in result.stdout
+
+
+def test_demo_super_resolves_the_builtin_scan(tmp_path):
+    result = soupgan("demo", "--out", tmp_path / "demo")
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(result.stdout.strip().splitlines()[-1])
+    assert scores["thick_shape"] == [33, 41, 7] and scores["thin_shape"] == [33, 41, 25]
+    assert scores["soupgan"]["psnr"] > scores["tricubic"]["psnr"]
+    for name in ("thick_input.nii.gz", "tricubic.nii.gz", "soupgan.nii.gz", "preview.png"):
+        assert (tmp_path / "demo" / name).exists()
+    assert nib.load(tmp_path / "demo" / "soupgan.nii.gz").shape == (33, 41, 25)
