@@ -29,7 +29,7 @@ class SoupGAN(keras.Model):
 
     def __init__(self, generator: SoupGenerator, discriminator: keras.Model | None = None,
                  perceptual: keras.layers.Layer | None = None, perceptual_weight: float = 1.0,
-                 adversarial_weight: float = 0.01, mse_weight: float = 0.001, **kwargs):
+                 adversarial_weight: float = 0.01, mse_weight: float = 0.001, loss_margin: int = 0, **kwargs):
         super().__init__(**kwargs)
         if (discriminator is None) != (perceptual is None):
             raise ValueError("stage 2 needs both a discriminator and a perceptual loss; stage 1 neither")
@@ -39,6 +39,9 @@ class SoupGAN(keras.Model):
         self.perceptual_weight = float(perceptual_weight)
         self.adversarial_weight = float(adversarial_weight)
         self.mse_weight = float(mse_weight)
+        # Voxels left out of the MSE at each patch face: there the convolutions' zero padding stands in
+        # for tissue, which whole-volume inference never sees (0 keeps the whole patch).
+        self.loss_margin = int(loss_margin)
         self.d_optimizer = None
         names = ["loss", "mse", "psnr"] + (["perceptual", "adversarial", "d_loss"] if self.is_gan else [])
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
@@ -86,8 +89,13 @@ class SoupGAN(keras.Model):
             self.discriminator.build(tuple(input_shape["image"]))
         self.built = True
 
+    def _inner(self, volume):
+        """The patch without `loss_margin` voxels at each spatial face."""
+        m = self.loss_margin
+        return volume[:, m:-m, m:-m, m:-m, :] if m else volume
+
     def _generator_losses(self, target, prediction, fake_logits=None):
-        mse = ops.mean(ops.square(prediction - target))
+        mse = ops.mean(ops.square(self._inner(prediction) - self._inner(target)))
         losses = {"mse": mse, "psnr": -10.0 * ops.log(ops.maximum(mse, 1e-12)) / ops.log(10.0)}
         if not self.is_gan:
             losses["loss"] = mse
@@ -141,7 +149,7 @@ class SoupGAN(keras.Model):
         return {**super().get_config(), "generator": serialize(self.generator),
                 "discriminator": serialize(self.discriminator), "perceptual": serialize(self.perceptual),
                 "perceptual_weight": self.perceptual_weight, "adversarial_weight": self.adversarial_weight,
-                "mse_weight": self.mse_weight}
+                "mse_weight": self.mse_weight, "loss_margin": self.loss_margin}
 
     @classmethod
     def from_config(cls, config):

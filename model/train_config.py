@@ -10,7 +10,7 @@ STAGES = ("mse", "gan")
 STRATEGIES = ("default", "mirrored", "multiworker")
 # Settings that must not change when a run is restarted into the same folder.
 RESUME_KEYS = ("stage", "init", "criterion", "batch_size", "generator", "filters", "blocks", "growth",
-               "disc_filters", "perceptual_weight", "adversarial_weight", "mse_weight", "vgg_weights")
+               "disc_filters", "perceptual_weight", "adversarial_weight", "mse_weight", "vgg_weights", "loss_margin")
 
 
 @dataclass
@@ -42,6 +42,7 @@ class TrainConfig:
     mse_weight: float = 0.001
     vgg_weights: str = "imagenet"
     perceptual_slices: int | None = None  # per plane and step; default all
+    loss_margin: int = 0  # voxels at each patch face left out of the MSE (zero-padding artefacts)
     seed: int = 0
 
     def validate(self) -> None:
@@ -54,6 +55,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.loss_margin < 0:
+            raise InputError("--loss-margin must be >= 0")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise InputError("--steps-per-epoch must be at least 1")
 

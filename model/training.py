@@ -66,8 +66,10 @@ def build_trainer(config: TrainConfig, patch_size: int) -> SoupGAN:
     if config.stage == "gan":
         discriminator = build_discriminator(config.disc_filters)
         perceptual = TriPlanarPerceptualLoss(config.vgg_weights, config.perceptual_slices)
+    if 2 * config.loss_margin >= patch_size:
+        raise InputError(f"--loss-margin {config.loss_margin} leaves nothing of a {patch_size}-voxel patch")
     trainer = SoupGAN(generator, discriminator, perceptual, config.perceptual_weight, config.adversarial_weight,
-                      config.mse_weight)
+                      config.mse_weight, config.loss_margin)
     trainer.build({"image": (None, patch_size, patch_size, patch_size, 1), "scale": (None,)})
     trainer.compile(keras.optimizers.Adam(config.g_learning_rate),
                     d_optimizer=keras.optimizers.Adam(config.d_learning_rate) if config.stage == "gan" else None)

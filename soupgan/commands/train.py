@@ -63,4 +63,6 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument("--vgg-weights", default=default.vgg_weights,
                        help="imagenet (Keras download), a local VGG19 .h5 file, or none (random; tests only)")
     train.add_argument("--perceptual-slices", type=int, help="slices per plane and step for the perceptual loss")
+    train.add_argument("--loss-margin", type=int, default=default.loss_margin,
+                       help="voxels at each patch face left out of the MSE, where zero padding stands in for tissue")
     train.add_argument("--seed", type=int, default=default.seed, help="shuffle seed")

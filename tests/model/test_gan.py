@@ -65,3 +65,20 @@ def test_trainer_survives_keras_round_trip(stage, tmp_path):
 def test_half_a_gan_is_refused():
     with pytest.raises(ValueError, match="needs both a discriminator and a perceptual loss"):
         SoupGAN(SoupGenerator(filters=4, blocks=1), build_discriminator(4, 2))
+
+
+def test_loss_margin_scores_only_the_inner_patch():
+    config = TrainConfig("", "", filters=4, blocks=1, loss_margin=3)
+    trainer = build_trainer(config, SHAPE[1])
+    assert trainer.get_config()["loss_margin"] == 3
+    inputs, target = batch()
+    prediction = trainer.generator(inputs).numpy()
+    inner = (slice(None), slice(3, -3), slice(3, -3), slice(3, -3))
+    logs = trainer.evaluate(tf.data.Dataset.from_tensors((inputs, target)), verbose=0, return_dict=True)
+    assert logs["mse"] == pytest.approx(np.mean((prediction[inner] - target[inner]) ** 2), rel=1e-5)
+    spoiled = target.copy()
+    spoiled[:, :3] += 5.0  # a change confined to the margin
+    again = trainer.evaluate(tf.data.Dataset.from_tensors((inputs, spoiled)), verbose=0, return_dict=True)
+    assert again["mse"] == pytest.approx(logs["mse"], rel=1e-6)
+    with pytest.raises(Exception, match="leaves nothing"):
+        build_trainer(TrainConfig("", "", filters=4, blocks=1, loss_margin=8), SHAPE[1])
