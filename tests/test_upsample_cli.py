@@ -98,3 +98,13 @@ def test_demo_super_resolves_the_builtin_scan(tmp_path):
     for name in ("thick_input.nii.gz", "tricubic.nii.gz", "soupgan.nii.gz", "preview.png"):
         assert (tmp_path / "demo" / name).exists()
     assert nib.load(tmp_path / "demo" / "soupgan.nii.gz").shape == (33, 41, 25)
+
+
+@pytest.mark.slow
+def test_demo_full_runs_shards_train_upsample_evaluate(tmp_path):
+    result = soupgan("demo", "--full", "--out", tmp_path / "full")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "full" / "shards" / "manifest.json").exists()
+    assert (tmp_path / "full" / "run" / "best_generator.keras").exists()
+    rows = json.loads((tmp_path / "full" / "evaluation" / "metrics.json").read_text())["rows"]
+    assert {row["scale"] for row in rows} == {2, 3, 4} and {row["method"] for row in rows} == {"tricubic", "soupgan"}
