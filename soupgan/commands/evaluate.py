@@ -6,10 +6,9 @@ import argparse
 import json
 import os
 
-from pipeline.config import parse_scales
+from pipeline.config import THIN_TO_THIN, parse_scales
 from soupgan.commands.upsample import UPSAMPLE_CRITERIA, parse_axis
 from soupgan.console import show_progress
-from pipeline.config import THIN_TO_THIN
 
 
 def add_parser(commands) -> None:
