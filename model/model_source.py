@@ -45,10 +45,10 @@ def default_generator_path(criterion: str) -> str:
     return path
 
 
-def resolve_generator(model: str | None, criterion: str) -> SoupGenerator:
-    """Load the generator named by `--model` (None: the shipped default for `criterion`)."""
+def generator_path(model: str | None, criterion: str) -> str:
+    """The `.keras` file `--model` names (None: the shipped default for `criterion`), checked for `criterion`."""
     if model is None:
-        return load_generator(default_generator_path(criterion))
+        return default_generator_path(criterion)
     if os.path.isdir(model):
         run = RunDirectory(model)
         config = run.read_config()
@@ -57,10 +57,16 @@ def resolve_generator(model: str | None, criterion: str) -> SoupGenerator:
                              "SavedModel exports are queried with --server")
         if config.get("criterion") != criterion:
             raise InputError(f"{model}: trained for {config.get('criterion')}, not {criterion}")
-        return load_generator(run.best_generator)
+        return run.best_generator
     if not model.endswith(".keras") or not os.path.isfile(model):
         raise InputError(f"{model}: --model takes a training run folder or a generator .keras file")
+    return model
+
+
+def resolve_generator(model: str | None, criterion: str) -> SoupGenerator:
+    """Load the generator named by `--model` (None: the shipped default for `criterion`)."""
+    path = generator_path(model, criterion)
     try:
-        return load_generator(model)
+        return load_generator(path)
     except Exception as err:  # Keras reports a bad archive with many exception types
-        raise InputError(f"{model}: not a soupgan generator ({type(err).__name__}: {str(err).splitlines()[0]})") from None
+        raise InputError(f"{path}: not a soupgan generator ({type(err).__name__}: {str(err).splitlines()[0]})") from None

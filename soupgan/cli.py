@@ -12,10 +12,10 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF C++ start-up chatter (CUDA factories, CPU flags) off stderr; real failures still raise
 
 from pipeline.errors import InputError
-from soupgan.commands import demo, degrade, evaluate, info, shards, train, upsample
+from soupgan.commands import demo, degrade, evaluate, export, info, shards, train, upsample
 
 EXIT_BAD_INPUT = 2
-COMMANDS = (demo, info, degrade, shards, train, upsample, evaluate)
+COMMANDS = (demo, info, degrade, shards, train, export, upsample, evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:

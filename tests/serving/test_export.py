@@ -1,0 +1,116 @@
+"""SavedModels per scale: a fresh process loads each and gets what in-process whole-volume inference gives (CT in
+HU), INVALID_ARGUMENT for bad requests, atomic immutable versions, and the TF Serving files parse."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow_serving.apis import prediction_log_pb2
+from tensorflow_serving.config import model_server_config_pb2
+
+from model.generator import SoupGenerator
+from model.super_resolve import super_resolve
+from pipeline.errors import InputError
+from pipeline.volume import Volume
+from serving.export import WARMUP_FILE, export_scale, write_models_config
+from tests.conftest import phantom
+from tests.test_cli import ROOT, soupgan
+
+SCALES = (2.0, 2.5, 4.0)
+
+
+def thick_ct():
+    """Slice axis first, HU: what a client sends."""
+    return Volume(np.moveaxis(phantom((36, 30, 9)) * 1.2 - 1000.0, 2, 0), np.diag([5.0, 0.7, 0.7, 1.0]), "CT")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    generator = SoupGenerator(filters=4, blocks=1)
+    generator({"image": np.zeros((1, 8, 8, 8, 1), np.float32), "scale": np.float32(2)})
+    rng = np.random.default_rng(0)
+    for weight in generator.weights:
+        weight.assign(rng.normal(0, 0.05, weight.shape).astype(np.float32))
+    base = str(tmp_path_factory.mktemp("export"))
+    models = [export_scale(generator, base, scale, "thin-to-thick", max_voxels=50_000, card={"note": "test"})
+              for scale in SCALES]
+    write_models_config(base, [m.name for m in models])
+    return generator, base, models
+
+
+def test_a_fresh_process_gets_in_process_inference_for_every_scale(exported, tmp_path):
+    generator, base, models = exported
+    volume = thick_ct()
+    np.save(tmp_path / "thick.npy", volume.data)
+    script = ("import sys, numpy as np, tensorflow as tf\n"
+              "volume = tf.constant(np.load(sys.argv[1]))\n"
+              "for i, path in enumerate(sys.argv[3:]):\n"
+              "    out = tf.saved_model.load(path).signatures['serving_default'](volume=volume)['volume']\n"
+              "    np.save(f'{sys.argv[2]}/out{i}.npy', out.numpy())\n")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "thick.npy"), str(tmp_path), *[m.path for m in models]],
+                   check=True, cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    for i, model in enumerate(models):
+        served = np.load(tmp_path / f"out{i}.npy")
+        expected = super_resolve(volume, generator, model.scale, "thin-to-thick", axis=0).data
+        assert served.shape == expected.shape
+        assert np.abs(served - expected).max() <= 1e-4 * np.ptp(expected)
+        assert served.min() < -990  # Hounsfield units
+
+
+def test_with_window_takes_the_clients_window(exported):
+    generator, _, models = exported
+    signature = tf.saved_model.load(models[0].path).signatures["with_window"]
+    volume = thick_ct()
+    whole = tf.saved_model.load(models[0].path).signatures["serving_default"](volume=tf.constant(volume.data))["volume"]
+    low, high = np.percentile(volume.data, [0.5, 99.5], method="lower")
+    windowed = signature(volume=tf.constant(volume.data), window=tf.constant([low, high], tf.float32))["volume"]
+    np.testing.assert_allclose(windowed.numpy(), whole.numpy(), atol=1e-4 * np.ptp(whole.numpy()))
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((1, 8, 8), np.float32), "at least 2 slices"),
+    (np.full((3, 8, 8), np.nan, np.float32), "NaN or infinite"),
+    (np.zeros((40, 40, 40), np.float32), "exceed 50000 voxels"),
+])
+def test_bad_requests_are_invalid_argument(exported, bad, message):
+    signature = tf.saved_model.load(exported[2][0].path).signatures["serving_default"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        signature(volume=tf.constant(bad))
+
+
+def test_serving_files_parse_and_versions_are_atomic_and_immutable(exported):
+    generator, base, models = exported
+    config = text_format.Parse(open(os.path.join(base, "models.config")).read(),
+                               model_server_config_pb2.ModelServerConfig())
+    entries = {c.name: c.base_path for c in config.model_config_list.config}
+    assert entries == {m.name: os.path.dirname(m.path) for m in models}
+    assert set(entries) == {"soupgan_x2", "soupgan_x2.5", "soupgan_x4"}
+    records = list(tf.data.TFRecordDataset(os.path.join(models[1].path, WARMUP_FILE)).as_numpy_iterator())
+    logs = [prediction_log_pb2.PredictionLog.FromString(record) for record in records]
+    assert {log.predict_log.request.model_spec.signature_name for log in logs} == {"serving_default", "with_window"}
+    assert all(log.predict_log.request.model_spec.name == "soupgan_x2.5" for log in logs)
+    request = logs[0].predict_log.request
+    signature = tf.saved_model.load(models[1].path).signatures["serving_default"]
+    assert signature(volume=tf.constant(tf.make_ndarray(request.inputs["volume"])))["volume"].shape[0] == 15  # 6 slabs × 2.5, thin-to-thick
+    card = json.load(open(os.path.join(models[1].path, "assets.extra", "model_card.json")))
+    assert card["scale"] == 2.5 and card["criterion"] == "thin-to-thick" and card["note"] == "test"
+    with pytest.raises(InputError, match="versions are immutable"):
+        export_scale(generator, base, 2.0, version=1)
+    assert export_scale(generator, base, 2.0).version == 2
+    assert sorted(os.listdir(os.path.join(base, "soupgan_x2"))) == ["1", "2"]  # no staging folder left
+
+
+def test_export_cli_writes_every_scale_with_the_default_weights(tmp_path):
+    result = soupgan("export", "--out", tmp_path / "base", "--scales", "3,2.5")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert [m["name"] for m in summary["exported"]] == ["soupgan_x2.5", "soupgan_x3"]
+    card = json.load(open(tmp_path / "base" / "soupgan_x3" / "1" / "assets.extra" / "model_card.json"))
+    assert card["source"] == "soupgan default weights" and len(card["generator_sha256"]) == 64
+    assert (tmp_path / "base" / "batching_parameters.txt").exists()
+    bad = soupgan("export", "--out", tmp_path / "base", "--scales", "7")
+    assert bad.returncode == 2 and "outside the model's range" in bad.stderr.strip().splitlines()[-1]
