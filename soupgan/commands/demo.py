@@ -1,7 +1,7 @@
 """`soupgan demo`: the first thing to run. Super-resolves a thick-slice scan made from the built-in real T1
 (nibabel's 2 mm anatomical.nii, every 4th slice kept: 8 mm slices) with the shipped model, and, since the
 truth is known, scores it against tricubic. `--full` runs the whole product on it: shards → a short
-training run → upsample → evaluate with that run's generator.
+training run → upsample → export (TF Serving SavedModels) → evaluate with that run's generator.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ DEMO_SCALE = 4
 
 
 def add_parser(commands) -> None:
-    parser = commands.add_parser("demo", help="super-resolve the built-in example (--full: shards → train → evaluate)")
+    parser = commands.add_parser("demo", help="super-resolve the built-in example (--full: shards → train → export → evaluate)")
     parser.add_argument("--out", default="soupgan-demo", help="folder for the volumes, previews and metrics")
     parser.add_argument("--full", action="store_true", help="also run shards, a short training run and evaluate")
     parser.set_defaults(run=run)
@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> None:
     scores = _upsample_example(args.out, model)
     print(json.dumps(scores))
     if args.full:
+        _soupgan("export", "--model", model, "--out", os.path.join(args.out, "export"), "--scales", "2,3,4")
         _soupgan("evaluate", example_volume_path(), "--scales", "2,3,4", "--model", model,
                  "--out", os.path.join(args.out, "evaluation"))
 

@@ -28,6 +28,9 @@ def add_parser(commands) -> None:
                         help="how the thick slices were acquired: thin-to-thin (gaps) or thin-to-thick (slabs)")
     parser.add_argument("--axis", default="auto", help="slice axis: auto (largest spacing), 0, 1 or 2")
     parser.add_argument("--model", help="training run folder or generator .keras (default: the shipped weights)")
+    parser.add_argument("--server", metavar="HOST:PORT", help="query TF Serving (soupgan export) instead of running in-process")
+    parser.add_argument("--tls", action="store_true", help="--server over TLS (system root certificates)")
+    parser.add_argument("--timeout", type=float, default=120.0, help="--server: deadline of each request, seconds")
     parser.add_argument("--labels", action="store_true",
                         help="INPUT is a label map: interpolate per-label signed distances instead of running the model")
     parser.add_argument("--preview", metavar="PNG", help="write thick input / tricubic / super-resolved, three planes")
@@ -106,6 +109,16 @@ def run(args: argparse.Namespace) -> None:
         from pipeline.labels import upsample_label_volume
 
         result = upsample_label_volume(volume, scale, args.criterion, axis)
+    elif args.server:
+        from serving.client import ClientOptions, ServingClient, upsample_remote
+
+        if args.model:
+            raise InputError("--model and --server exclude each other: the server holds the model")
+        client = ServingClient(args.server, ClientOptions(timeout_s=args.timeout, tls=args.tls))
+        try:
+            result = upsample_remote(volume, client, scale, args.criterion, axis)
+        finally:
+            client.close()
     else:
         from model.model_source import resolve_generator
         from model.super_resolve import check_scale, super_resolve

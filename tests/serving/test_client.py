@@ -1,0 +1,91 @@
+"""The gRPC client against the test stand-in server: same result as in-process inference, tiling under the
+4 MB limit equal to the untiled result, and one-line errors for an unknown model, a server down, a deadline."""
+import socket
+
+import numpy as np
+import pytest
+
+from model.generator import SoupGenerator
+from model.super_resolve import super_resolve
+from pipeline.errors import InputError
+from pipeline.volume import Volume
+from serving.client import ClientOptions, ServingClient, upsample_remote
+from serving.export import export_scale
+from tests.conftest import phantom
+from tests.serving.standin_server import StandInModelServer
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    generator = SoupGenerator(filters=4, blocks=1)
+    generator({"image": np.zeros((1, 8, 8, 8, 1), np.float32), "scale": np.float32(2)})
+    rng = np.random.default_rng(1)
+    for weight in generator.weights:
+        weight.assign(rng.normal(0, 0.05, weight.shape).astype(np.float32))
+    base = str(tmp_path_factory.mktemp("base"))
+    for scale in (2.0, 4.0):
+        export_scale(generator, base, scale)
+    with StandInModelServer(base) as server:
+        yield generator, server
+
+
+def test_client_result_equals_in_process_inference(served):
+    generator, server = served
+    volume = Volume(phantom((30, 28, 8)) * 1.2 - 1000.0, np.diag([0.7, 0.7, 5.0, 1.0]), "CT")
+    client = ServingClient(server.address)
+    remote = upsample_remote(volume, client, 2.0, "thin-to-thin")
+    local = super_resolve(volume, generator, 2.0)
+    np.testing.assert_allclose(remote.affine, local.affine)
+    assert np.abs(remote.data - local.data).max() <= 1e-4 * np.ptp(local.data)
+
+
+@pytest.mark.slow
+def test_a_volume_over_the_message_limit_is_tiled_with_the_untiled_result(served):
+    generator, server = served
+    thick = np.moveaxis(phantom((256, 256, 64), seed=2), 2, 0)  # 64 slices of 256² → 253 thin: 66 MB reply
+    client = ServingClient(server.address, ClientOptions(halo=generator.receptive_radius + 2))
+    before = server.requests
+    tiled = client.upsample_array(thick, 4.0, "thin-to-thin")
+    assert server.requests - before > 4  # it had to tile: no message over 4 MB reached the server
+    untiled = super_resolve(Volume(thick, np.diag([4.0, 1.0, 1.0, 1.0])), generator, 4.0, axis=0).data
+    assert tiled.shape == untiled.shape == (253, 256, 256)
+    assert np.abs(tiled - untiled).max() <= 1e-4 * np.ptp(untiled)
+
+
+def test_unknown_model_server_down_and_deadline_give_one_line_errors(served, tmp_path):
+    _, server = served
+    client = ServingClient(server.address)
+    with pytest.raises(InputError, match=r"model soupgan_x3: not served at 127\.0\.0\.1"):
+        client.upsample_array(np.zeros((4, 8, 8), np.float32), 3.0, "thin-to-thin")
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    down = ServingClient(f"127.0.0.1:{port}", ClientOptions(retries=1, backoff_s=0.05, timeout_s=2))
+    with pytest.raises(InputError, match="no TF Serving reachable at 127.0.0.1:.* after 2 tries"):
+        down.check_available("soupgan_x2")
+    with StandInModelServer(str(tmp_path), delay_s=5.0) as slow:
+        export_scale(served[0], str(tmp_path), 2.0)
+        late = ServingClient(slow.address, ClientOptions(timeout_s=0.5))
+        with pytest.raises(InputError, match="deadline of 0.5 s passed"):
+            late.predict("soupgan_x2", {"volume": np.zeros((3, 8, 8), np.float32)})
+    with pytest.raises(InputError, match="INVALID_ARGUMENT .* at least 2 slices"):
+        client.predict("soupgan_x2", {"volume": np.zeros((1, 8, 8), np.float32)})
+
+
+def test_upsample_cli_queries_the_server(served, tmp_path):
+    from pipeline.nifti_io import read_nifti, write_nifti
+    from tests.test_cli import soupgan
+
+    generator, server = served
+    volume = Volume(phantom((30, 28, 8)), np.diag([1.0, 1.0, 4.0, 1.0]), "MR")
+    write_nifti(volume, str(tmp_path / "thick.nii.gz"))
+    result = soupgan("upsample", tmp_path / "thick.nii.gz", tmp_path / "thin.nii.gz", "--scale", "4",
+                     "--server", server.address)
+    assert result.returncode == 0, result.stderr
+    thin = read_nifti(str(tmp_path / "thin.nii.gz"))
+    local = super_resolve(volume, generator, 4.0)
+    np.testing.assert_allclose(thin.affine, local.affine)
+    assert np.abs(thin.data - local.data).max() <= 1e-4 * np.ptp(local.data)
+    missing = soupgan("upsample", tmp_path / "thick.nii.gz", tmp_path / "x.nii.gz", "--scale", "3",
+                      "--server", server.address)
+    assert missing.returncode == 2 and "not served at" in missing.stderr.strip().splitlines()[-1]
