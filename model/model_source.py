@@ -54,7 +54,7 @@ def generator_path(model: str | None, criterion: str) -> str:
         config = run.read_config()
         if config is None or not os.path.exists(run.best_generator):
             raise InputError(f"{model}: not a training run folder (no config.json and best_generator.keras); "
-                             "SavedModel exports are queried with --server")
+                             "an export folder goes to upsample --model or --server")
         if config.get("criterion") != criterion:
             raise InputError(f"{model}: trained for {config.get('criterion')}, not {criterion}")
         return run.best_generator

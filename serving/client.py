@@ -10,7 +10,6 @@ with a halo of at least the generator's receptive radius the tiled result equals
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 
 import grpc
@@ -19,12 +18,11 @@ import tensorflow as tf
 from tensorflow_serving.apis import get_model_status_pb2, model_pb2, model_service_pb2_grpc, predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from model.sliding_window import SlidingWindow, sliding_window_inference
 from pipeline.errors import InputError
-from pipeline.geometry import upsampled_affine, upsampled_length
-from pipeline.normalization import robust_window
+from pipeline.geometry import upsampled_affine
 from pipeline.volume import Volume
 from serving.export import model_name
+from serving.tiling import upsample_tiled
 
 DEFAULT_MESSAGE_BYTES = 4 * 1024 * 1024
 MESSAGE_HEADROOM = 64 * 1024  # protobuf framing, names and shapes around the tensor bytes
@@ -104,27 +102,14 @@ class ServingClient:
         """A thick volume [Z, H, W] (slice axis first, raw intensities) → the thin one, tiled when needed."""
         name = model_name(scale)
         self.check_available(name)
-        thick = np.ascontiguousarray(thick, np.float32)
-        depth = upsampled_length(thick.shape[0], scale, criterion)
-        budget = self.options.max_message_bytes - MESSAGE_HEADROOM
-        if depth * thick.shape[1] * thick.shape[2] * 4 <= budget:
-            return self.predict(name, {"volume": thick})
-        window = robust_window(thick)  # the whole volume's: every tile is normalised the same way
-        halo = self.options.halo
-        side = math.isqrt(budget // (4 * depth)) - 2 * halo  # in-plane core that keeps the reply under budget
-        if side < 8:
-            raise InputError(f"{depth} thin slices are too many for {self.options.max_message_bytes}-byte messages "
-                             "with this halo; raise the server's and the client's message limit")
-        tiles = SlidingWindow((depth, *thick.shape[1:]), (depth, side, side), (0, halo, halo), blending="constant")
-        bounds = np.array([window.low, window.high], np.float32)
 
-        def read(region):
-            return thick[(slice(None), *region[1:])]
+        def run(volume, window):
+            if window is None:
+                return self.predict(name, {"volume": volume})
+            return self.predict(name, {"volume": volume, "window": window}, "with_window")
 
-        def predict(batch):
-            return np.stack([self.predict(name, {"volume": tile, "window": bounds}, "with_window") for tile in batch])
-
-        return sliding_window_inference(read, predict, tiles)
+        budget = (self.options.max_message_bytes - MESSAGE_HEADROOM) // 4  # float32 voxels per reply
+        return upsample_tiled(thick, scale, criterion, run, budget, self.options.halo)
 
 
 def _reason(details: str) -> str:

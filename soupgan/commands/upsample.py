@@ -27,7 +27,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--criterion", choices=UPSAMPLE_CRITERIA, default=THIN_TO_THIN,
                         help="how the thick slices were acquired: thin-to-thin (gaps) or thin-to-thick (slabs)")
     parser.add_argument("--axis", default="auto", help="slice axis: auto (largest spacing), 0, 1 or 2")
-    parser.add_argument("--model", help="training run folder or generator .keras (default: the shipped weights)")
+    parser.add_argument("--model", help="training run folder, generator .keras or export folder (default: the shipped weights)")
     parser.add_argument("--server", metavar="HOST:PORT", help="query TF Serving (soupgan export) instead of running in-process")
     parser.add_argument("--tls", action="store_true", help="--server over TLS (system root certificates)")
     parser.add_argument("--timeout", type=float, default=120.0, help="--server: deadline of each request, seconds")
@@ -96,6 +96,7 @@ def write_output(volume, path: str, source: str, series_uid: str | None, axis: i
 
 def run(args: argparse.Namespace) -> None:
     from pipeline.volume_io import read_volume
+    from serving.local_export import is_export
 
     show_progress()
     check_output(args.output, args.force)
@@ -119,6 +120,10 @@ def run(args: argparse.Namespace) -> None:
             result = upsample_remote(volume, client, scale, args.criterion, axis)
         finally:
             client.close()
+    elif args.model and is_export(args.model):
+        from serving.local_export import upsample_with_export
+
+        result = upsample_with_export(volume, args.model, scale, args.criterion, axis)
     else:
         from model.model_source import resolve_generator
         from model.super_resolve import check_scale, super_resolve

@@ -114,3 +114,21 @@ def test_export_cli_writes_every_scale_with_the_default_weights(tmp_path):
     assert (tmp_path / "base" / "batching_parameters.txt").exists()
     bad = soupgan("export", "--out", tmp_path / "base", "--scales", "7")
     assert bad.returncode == 2 and "outside the model's range" in bad.stderr.strip().splitlines()[-1]
+
+
+def test_an_export_runs_in_process_tiled_or_whole_with_the_same_result(exported, monkeypatch):
+    import serving.local_export as local_export
+
+    generator, base, _ = exported
+    volume = Volume(phantom((40, 36, 9)) * 1.2 - 1000.0, np.diag([0.7, 0.7, 5.0, 1.0]), "CT")
+    expected = super_resolve(volume, generator, 2.5, "thin-to-thick")
+    whole = local_export.upsample_with_export(volume, base, 2.5, "thin-to-thick")
+    monkeypatch.setattr(local_export, "LOCAL_OUTPUT_VOXELS", 22 * 24 * 24)  # forces in-plane tiles
+    tiled = local_export.upsample_with_export(volume, base, 2.5, "thin-to-thick")
+    for result in (whole, tiled):
+        np.testing.assert_allclose(result.affine, expected.affine)
+        assert np.abs(result.data - expected.data).max() <= 1e-4 * np.ptp(expected.data)
+    with pytest.raises(InputError, match="exported for thin-to-thick, not thin-to-thin"):
+        local_export.upsample_with_export(volume, base, 2.5, "thin-to-thin")
+    with pytest.raises(InputError, match="no soupgan_x3 export"):
+        local_export.upsample_with_export(volume, base, 3, "thin-to-thick")
