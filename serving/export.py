@@ -136,15 +136,17 @@ def export_scale(generator: SoupGenerator, base: str, scale: float, criterion: s
     return ExportedModel(name, scale, version, final)
 
 
-def write_models_config(base: str, names: list[str]) -> str:
-    """`base/models.config`: a model_config_list for tensorflow_model_server --model_config_file."""
+def write_models_config(base: str, names: list[str], serving_base: str | None = None) -> str:
+    """`base/models.config`: a model_config_list for tensorflow_model_server --model_config_file; base paths
+    under `serving_base` (where the server sees `base`, e.g. a container mount) or `base` itself."""
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
 
     config = model_server_config_pb2.ModelServerConfig()
     for name in sorted(set(names) | _existing_models(base)):
         entry = config.model_config_list.config.add()
-        entry.name, entry.base_path, entry.model_platform = name, os.path.abspath(os.path.join(base, name)), "tensorflow"
+        root = serving_base if serving_base else os.path.abspath(base)
+        entry.name, entry.base_path, entry.model_platform = name, f"{root.rstrip('/')}/{name}", "tensorflow"
     path = os.path.join(base, "models.config")
     _write_text_atomic(path, text_format.MessageToString(config))
     return path

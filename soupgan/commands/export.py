@@ -19,6 +19,8 @@ def add_parser(commands) -> None:
     parser.add_argument("--scales", default="2,3,4,5,6", help="scales to export, fractional allowed (e.g. 2,2.5,4)")
     parser.add_argument("--criterion", choices=UPSAMPLE_CRITERIA, default=THIN_TO_THIN)
     parser.add_argument("--version", type=int, help="version number (default: one more than the highest there)")
+    parser.add_argument("--serving-base", metavar="PATH",
+                        help="where the server will see BASE (e.g. /models in a container) for models.config")
     parser.add_argument("--max-voxels", type=int, help="refuse requests whose output has more voxels than this")
     parser.set_defaults(run=run)
 
@@ -66,6 +68,6 @@ def run(args: argparse.Namespace) -> None:
         model = export_scale(generator, args.out, scale, args.criterion, args.version,
                              args.max_voxels or DEFAULT_MAX_VOXELS, card)
         exported.append({"name": model.name, "version": model.version, "seconds": round(time.perf_counter() - start, 2)})
-    write_models_config(args.out, [model["name"] for model in exported])
+    write_models_config(args.out, [model["name"] for model in exported], args.serving_base)
     write_batching_parameters(args.out)
     print(json.dumps({"exported": exported, "models_config": os.path.join(args.out, "models.config")}))

@@ -105,13 +105,15 @@ def test_serving_files_parse_and_versions_are_atomic_and_immutable(exported):
 
 
 def test_export_cli_writes_every_scale_with_the_default_weights(tmp_path):
-    result = soupgan("export", "--out", tmp_path / "base", "--scales", "3,2.5")
+    result = soupgan("export", "--out", tmp_path / "base", "--scales", "3,2.5", "--serving-base", "/models")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert [m["name"] for m in summary["exported"]] == ["soupgan_x2.5", "soupgan_x3"]
     card = json.load(open(tmp_path / "base" / "soupgan_x3" / "1" / "assets.extra" / "model_card.json"))
     assert card["source"] == "soupgan default weights" and len(card["generator_sha256"]) == 64
     assert (tmp_path / "base" / "batching_parameters.txt").exists()
+    config = text_format.Parse((tmp_path / "base" / "models.config").read_text(), model_server_config_pb2.ModelServerConfig())
+    assert [c.base_path for c in config.model_config_list.config] == ["/models/soupgan_x2.5", "/models/soupgan_x3"]
     bad = soupgan("export", "--out", tmp_path / "base", "--scales", "7")
     assert bad.returncode == 2 and "outside the model's range" in bad.stderr.strip().splitlines()[-1]
 
