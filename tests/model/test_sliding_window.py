@@ -3,8 +3,8 @@ receptive radius makes the tiled result equal one pass, and blending hides seams
 import numpy as np
 import pytest
 
-from model.generator import SoupGenerator
 from model.sliding_window import BLENDINGS, SlidingWindow, sliding_window_inference
+from tests.generators import random_generator
 
 RNG = np.random.default_rng(0)
 
@@ -40,14 +40,6 @@ def test_identity_predictor_gives_back_the_volume_for_any_tiling():
         np.testing.assert_allclose(result, volume, rtol=1e-5, atol=1e-6)
 
 
-def _random_generator(variant):
-    generator = SoupGenerator(variant, filters=4, blocks=1, growth=2)
-    generator({"image": np.zeros((1, 8, 8, 8, 1), np.float32), "scale": np.float32(3)})
-    for weight in generator.weights:
-        weight.assign(RNG.normal(0, 0.1, weight.shape).astype(np.float32))
-    return generator
-
-
 def _tiled(generator, image, window):
     def predict(batch):
         return generator({"image": batch[..., None], "scale": np.float32(3.5)}).numpy()[..., 0]
@@ -61,7 +53,7 @@ def _tiled(generator, image, window):
 
 @pytest.mark.parametrize("variant", ["residual", "rrdb"])
 def test_halo_of_the_receptive_radius_equals_one_pass(variant):
-    generator = _random_generator(variant)
+    generator = random_generator(variant, std=0.1)
     image = RNG.random((37, 29, 26), dtype=np.float32)
     whole = generator({"image": image[None, ..., None], "scale": np.float32(3.5)}).numpy()[0, ..., 0]
     window = SlidingWindow(image.shape, core=(9, 11, 10), halo=generator.receptive_radius, overlap=0.0)
@@ -70,7 +62,7 @@ def test_halo_of_the_receptive_radius_equals_one_pass(variant):
 
 
 def test_blending_hides_seams_when_the_halo_is_short():
-    generator = _random_generator("residual")
+    generator = random_generator("residual", std=0.1)
     image = RNG.random((40, 40, 40), dtype=np.float32)
     whole = generator({"image": image[None, ..., None], "scale": np.float32(3.5)}).numpy()[0, ..., 0]
     errors = {}

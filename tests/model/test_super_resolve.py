@@ -17,6 +17,7 @@ from pipeline.interpolation import upsample, upsample_volume
 from pipeline.normalization import robust_window
 from pipeline.volume import Volume
 from tests.conftest import phantom
+from tests.generators import random_generator
 
 RNG = np.random.default_rng(0)
 CT_AFFINE = np.array([[-0.7, 0, 0, 120.0], [0, -0.7, 0, 95.0], [0, 0, 5.0, -300.0], [0, 0, 0, 1]])
@@ -25,14 +26,6 @@ CT_AFFINE = np.array([[-0.7, 0, 0, 120.0], [0, -0.7, 0, 95.0], [0, 0, 5.0, -300.
 def ct_volume(shape=(40, 36, 9)):
     """A thick-slice CT-like phantom in HU: air at -1000, tissue around 40, bone above 700."""
     return Volume(phantom(shape) * 1.2 - 1000.0, CT_AFFINE, "CT")
-
-
-def random_generator(filters=4, blocks=1):
-    generator = SoupGenerator(filters=filters, blocks=blocks)
-    generator({"image": np.zeros((1, 8, 8, 8, 1), np.float32), "scale": np.float32(2)})
-    for weight in generator.weights:
-        weight.assign(RNG.normal(0, 0.05, weight.shape).astype(np.float32))
-    return generator
 
 
 @pytest.mark.parametrize("criterion", [THIN_TO_THIN, THIN_TO_THICK])

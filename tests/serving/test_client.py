@@ -5,7 +5,6 @@ import socket
 import numpy as np
 import pytest
 
-from model.generator import SoupGenerator
 from model.super_resolve import super_resolve
 from pipeline.errors import InputError
 from pipeline.volume import Volume
@@ -13,15 +12,12 @@ from serving.client import ClientOptions, ServingClient, upsample_remote
 from serving.export import export_scale
 from tests.conftest import phantom
 from tests.serving.standin_server import StandInModelServer
+from tests.generators import random_generator
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    generator = SoupGenerator(filters=4, blocks=1)
-    generator({"image": np.zeros((1, 8, 8, 8, 1), np.float32), "scale": np.float32(2)})
-    rng = np.random.default_rng(1)
-    for weight in generator.weights:
-        weight.assign(rng.normal(0, 0.05, weight.shape).astype(np.float32))
+    generator = random_generator(seed=1)
     base = str(tmp_path_factory.mktemp("base"))
     for scale in (2.0, 4.0):
         export_scale(generator, base, scale)

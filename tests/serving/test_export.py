@@ -12,13 +12,13 @@ from google.protobuf import text_format
 from tensorflow_serving.apis import prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from model.generator import SoupGenerator
 from model.super_resolve import super_resolve
 from pipeline.errors import InputError
 from pipeline.volume import Volume
 from serving.export import WARMUP_FILE, export_scale, write_models_config
 from tests.conftest import phantom
 from tests.test_cli import ROOT, soupgan
+from tests.generators import random_generator
 
 SCALES = (2.0, 2.5, 4.0)
 
@@ -30,11 +30,7 @@ def thick_ct():
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    generator = SoupGenerator(filters=4, blocks=1)
-    generator({"image": np.zeros((1, 8, 8, 8, 1), np.float32), "scale": np.float32(2)})
-    rng = np.random.default_rng(0)
-    for weight in generator.weights:
-        weight.assign(rng.normal(0, 0.05, weight.shape).astype(np.float32))
+    generator = random_generator()
     base = str(tmp_path_factory.mktemp("export"))
     models = [export_scale(generator, base, scale, "thin-to-thick", max_voxels=50_000, card={"note": "test"})
               for scale in SCALES]
