@@ -96,7 +96,6 @@ def write_output(volume, path: str, source: str, series_uid: str | None, axis: i
 
 def run(args: argparse.Namespace) -> None:
     from pipeline.volume_io import read_volume
-    from serving.local_export import is_export
 
     show_progress()
     check_output(args.output, args.force)
@@ -106,33 +105,7 @@ def run(args: argparse.Namespace) -> None:
     axis = volume.slice_axis(axis_override)
     scale = resolve_scale(args, float(volume.spacing[axis]))
     started = time.perf_counter()
-    if args.labels:
-        from pipeline.labels import upsample_label_volume
-
-        result = upsample_label_volume(volume, scale, args.criterion, axis)
-    elif args.server:
-        from serving.client import ClientOptions, ServingClient, upsample_remote
-
-        if args.model:
-            raise InputError("--model and --server exclude each other: the server holds the model")
-        client = ServingClient(args.server, ClientOptions(timeout_s=args.timeout, tls=args.tls))
-        try:
-            result = upsample_remote(volume, client, scale, args.criterion, axis)
-        finally:
-            client.close()
-    elif args.model and is_export(args.model):
-        from serving.local_export import upsample_with_export
-
-        result = upsample_with_export(volume, args.model, scale, args.criterion, axis)
-    else:
-        from model.model_source import resolve_generator
-        from model.super_resolve import check_scale, super_resolve
-
-        generator = resolve_generator(args.model, args.criterion)
-        check_scale(generator, scale)
-        LOG.info("%s: %s, slice axis %d, x%g %s", volume.volume_id, volume.shape, axis, scale, args.criterion)
-        result = super_resolve(volume, generator, scale, args.criterion, axis, tile=tile, batch_size=args.batch_size,
-                               progress=ProgressBar(f"{volume.volume_id} x{scale:g}"))
+    result = upsample_with(args, volume, scale, axis, tile)
     seconds = time.perf_counter() - started
     description = f"soupgan x{scale:g} {args.criterion}" + (" labels" if args.labels else "")
     write_output(result, args.output, args.input, args.series, axis, description)
@@ -140,6 +113,36 @@ def run(args: argparse.Namespace) -> None:
         write_preview(volume, result, scale, args.criterion, axis, args.preview)
     print(f"{volume.volume_id}: {volume.shape} -> {result.shape}, slice spacing {volume.spacing[axis]:.4g} -> "
           f"{result.spacing[axis]:.4g} mm, {result.data.size / seconds / 1e6:.2f} Mvoxel/s")
+
+
+def upsample_with(args: argparse.Namespace, volume, scale: float, axis: int, tile):
+    """The thin volume from what the flags name: label interpolation, a server, an export, or a generator."""
+    if args.labels:
+        from pipeline.labels import upsample_label_volume
+
+        return upsample_label_volume(volume, scale, args.criterion, axis)
+    if args.server:
+        from serving.client import ClientOptions, ServingClient, upsample_remote
+
+        if args.model:
+            raise InputError("--model and --server exclude each other: the server holds the model")
+        client = ServingClient(args.server, ClientOptions(timeout_s=args.timeout, tls=args.tls))
+        try:
+            return upsample_remote(volume, client, scale, args.criterion, axis)
+        finally:
+            client.close()
+    from serving.local_export import is_export, upsample_with_export
+
+    if args.model and is_export(args.model):
+        return upsample_with_export(volume, args.model, scale, args.criterion, axis)
+    from model.model_source import resolve_generator
+    from model.super_resolve import check_scale, super_resolve
+
+    generator = resolve_generator(args.model, args.criterion)
+    check_scale(generator, scale)
+    LOG.info("%s: %s, slice axis %d, x%g %s", volume.volume_id, volume.shape, axis, scale, args.criterion)
+    return super_resolve(volume, generator, scale, args.criterion, axis, tile=tile, batch_size=args.batch_size,
+                         progress=ProgressBar(f"{volume.volume_id} x{scale:g}"))
 
 
 def write_preview(thick, result, scale: float, criterion: str, axis: int, path: str) -> None:
