@@ -9,12 +9,10 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from model.sliding_window import SlidingWindow, sliding_window_inference
-from model.super_resolve import UpsampledColumns
+from model.sliding_window import SlidingWindow
+from model.super_resolve import tiled_over_volume
 from pipeline.config import SCALES
 from pipeline.errors import InputError
-from pipeline.geometry import upsampled_affine
-from pipeline.normalization import robust_window
 from pipeline.volume import Volume
 
 INTENSITY_RANGE = 10000.0  # the authors' model takes the normalised volume scaled to 0..10000
@@ -38,9 +36,6 @@ class ReferenceModel:
         return np.maximum(0.0, 1.0 - np.abs(np.asarray(SCALES, np.float32) - scale))[None, :]
 
     def __call__(self, volume: Volume, scale: float, criterion: str, axis: int | None = None) -> Volume:
-        axis = volume.slice_axis(axis)
-        window = robust_window(volume.data)
-        source = UpsampledColumns(np.moveaxis(volume.data, axis, 0), scale, criterion, window)
         weights = self.scale_weights(scale)
 
         def predict(batch: np.ndarray) -> np.ndarray:
@@ -48,6 +43,5 @@ class ReferenceModel:
                                      input_indexes=tf.constant(np.repeat(weights, len(batch), axis=0)))
             return outputs["output_images"].numpy()[..., 0] / INTENSITY_RANGE
 
-        tiles = SlidingWindow(source.shape, TILE, HALO, overlap=0.25, blending="gaussian")
-        output = sliding_window_inference(source, predict, tiles, transform=window.denormalize)
-        return volume.with_data(np.moveaxis(output, 0, axis), upsampled_affine(volume.affine, axis, scale, criterion))
+        return tiled_over_volume(volume, predict, scale, criterion, axis,
+                                 lambda shape: SlidingWindow(shape, TILE, HALO, overlap=0.25, blending="gaussian"))

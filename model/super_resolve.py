@@ -71,6 +71,24 @@ def check_scale(generator: SoupGenerator, scale: float) -> float:
     return float(scale)
 
 
+def thin_volume(volume: Volume, thin: np.ndarray, scale: float, criterion: str, axis: int) -> Volume:
+    """The thin-slice result (slice axis first) as a volume of the same scan, each thin slice at its true place."""
+    return volume.with_data(np.moveaxis(thin, 0, axis), upsampled_affine(volume.affine, axis, scale, criterion))
+
+
+def tiled_over_volume(volume: Volume, predict: Callable[[np.ndarray], np.ndarray], scale: float, criterion: str,
+                      axis: int | None, tiles: Callable[[tuple], SlidingWindow], batch_size: int = 1,
+                      progress: Callable[[int, int], None] | None = None) -> Volume:
+    """Run a normalised-intensity network `predict` over the whole volume: window of the whole thick volume,
+    lazily upsampled columns, `tiles(shape)` of the thin grid, denormalised output with its geometry."""
+    axis = volume.slice_axis(axis)
+    window = robust_window(volume.data)
+    source = UpsampledColumns(np.moveaxis(volume.data, axis, 0), scale, criterion, window)
+    output = sliding_window_inference(source, predict, tiles(source.shape), batch_size, transform=window.denormalize,
+                                      progress=progress)
+    return thin_volume(volume, output, scale, criterion, axis)
+
+
 def super_resolve(
     volume: Volume,
     generator: SoupGenerator,
@@ -90,10 +108,6 @@ def super_resolve(
     the whole volume; `overlap`/`blending` matter only with a smaller halo.
     """
     scale = check_scale(generator, scale)
-    axis = volume.slice_axis(axis)
-    window = robust_window(volume.data)
-    source = UpsampledColumns(np.moveaxis(volume.data, axis, 0), scale, criterion, window)
-    tiles = SlidingWindow(source.shape, tile, generator.receptive_radius if halo is None else halo, overlap, blending)
-    output = sliding_window_inference(source, compiled_predictor(generator, scale), tiles, batch_size,
-                                      transform=window.denormalize, progress=progress)
-    return volume.with_data(np.moveaxis(output, 0, axis), upsampled_affine(volume.affine, axis, scale, criterion))
+    halo = generator.receptive_radius if halo is None else halo
+    return tiled_over_volume(volume, compiled_predictor(generator, scale), scale, criterion, axis,
+                             lambda shape: SlidingWindow(shape, tile, halo, overlap, blending), batch_size, progress)

@@ -18,8 +18,8 @@ import tensorflow as tf
 from tensorflow_serving.apis import get_model_status_pb2, model_pb2, model_service_pb2_grpc, predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+from model.super_resolve import thin_volume
 from pipeline.errors import InputError
-from pipeline.geometry import upsampled_affine
 from pipeline.volume import Volume
 from serving.export import model_name
 from serving.tiling import upsample_tiled
@@ -125,5 +125,5 @@ def upsample_remote(volume: Volume, client: ServingClient, scale: float, criteri
                     axis: int | None = None) -> Volume:
     """`model.super_resolve.super_resolve`'s result, computed by a TF Serving export of the same generator."""
     axis = volume.slice_axis(axis)
-    thin = client.upsample_array(np.moveaxis(volume.data, axis, 0), scale, criterion)
-    return volume.with_data(np.moveaxis(thin, 0, axis), upsampled_affine(volume.affine, axis, scale, criterion))
+    return thin_volume(volume, client.upsample_array(np.moveaxis(volume.data, axis, 0), scale, criterion),
+                       scale, criterion, axis)

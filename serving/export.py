@@ -96,10 +96,14 @@ def _write_warmup(path: str, name: str) -> None:
             writer.write(log.SerializeToString())
 
 
+def versions(model_base: str) -> list[int]:
+    """The numeric version folders of one model, ascending (what TF Serving loads; staging folders are not)."""
+    return sorted(int(name) for name in os.listdir(model_base) if name.isdigit()) if os.path.isdir(model_base) else []
+
+
 def next_version(model_base: str) -> int:
-    """One more than the highest numeric version folder (1 for a new model)."""
-    versions = [int(name) for name in os.listdir(model_base) if name.isdigit()] if os.path.isdir(model_base) else []
-    return max(versions, default=0) + 1
+    """One more than the highest version (1 for a new model)."""
+    return max(versions(model_base), default=0) + 1
 
 
 def export_scale(generator: SoupGenerator, base: str, scale: float, criterion: str = THIN_TO_THIN,

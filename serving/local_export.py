@@ -9,10 +9,10 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from model.super_resolve import thin_volume
 from pipeline.errors import InputError
-from pipeline.geometry import upsampled_affine
 from pipeline.volume import Volume
-from serving.export import MODEL_CARD_FILE, model_name
+from serving.export import MODEL_CARD_FILE, model_name, versions
 from serving.tiling import upsample_tiled
 
 LOCAL_OUTPUT_VOXELS = 8_000_000  # per graph call: a few GB of activations for the default generator
@@ -24,11 +24,11 @@ def is_export(path: str) -> bool:
 
 def latest_version(base: str, scale: float) -> str:
     folder = os.path.join(base, model_name(scale))
-    versions = sorted(int(v) for v in os.listdir(folder) if v.isdigit()) if os.path.isdir(folder) else []
-    if not versions:
+    found = versions(folder)
+    if not found:
         exported = sorted(name for name in os.listdir(base) if name.startswith("soupgan_x"))
         raise InputError(f"{base}: no {model_name(scale)} export (it holds {', '.join(exported)})")
-    return os.path.join(folder, str(versions[-1]))
+    return os.path.join(folder, str(found[-1]))
 
 
 def upsample_with_export(volume: Volume, base: str, scale: float, criterion: str, axis: int | None = None) -> Volume:
@@ -51,4 +51,4 @@ def upsample_with_export(volume: Volume, base: str, scale: float, criterion: str
                               int(card["receptive_radius"]))
     except tf.errors.InvalidArgumentError as err:
         raise InputError(f"{path}: {err.message.splitlines()[0]}") from None
-    return volume.with_data(np.moveaxis(thin, 0, axis), upsampled_affine(volume.affine, axis, scale, criterion))
+    return thin_volume(volume, thin, scale, criterion, axis)
