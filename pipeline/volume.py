@@ -10,6 +10,7 @@ from pipeline.errors import NonFiniteVoxelsError, VolumeShapeError
 
 MODALITIES = ("MR", "CT", "unknown")
 _ID_HEX_CHARS = 16
+THIN_AXIS_TOLERANCE = 1.2
 
 
 def hashed_id(*parts: str | bytes) -> str:
@@ -86,6 +87,12 @@ class Volume:
             return override
         spacing = self.spacing
         return int(max(i for i in range(3) if spacing[i] >= 0.99 * spacing.max()))
+
+    def thin_axes(self) -> tuple[int, ...]:
+        """The axes a volume can be degraded along for training: all three for an isotropic scan, the in-plane
+        ones of a thick-slice scan (axes within 20% of the finest spacing)."""
+        spacing = self.spacing
+        return tuple(a for a in range(3) if spacing[a] <= THIN_AXIS_TOLERANCE * spacing.min())
 
     def with_data(self, data: np.ndarray, affine: np.ndarray | None = None) -> "Volume":
         """A new volume of the same scan (same modality and id) with new voxels and optionally new geometry."""

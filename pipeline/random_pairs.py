@@ -1,0 +1,111 @@
+"""Patch pairs drawn at random from whole thin-slice volumes, made on the fly with the shards job's own
+degradation and spline: every slice axis of an isotropic scan, every slice phase, flips and in-plane
+transposes, intensity augmentation before the degradation (`pipeline.augmentation`). No grid order and no
+two epochs alike; NumPy only, so it feeds any Keras backend (the JAX/GPU recipe as much as TensorFlow).
+
+A draw: volume, slice axis, scale, slice phase, an in-plane column of the patch's width through the whole
+slice axis (the spline runs along it, so the column is exact), augmented, degraded and cubic-upsampled; the
+patch is cut from the column where its target holds tissue.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+
+from pipeline.augmentation import AugmentationConfig, Histogram, augment_block
+from pipeline.config import PATCH_SIZE, SCALES, THIN_TO_THIN, check_criterion
+from pipeline.degradation import degrade
+from pipeline.errors import VolumeShapeError
+from pipeline.geometry import degraded_length, upsampled_length
+from pipeline.interpolation import upsample
+from pipeline.normalization import robust_window
+from pipeline.patches import FOREGROUND_FRACTION, FOREGROUND_LEVEL
+from pipeline.volume import Volume
+
+MAX_TRIES = 50  # draws per patch before a background one is accepted
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerConfig:
+    patch_size: int = PATCH_SIZE
+    scales: tuple[int, ...] = SCALES
+    criterion: str = THIN_TO_THIN
+    flips: bool = True
+    augmentation: AugmentationConfig = AugmentationConfig()
+
+    def __post_init__(self):
+        check_criterion(self.criterion)
+
+
+class RandomPairSampler:
+    """`sampler.batch(n, rng)` → (inputs [n, P, P, P], targets [n, P, P, P], scales [n]), slice axis first,
+    in normalised intensities (each volume's own [p0.5, p99.5] window, as records carry)."""
+
+    def __init__(self, volumes: Sequence[Volume], config: SamplerConfig):
+        self.config = config
+        self.volumes, self.axes, self.histograms = [], [], []
+        for volume in volumes:
+            normalised = robust_window(volume.data).normalize(volume.data)
+            axes = volume.thin_axes()
+            for axis in axes:
+                self._check(normalised.shape, axis)
+            self.volumes.append(normalised)
+            self.axes.append(axes)
+            self.histograms.append(Histogram.of(normalised))
+
+    def _check(self, shape: tuple[int, ...], axis: int) -> None:
+        size = self.config.patch_size
+        for scale in self.config.scales:
+            n_lr = degraded_length(shape[axis] - (scale - 1), scale, self.config.criterion)
+            in_plane = [n for a, n in enumerate(shape) if a != axis]
+            if n_lr < 2 or upsampled_length(n_lr, scale, self.config.criterion) < size or min(in_plane) < size:
+                raise VolumeShapeError(f"a {'x'.join(map(str, shape))} volume is too small for {size}^3 patches "
+                                       f"at x{scale} along axis {axis}")
+
+    def pair(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
+        """One (input, target, scale), slice axis first."""
+        config, size = self.config, self.config.patch_size
+        index = int(rng.integers(len(self.volumes)))
+        volume, axis = self.volumes[index], int(rng.choice(self.axes[index]))
+        scale = int(rng.choice(config.scales))
+        moved = np.moveaxis(volume, axis, 0)
+        for _ in range(MAX_TRIES):  # an in-plane column through tissue (the last try is kept regardless)
+            row = int(rng.integers(moved.shape[1] - size + 1))
+            col = int(rng.integers(moved.shape[2] - size + 1))
+            column = moved[:, row:row + size, col:col + size]
+            if (column > FOREGROUND_LEVEL).mean() >= FOREGROUND_FRACTION:
+                break
+        phase = int(rng.integers(scale))  # which thin slice the first thick one starts at
+        hr = augment_block(column[phase:], (phase, row, col), moved.shape, self.histograms[index], rng, config.augmentation)
+        thin = upsample(degrade(hr, scale, config.criterion, axis=0), scale, config.criterion, axis=0)
+        target = hr[: len(thin)]
+        start = self._tissue_start(target, size, rng)
+        pair_in, pair_out = thin[start:start + size], target[start:start + size]
+        if config.flips:
+            pair_in, pair_out = _flip(pair_in, pair_out, rng)
+        return pair_in, pair_out, scale
+
+    @staticmethod
+    def _tissue_start(target: np.ndarray, size: int, rng: np.random.Generator) -> int:
+        """A random start along the slice axis whose patch holds tissue, if any does."""
+        tissue = (target > FOREGROUND_LEVEL).reshape(len(target), -1).mean(axis=1)
+        windows = np.convolve(tissue, np.ones(size) / size, mode="valid")
+        good = np.flatnonzero(windows >= FOREGROUND_FRACTION)
+        return int(rng.choice(good)) if len(good) else int(rng.integers(len(windows)))
+
+    def batch(self, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pairs = [self.pair(rng) for _ in range(count)]
+        return (np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]),
+                np.array([p[2] for p in pairs], dtype=np.float32))
+
+
+def _flip(pair_in: np.ndarray, pair_out: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The same random flips of all three axes and transpose of the in-plane axes applied to both."""
+    axes = tuple(a for a in range(3) if rng.random() < 0.5)
+    if axes:
+        pair_in, pair_out = np.flip(pair_in, axes), np.flip(pair_out, axes)
+    if rng.random() < 0.5:
+        pair_in, pair_out = pair_in.transpose(0, 2, 1), pair_out.transpose(0, 2, 1)
+    return np.ascontiguousarray(pair_in), np.ascontiguousarray(pair_out)

@@ -1,0 +1,124 @@
+"""Pairs drawn on the fly: exact degradation of augmented targets, every slice axis, seeds, and augmentation."""
+import numpy as np
+import pytest
+
+from pipeline.augmentation import (AugmentationConfig, Histogram, IntensityMapping, augment_block, bias_field,
+                                   random_mapping)
+from pipeline.config import THIN_TO_THICK, THIN_TO_THIN
+from pipeline.errors import VolumeShapeError
+from pipeline.normalization import robust_window
+from pipeline.random_pairs import RandomPairSampler, SamplerConfig
+from pipeline.volume import Volume
+
+SIZE = 16
+
+
+def head(shape=(40, 44, 48), spacing=(1.0, 1.0, 1.0), seed=0):
+    """A bright ellipsoid with texture in a dark background, like a head in its field of view."""
+    rng = np.random.default_rng(seed)
+    grid = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
+    inside = sum(g ** 2 for g in grid) < 0.8
+    data = np.where(inside, 100 + 40 * np.sin(7 * grid[0]) * np.cos(5 * grid[1] + 3 * grid[2]), 2.0)
+    return Volume((data + rng.normal(0, 1, shape)).astype(np.float32), np.diag([*spacing, 1.0]))
+
+
+def kept_slice_offset(pair_in, pair_out, scale):
+    """The offset o at which every s-th thin slice is an original one (the spline passes through them)."""
+    for offset in range(scale):
+        if np.allclose(pair_in[offset::scale], pair_out[offset::scale], atol=1e-4):
+            return offset
+    return None
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_thin_to_thin_inputs_pass_through_the_kept_slices_of_their_targets(augment):
+    """The input is the spline through every s-th slice of the (augmented) target, whatever the phase."""
+    augmentation = AugmentationConfig() if augment else AugmentationConfig.none()
+    sampler = RandomPairSampler([head()], SamplerConfig(SIZE, criterion=THIN_TO_THIN, flips=False,
+                                                        augmentation=augmentation))
+    rng = np.random.default_rng(1)
+    offsets = set()
+    for _ in range(30):
+        pair_in, pair_out, scale = sampler.pair(rng)
+        assert pair_in.shape == pair_out.shape == (SIZE,) * 3 and pair_in.dtype == np.float32
+        offset = kept_slice_offset(pair_in, pair_out, scale)
+        assert offset is not None, f"x{scale}: no slice phase matches"
+        between = np.setdiff1d(np.arange(SIZE), np.arange(offset, SIZE, scale))
+        assert not np.allclose(pair_in[between], pair_out[between], atol=1e-3)
+        offsets.add((scale, offset))
+    assert len(offsets) > 5  # phases vary
+
+
+def test_thin_to_thick_inputs_keep_each_slab_mean():
+    """Thin-to-thick: averaging the input's thin slices over a slab gives the thick slice the target makes."""
+    sampler = RandomPairSampler([head()], SamplerConfig(SIZE, scales=(2,), criterion=THIN_TO_THICK, flips=False,
+                                                        augmentation=AugmentationConfig.none()))
+    pair_in, pair_out, _ = sampler.pair(np.random.default_rng(3))
+    slab_means = [pair_out[o:o + 2 * 4].reshape(4, 2, SIZE, SIZE).mean(axis=1) for o in (0, 1)]
+    interpolated = [pair_in[o:o + 2 * 4].reshape(4, 2, SIZE, SIZE).mean(axis=1) for o in (0, 1)]
+    # one of the two slab phases is the real one: there the spline of the slab means is close to them
+    errors = [np.abs(a - b).mean() for a, b in zip(slab_means, interpolated)]
+    assert min(errors) < 0.5 * max(errors)
+
+
+def test_isotropic_scans_are_degraded_along_every_axis_thick_ones_only_in_plane():
+    assert head().thin_axes() == (0, 1, 2)
+    assert head(spacing=(0.9, 0.9, 3.0)).thin_axes() == (0, 1)
+    sampler = RandomPairSampler([head(), head(spacing=(0.9, 0.9, 3.0))], SamplerConfig(SIZE))
+    assert sampler.axes == [(0, 1, 2), (0, 1)]
+
+
+def test_draws_are_reproducible_from_the_seed_and_differ_between_seeds():
+    sampler = RandomPairSampler([head(), head(seed=1)], SamplerConfig(SIZE))
+    first = sampler.batch(4, np.random.default_rng([0, 0]))
+    again = sampler.batch(4, np.random.default_rng([0, 0]))
+    other = sampler.batch(4, np.random.default_rng([0, 1]))
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first[1], other[1])
+    assert first[0].shape == (4, SIZE, SIZE, SIZE) and set(first[2]) <= {2.0, 3.0, 4.0, 5.0, 6.0}
+
+
+def test_a_volume_too_small_for_the_patches_is_refused():
+    with pytest.raises(VolumeShapeError, match=r"a 40x44x12 volume is too small for 16\^3 patches at x2 along axis 0"):
+        RandomPairSampler([head(shape=(40, 44, 12))], SamplerConfig(SIZE))
+
+
+def test_histogram_finds_the_window_of_a_remapped_volume():
+    data = head().data
+    normalised = robust_window(data).normalize(data)
+    histogram = Histogram.of(normalised)
+    identity = histogram.window_after(lambda x: x)
+    assert identity.low == pytest.approx(0.0, abs=0.01) and identity.high == pytest.approx(1.0, abs=0.01)
+    mapping = IntensityMapping(np.array([0.0, 0.5, 1.0]), np.array([0.0, 1.0, 0.2]), gamma=1.0)  # swaps contrasts
+    expected = robust_window(mapping(normalised))
+    found = histogram.window_after(mapping)
+    assert found.low == pytest.approx(expected.low, abs=0.01) and found.high == pytest.approx(expected.high, abs=0.01)
+
+
+def test_augmentation_changes_contrast_but_keeps_the_background_dark_and_the_window_unit():
+    data = head().data
+    normalised = robust_window(data).normalize(data)
+    histogram, rng = Histogram.of(normalised), np.random.default_rng(0)
+    always = AugmentationConfig(remap_probability=1.0, gamma_probability=1.0, bias_probability=0.0, noise_probability=0.0)
+    outputs = [augment_block(normalised, (0, 0, 0), normalised.shape, histogram, rng, always) for _ in range(5)]
+    background = normalised < 0.05
+    for out in outputs:
+        assert np.abs(out[background]).mean() < 0.1
+        window = robust_window(out)
+        assert window.low == pytest.approx(0.0, abs=0.02) and window.high == pytest.approx(1.0, abs=0.02)
+    assert np.std([np.corrcoef(out[~background], normalised[~background])[0, 1] for out in outputs]) > 0.05
+    untouched = augment_block(normalised, (0, 0, 0), normalised.shape, histogram, rng, AugmentationConfig.none())
+    np.testing.assert_allclose(untouched, normalised, atol=0.02)
+
+
+def test_bias_field_is_smooth_and_centred():
+    field = bias_field(np.random.default_rng(0), (20, 20, 20), (10, 0, 0), (40, 20, 20), amplitude=0.2)
+    assert abs(np.log(field).mean()) < 0.2 and np.abs(np.diff(np.log(field), axis=0)).max() < 0.05
+    assert field.std() > 0.01
+
+
+def test_gamma_only_mapping_is_monotonic():
+    mapping = random_mapping(np.random.default_rng(0), AugmentationConfig(remap_probability=0.0, gamma_probability=1.0))
+    x = np.linspace(0, 1.2, 50)
+    assert mapping.gamma != 1.0 and np.all(np.diff(mapping(x)) > 0)
