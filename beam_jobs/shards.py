@@ -17,7 +17,7 @@ from beam_jobs.sources import expand_inputs, match_paths
 from beam_jobs.transforms import DEAD_LETTERS_FILE, VolumeToShard, WriteManifest
 from pipeline.config import PATCH_SIZE, parse_criteria, parse_scales
 from pipeline.errors import InputError
-from pipeline.pairs import PairConfig
+from pipeline.pairs import ALL_AXES, PairConfig
 from pipeline.records import MANIFEST_FILE, SCHEMA_VERSION
 from pipeline.splits import SPLITS, parse_split
 
@@ -28,6 +28,10 @@ BEAM_FLAGS_HELP = """Any other flag goes to Beam. Runners:
   Dataflow          --runner DataflowRunner --project P --region R --temp_location gs://B/tmp --setup_file ./setup.py
   Flink / Spark     --runner FlinkRunner --flink_master HOST:PORT --setup_file ./setup.py  (SparkRunner alike)
 S3: --s3_endpoint_url URL --s3_access_key_id K --s3_secret_access_key S --s3_region_name R (or AWS_* variables)."""
+
+
+def slice_axis_flag(text: str) -> int | str:
+    return text if text == ALL_AXES else int(text)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", type=parse_split, default=(8, 1, 1), help="train,val,test weights (default 8,1,1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the by-volume split")
     parser.add_argument("--sigma", type=float, help="gaussian criterion: σ in thin slices")
-    parser.add_argument("--slice-axis", type=int, choices=(0, 1, 2), help="default: each volume's largest spacing")
+    parser.add_argument("--slice-axis", type=slice_axis_flag, choices=(0, 1, 2, ALL_AXES),
+                        help="default: each volume's largest spacing; all: every axis of an isotropic scan "
+                             "(its in-plane ones for a thick-slice scan), three times the pairs")
     parser.add_argument("--overwrite", action="store_true", help="replace a shard set already in --output")
 
 
@@ -57,6 +63,7 @@ def build(pipeline: beam.Pipeline, sources, unmatched, args) -> None:
         "slice_axis": config.slice_axis, "split_ratios": list(args.split), "seed": args.seed,
         "foreground": {"level": config.foreground_level, "fraction": config.foreground_fraction},
         "patch_layout": "slice axis first", "compression": "GZIP", "shard_per": "input volume",
+        "record_order": "shuffled in-plane columns, shuffled within each (seeded by the volume id)",
     }
     (
         pipeline

@@ -51,3 +51,27 @@ def test_too_small_volumes_fail_before_any_output():
         patch_pairs(volume, PairConfig(scales=(2,), criteria=("thin-to-thin",), patch_size=16))  # raises on the call itself
     with pytest.raises(VolumeShapeError, match="too few for thin-to-thick x6"):
         patch_pairs(Volume(phantom((40, 40, 40))[:, :, :10], np.eye(4)), PairConfig(scales=(6,), criteria=("thin-to-thick",), patch_size=4))
+
+
+def test_pairs_come_in_a_reproducible_shuffled_order_not_grid_order():
+    volume = Volume(phantom((48, 48, 48)), np.eye(4))
+    config = PairConfig(scales=(2, 3), criteria=("thin-to-thin",), patch_size=16, stride=8)
+    first = [(p.scale, p.origin) for p in patch_pairs(volume, config)]
+    assert first == [(p.scale, p.origin) for p in patch_pairs(volume, config)]  # seeded by the volume id
+    assert first != sorted(first)
+    assert len({scale for scale, _ in first[:8]}) == 2  # scales are mixed from the start
+    other = Volume(phantom((48, 48, 48)) + 1.0, np.eye(4))
+    assert [(p.scale, p.origin) for p in patch_pairs(other, config)] != first
+
+
+def test_all_axes_degrades_an_isotropic_scan_along_each_axis_and_a_thick_one_in_plane():
+    data = phantom((40, 40, 40))
+    config = PairConfig(scales=(2,), criteria=("thin-to-thin",), patch_size=16)
+    per_axis = [len(list(patch_pairs(Volume(data, np.eye(4)), PairConfig(**{**config.__dict__, "slice_axis": a}))))
+                for a in range(3)]
+    every = list(patch_pairs(Volume(data, np.eye(4)), PairConfig(**{**config.__dict__, "slice_axis": "all"})))
+    assert len(every) == sum(per_axis)
+    thick = Volume(data, np.diag([1.0, 1.0, 3.0, 1.0]))
+    assert len(list(patch_pairs(thick, PairConfig(**{**config.__dict__, "slice_axis": "all"})))) == sum(per_axis[:2])
+    with pytest.raises(InputError, match="slice axis must be 0, 1, 2 or all"):
+        PairConfig(slice_axis=3)
