@@ -95,6 +95,8 @@ class SoupGAN(keras.Model):
         return volume[:, m:-m, m:-m, m:-m, :] if m else volume
 
     def _generator_losses(self, target, prediction, fake_logits=None):
+        prediction = ops.cast(prediction, "float32")  # losses in float32 under a mixed precision policy too
+        target = ops.cast(target, "float32")
         mse = ops.mean(ops.square(self._inner(prediction) - self._inner(target)))
         losses = {"mse": mse, "psnr": -10.0 * ops.log(ops.maximum(mse, 1e-12)) / ops.log(10.0)}
         if not self.is_gan:
@@ -126,14 +128,14 @@ class SoupGAN(keras.Model):
                 with tf.GradientTape() as d_tape:
                     d_loss = (_bce_logits(1.0, self.discriminator(target, training=True))
                               + _bce_logits(0.0, self.discriminator(ops.stop_gradient(prediction), training=True)))
-                    scaled_d_loss = _per_replica(d_loss)
+                    scaled_d_loss = self.d_optimizer.scale_loss(_per_replica(d_loss))
                 with g_tape.stop_recording():
                     variables = self.discriminator.trainable_variables
                     self.d_optimizer.apply_gradients(zip(d_tape.gradient(scaled_d_loss, variables), variables))
                 values["d_loss"] = d_loss
                 fake_logits = self.discriminator(prediction, training=True)
             losses = self._generator_losses(target, prediction, fake_logits)
-            scaled_loss = _per_replica(losses["loss"])
+            scaled_loss = self.optimizer.scale_loss(_per_replica(losses["loss"]))  # loss scaling (mixed_float16)
         variables = self.generator.trainable_variables
         self.optimizer.apply_gradients(zip(g_tape.gradient(scaled_loss, variables), variables))
         return self._record({**values, **losses})

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import keras
+from keras import ops
 
 from model.blocks import RRDB3D, ResidualBlock3D
 from model.scale_conv import ScaleInterpolatedConv3D
@@ -65,11 +66,28 @@ class SoupGenerator(keras.Model):
         trunk = features
         for block in self.trunk:
             trunk = block(trunk)
-        return image + self.exit(trunk + features, scale)
+        # the residual is added in the input's precision (float32 under a mixed policy too)
+        return image + ops.cast(self.exit(trunk + features, scale), image.dtype)
 
     def get_config(self):
         return {**super().get_config(), "variant": self.variant, "filters": self.filters, "blocks": self.blocks,
                 "growth": self.growth, "scales": list(self.scales)}
+
+
+def float32_copy(generator: SoupGenerator) -> SoupGenerator:
+    """The generator with float32 variables and compute (itself when it already is): what is saved and served,
+    whatever precision policy it was trained under."""
+    if generator.compute_dtype == "float32":
+        return generator
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")  # sub-layers take the global policy when they are made
+    try:
+        copy = SoupGenerator.from_config({**generator.get_config(), "dtype": "float32"})
+    finally:
+        keras.config.set_dtype_policy(policy)
+    copy.build({"image": (None, None, None, None, 1)})
+    copy.set_weights(generator.get_weights())
+    return copy
 
 
 def load_generator(path: str) -> SoupGenerator:

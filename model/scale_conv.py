@@ -52,7 +52,7 @@ class ScaleInterpolatedConv3D(keras.layers.Layer):
 
     def interpolated_parameters(self, scale):
         """(kernel, bias) for one scalar scale."""
-        weights = scale_weights(scale, self.scales)
+        weights = ops.cast(scale_weights(scale, self.scales), self.compute_dtype)
         return ops.tensordot(weights, self.kernel, axes=1), ops.tensordot(weights, self.bias, axes=1)
 
     def call(self, inputs, scale):
@@ -64,7 +64,7 @@ class ScaleInterpolatedConv3D(keras.layers.Layer):
         every_kernel = ops.reshape(ops.moveaxis(self.kernel, 0, -2), (k, k, k, -1, n_scales * self.filters))
         outputs = ops.conv(inputs, every_kernel, strides=1, padding="same")
         outputs = ops.reshape(outputs, (*ops.shape(outputs)[:-1], n_scales, self.filters))
-        weights = scale_weights(scale, self.scales)  # [B, n_scales]
+        weights = ops.cast(scale_weights(scale, self.scales), self.compute_dtype)  # [B, n_scales]
         return ops.einsum("bdhwsf,bs->bdhwf", outputs, weights) + ops.matmul(weights, self.bias)[:, None, None, None, :]
 
     def compute_output_shape(self, inputs_shape, scale_shape=None):

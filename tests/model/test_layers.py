@@ -5,26 +5,15 @@ import pytest
 
 from model.blocks import RRDB3D, ResidualBlock3D, ResidualDenseBlock3D
 from model.discriminator import build_discriminator
-from model.generator import SoupGenerator
+from model.generator import SoupGenerator, float32_copy
 from model.scale_conv import ScaleInterpolatedConv3D, scale_weights
 
-RNG = np.random.default_rng(0)
+from tests.model.keras_checks import (RNG, assert_jit_matches, assert_mixed_precision_matches, assert_round_trip,
+                                     dtype_policy, randomise)
 
 
 def volume(batch=2, size=12, channels=1):
     return RNG.random((batch, size, size, size, channels), dtype=np.float32)
-
-
-def randomise(model):
-    """Give every weight (zero-initialised ones too) random values, so round trips compare something."""
-    for weight in model.weights:
-        weight.assign(RNG.normal(0, 0.1, weight.shape).astype(np.float32))
-
-
-def round_trip(model, tmp_path):
-    path = str(tmp_path / "model.keras")
-    model.save(path)
-    return keras.saving.load_model(path)
 
 
 def wrap(layer, channels, with_scale):
@@ -36,21 +25,43 @@ def wrap(layer, channels, with_scale):
     return keras.Model(image, layer(image))
 
 
-@pytest.mark.parametrize("layer, channels, with_scale", [
-    (ScaleInterpolatedConv3D(3, name="sconv"), 2, True),
-    (ResidualBlock3D(4), 4, False),
-    (ResidualDenseBlock3D(4, 2), 4, False),
-    (RRDB3D(4, 2), 4, False),
-])
-def test_layers_survive_keras_round_trip(layer, channels, with_scale, tmp_path):
-    model = wrap(layer, channels, with_scale)
-    randomise(model)
+LAYERS = {
+    "scale_conv": (lambda: ScaleInterpolatedConv3D(3, name="sconv"), 2, True),
+    "residual_block": (lambda: ResidualBlock3D(4), 4, False),
+    "dense_block": (lambda: ResidualDenseBlock3D(4, 2), 4, False),
+    "rrdb": (lambda: RRDB3D(4, 2), 4, False),
+}
+
+
+def layer_inputs(channels, with_scale):
     x = volume(channels=channels)
-    inputs = [x, np.array([2.0, 4.5], np.float32)] if with_scale else x
-    loaded = round_trip(model, tmp_path)
+    return [x, np.array([2.0, 4.5], np.float32)] if with_scale else x
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_layers_survive_keras_round_trip(name, tmp_path):
+    make, channels, with_scale = LAYERS[name]
+    layer = make()
+    model = wrap(layer, channels, with_scale)
+    inputs = layer_inputs(channels, with_scale)
+    loaded = assert_round_trip(model, lambda m: m.predict(inputs, verbose=0), tmp_path)
     assert type(loaded.layers[-1]) is type(layer)
     assert loaded.layers[-1].get_config() == layer.get_config()
-    np.testing.assert_array_equal(loaded.predict(inputs, verbose=0), model.predict(inputs, verbose=0))
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_layers_run_in_mixed_precision_and_under_xla(name):
+    make, channels, with_scale = LAYERS[name]
+    inputs = layer_inputs(channels, with_scale)
+    call = lambda layer: layer(*inputs) if with_scale else layer(inputs)  # noqa: E731
+    assert_mixed_precision_matches(make, call, atol=0.05)
+    layer = make()
+    call(layer)
+    assert_jit_matches(layer, call)
+
+
+def generator_call(x, scale):
+    return lambda generator: generator({"image": x, "scale": scale})
 
 
 @pytest.mark.parametrize("variant", ["residual", "rrdb"])
@@ -58,19 +69,34 @@ def test_generator_round_trip_at_integer_and_fractional_scales(variant, tmp_path
     generator = SoupGenerator(variant, filters=4, blocks=2, growth=2)
     x = volume()
     generator({"image": x, "scale": np.float32(2.0)})
-    randomise(generator)
-    loaded = round_trip(generator, tmp_path)
-    assert loaded.get_config() == generator.get_config()
-    for scale in (np.float32(2.0), np.float32(3.7), np.array([2.0, 6.0], np.float32)):
+    loaded = assert_round_trip(generator, generator_call(x, np.float32(3.7)), tmp_path)
+    for scale in (np.float32(2.0), np.array([2.0, 6.0], np.float32)):
         np.testing.assert_array_equal(loaded({"image": x, "scale": scale}), generator({"image": x, "scale": scale}))
+
+
+@pytest.mark.parametrize("scale", [np.float32(3.5), np.array([2.0, 6.0], np.float32)], ids=["scalar", "per-sample"])
+def test_generator_trains_in_mixed_precision_and_saves_float32(scale, tmp_path):
+    x = volume()
+    make = lambda: SoupGenerator(filters=4, blocks=2)  # noqa: E731
+    # the residual stays float32: the output matches float32 to the float16 error of the correction alone
+    assert_mixed_precision_matches(make, generator_call(x, scale), atol=0.02)
+    assert_jit_matches(make(), generator_call(x, scale))
+    with dtype_policy("mixed_float16"):
+        mixed = make()
+        mixed({"image": x, "scale": scale})
+    randomise(mixed)
+    saved = float32_copy(mixed)
+    assert saved.compute_dtype == "float32" and all(layer.compute_dtype == "float32" for layer in saved.layers)
+    loaded = assert_round_trip(saved, generator_call(x, scale), tmp_path)
+    np.testing.assert_allclose(loaded({"image": x, "scale": scale}), np.asarray(mixed({"image": x, "scale": scale}),
+                                                                                   np.float32), atol=0.02)
 
 
 def test_discriminator_round_trip(tmp_path):
     discriminator = build_discriminator(filters=4, stages=2)
     x = volume(size=16)
-    expected = discriminator(x)
-    assert expected.shape == (2, 1)
-    np.testing.assert_array_equal(round_trip(discriminator, tmp_path)(x), expected)
+    assert discriminator(x).shape == (2, 1)
+    assert_round_trip(discriminator, lambda model: model(x), tmp_path)
 
 
 def test_untrained_generator_is_the_identity():
