@@ -9,6 +9,7 @@ import shutil
 
 import keras
 
+from model.generator import float32_copy
 from model.run_dir import RunDirectory, write_json_atomic
 
 LOG = logging.getLogger("soupgan")
@@ -17,14 +18,48 @@ LOG = logging.getLogger("soupgan")
 class EpochCheckpoint(keras.callbacks.Callback):
     """After each epoch: save the generator (and copy it as the best one when the monitored loss improved),
     then the trainer's weights and optimizer slots, then (atomically) the state naming them; older
-    checkpoints go last.
+    checkpoints go last. With `every`, also a checkpoint each `every` steps inside an epoch, so a kill loses
+    at most that many steps (state "step": steps of the unfinished epoch already done).
 
     Only the chief writes; in a multi-worker run every worker still restores from the chief's files.
+    `step_offset` is the steps of the current epoch done before this `fit` (a mid-epoch resume).
     """
 
-    def __init__(self, run: RunDirectory, monitor: str, best: float = math.inf, write: bool = True):
+    def __init__(self, run: RunDirectory, monitor: str, best: float = math.inf, write: bool = True,
+                 every: int | None = None, step_offset: int = 0):
         super().__init__()
         self.run, self.monitor, self.best, self.write = run, monitor, best, write
+        self.every, self.step_offset, self._epoch = every, step_offset, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.step_offset = 0
+        if not self.write:
+            return
+        value = float((logs or {}).get(self.monitor, math.nan))
+        self._replace(self.run.last_generator, lambda path: float32_copy(self.model.generator).save(path))
+        if value < self.best:
+            self.best = value
+            self._replace(self.run.best_generator, lambda path: shutil.copyfile(self.run.last_generator, path))
+            LOG.info("epoch %d: %s improved to %.6g, saved %s", epoch + 1, self.monitor, value,
+                     os.path.basename(self.run.best_generator))
+        self._save(self.run.checkpoint(epoch + 1), {"epoch": epoch + 1})
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.step_offset + batch + 1
+        if self.write and self.every and step % self.every == 0:
+            self._save(self.run.checkpoint(self._epoch, step), {"epoch": self._epoch, "step": step})
+
+    def _save(self, path: str, position: dict) -> None:
+        """Trainer weights and optimizer slots, then the state naming them; older checkpoints removed last."""
+        self.model.save_weights(path)
+        write_json_atomic(self.run.state, {**position, "checkpoint": os.path.basename(path), "best": self.best,
+                                           "monitor": self.monitor})
+        for name in os.listdir(self.run.checkpoints):
+            if name.endswith(".weights.h5") and name != os.path.basename(path):
+                os.remove(os.path.join(self.run.checkpoints, name))
 
     @staticmethod
     def _replace(path: str, write) -> None:
@@ -32,24 +67,6 @@ class EpochCheckpoint(keras.callbacks.Callback):
         temporary = path.replace(".keras", ".tmp.keras")
         write(temporary)
         os.replace(temporary, path)
-
-    def on_epoch_end(self, epoch, logs=None):
-        if not self.write:
-            return
-        value = float((logs or {}).get(self.monitor, math.nan))
-        self._replace(self.run.last_generator, self.model.generator.save)
-        if value < self.best:
-            self.best = value
-            self._replace(self.run.best_generator, lambda path: shutil.copyfile(self.run.last_generator, path))
-            LOG.info("epoch %d: %s improved to %.6g, saved %s", epoch + 1, self.monitor, value,
-                     os.path.basename(self.run.best_generator))
-        path = self.run.checkpoint(epoch + 1)
-        self.model.save_weights(path)
-        write_json_atomic(self.run.state, {"epoch": epoch + 1, "checkpoint": os.path.basename(path),
-                                           "best": self.best, "monitor": self.monitor})
-        for name in os.listdir(self.run.checkpoints):
-            if name.endswith(".weights.h5") and name != os.path.basename(path):
-                os.remove(os.path.join(self.run.checkpoints, name))
 
 
 def _number(cell: str | None) -> float:

@@ -1,14 +1,18 @@
-"""Training input: shard batches → ({"image", "scale"}, target) in the intensity space the generator uses.
-
-Each patch is normalised with its thick volume's [p0.5, p99.5] window (carried by the record), the
-same `pipeline.graph_ops.normalize_tf` the serving graph applies to a whole thick volume.
+"""Training input → ({"image", "scale"}, target) batches in the intensity space the generator uses: from
+shards (each patch normalised with its thick volume's [p0.5, p99.5] window, carried by the record, by the
+same `pipeline.graph_ops.normalize_tf` the serving graph applies), or drawn on the fly from whole volumes.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
+import numpy as np
 import tensorflow as tf
 
 from pipeline.dataset import make_dataset, split_pattern
 from pipeline.graph_ops import normalize_tf
+from pipeline.random_pairs import RandomPairSampler, SamplerConfig
+from pipeline.volume import Volume
 
 
 def to_model_batch(batch: dict) -> tuple[dict, tf.Tensor]:
@@ -27,3 +31,23 @@ def training_dataset(data_dir: str, split: str, global_batch_size: int, criterio
         shuffle_buffer=2048 if repeat else 0, seed=seed, repeat=repeat, criterion=criterion,
     )
     return dataset.map(to_model_batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def volume_pairs_dataset(volumes: list[Volume], config: SamplerConfig, global_batch_size: int,
+                         seed: Sequence[int]) -> tf.data.Dataset:
+    """Endless global batches of pairs drawn on the fly from thin-slice volumes (`pipeline.random_pairs`), in
+    the generator's intensity space. `seed` (run seed, restart, worker) makes every restart and worker draw
+    new pairs, reproducibly."""
+    sampler = RandomPairSampler(volumes, config)
+    size = config.patch_size
+
+    def batches():
+        rng = np.random.default_rng(list(seed))
+        while True:
+            inputs, targets, scales = sampler.batch(global_batch_size, rng)
+            yield {"image": inputs[..., None], "scale": scales}, targets[..., None]
+
+    shape = (global_batch_size, size, size, size, 1)
+    signature = ({"image": tf.TensorSpec(shape, tf.float32), "scale": tf.TensorSpec((global_batch_size,), tf.float32)},
+                 tf.TensorSpec(shape, tf.float32))
+    return tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(2)

@@ -4,8 +4,8 @@
     RUN/logs/                       TensorBoard
     RUN/history.csv                 one row per epoch (appended across restarts)
     RUN/curves.png                  training curves, redrawn every epoch
-    RUN/checkpoints/state.json      {"epoch", "checkpoint", "best", "monitor"} of the last checkpoint
-    RUN/checkpoints/epoch-NNNN.weights.h5   trainer weights and optimizer slots after that epoch
+    RUN/checkpoints/state.json      {"epoch", ["step",] "checkpoint", "best", "monitor"} of the last checkpoint
+    RUN/checkpoints/epoch-NNNN[-step-SSSSSSS].weights.h5   trainer weights and optimizer slots there
     RUN/best_generator.keras        the generator with the best monitored loss so far
     RUN/last_generator.keras        the generator after the last finished epoch
 """
@@ -62,8 +62,10 @@ class RunDirectory:
     def last_generator(self) -> str:
         return os.path.join(self.root, "last_generator.keras")
 
-    def checkpoint(self, epoch: int) -> str:
-        return os.path.join(self.checkpoints, f"epoch-{epoch:04d}.weights.h5")
+    def checkpoint(self, epoch: int, step: int | None = None) -> str:
+        """After `epoch` epochs (and `step` more steps of the next one, for a mid-epoch checkpoint)."""
+        suffix = f"-step-{step:07d}" if step else ""
+        return os.path.join(self.checkpoints, f"epoch-{epoch:04d}{suffix}.weights.h5")
 
     def create(self) -> None:
         os.makedirs(self.checkpoints, exist_ok=True)

@@ -3,24 +3,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.config import THIN_TO_THIN
+from pipeline.config import PATCH_SIZE, THIN_TO_THIN
 from pipeline.errors import InputError
 
 STAGES = ("mse", "gan")
 STRATEGIES = ("default", "mirrored", "multiworker")
+LR_SCHEDULES = ("plateau", "cosine")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # Settings that must not change when a run is restarted into the same folder.
 RESUME_KEYS = ("stage", "init", "criterion", "batch_size", "generator", "filters", "blocks", "growth",
-               "disc_filters", "perceptual_weight", "adversarial_weight", "mse_weight", "vgg_weights", "loss_margin")
+               "disc_filters", "perceptual_weight", "adversarial_weight", "mse_weight", "vgg_weights", "loss_margin",
+               "patch_size", "augment", "lr_schedule", "precision")
 
 
 @dataclass
 class TrainConfig:
     """Everything a run depends on; saved as RUN/config.json."""
 
-    data: str
-    out: str
+    data: str | None = None  # a shard set, or
+    volumes: list[str] | None = None  # thin-slice scans to draw augmented pairs from on the fly
+    out: str = ""
     stage: str = "mse"
-    init: str | None = None
+    init: str | None = None  # a run whose best generator this one starts from (stage gan: a stage-1 run)
     epochs: int = 50
     steps_per_epoch: int | None = None  # default: the train split's batches of the chosen criterion
     validation_steps: int | None = None  # default: the whole val split
@@ -43,15 +47,33 @@ class TrainConfig:
     vgg_weights: str = "imagenet"
     perceptual_slices: int | None = None  # per plane and step; default all
     loss_margin: int = 0  # voxels at each patch face left out of the MSE (zero-padding artefacts)
+    patch_size: int = PATCH_SIZE  # of pairs drawn from --volumes (a shard set has its own)
+    augment: bool = True  # intensity augmentation of pairs drawn from --volumes
+    lr_schedule: str = "plateau"
+    precision: str = "float32"
+    jit_compile: str = "auto"  # auto: XLA where Keras picks it (GPUs), on, off
+    checkpoint_every: int | None = None  # optimizer steps between mid-epoch checkpoints (default: epoch ends)
     seed: int = 0
 
     def validate(self) -> None:
+        if (self.data is None) == (not self.volumes):
+            raise InputError("give either --data SHARDS or --volumes SCAN [SCAN ...]")
+        if self.volumes and self.steps_per_epoch is None:
+            raise InputError("--volumes draws pairs without end: give --steps-per-epoch")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise InputError(f"unknown --lr-schedule {self.lr_schedule!r}; choose from {', '.join(LR_SCHEDULES)}")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"unknown --precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
+        if self.jit_compile not in ("auto", "on", "off"):
+            raise InputError(f"--jit-compile must be auto, on or off, got {self.jit_compile!r}")
+        if self.replicas and self.batch_size % self.replicas:  # before any device is set up
+            raise InputError(f"--batch-size {self.batch_size} is not divisible by the {self.replicas} replicas")
+        if self.checkpoint_every is not None and self.checkpoint_every < 1:
+            raise InputError("--checkpoint-every must be at least 1")
         if self.stage not in STAGES:
             raise InputError(f"unknown stage {self.stage!r}; choose from {', '.join(STAGES)}")
         if self.stage == "gan" and not self.init:
             raise InputError("--stage gan needs --init RUN (a finished stage-1 run)")
-        if self.stage == "mse" and self.init:
-            raise InputError("--init is for --stage gan")
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1")

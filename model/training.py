@@ -16,12 +16,16 @@ from model.discriminator import build_discriminator
 from model.distribution import is_chief, make_strategy
 from model.gan import SoupGAN
 from model.generator import SoupGenerator, load_generator
-from model.inputs import training_dataset
+from model.inputs import training_dataset, volume_pairs_dataset
 from model.perceptual import TriPlanarPerceptualLoss
 from model.run_dir import RunDirectory, write_json_atomic
 from model.train_config import RESUME_KEYS, TrainConfig
+from pipeline.augmentation import AugmentationConfig
+from pipeline.config import SCALES
 from pipeline.dataset import read_manifest
 from pipeline.errors import InputError
+from pipeline.random_pairs import SamplerConfig
+from pipeline.volume import Volume
 
 LOG = logging.getLogger("soupgan")
 
@@ -37,7 +41,7 @@ def _check_restart(run: RunDirectory, config: TrainConfig) -> None:
     previous = run.read_config()
     if previous is None:
         return
-    defaults = TrainConfig(data="", out="")  # a key an older run folder lacks had its default then
+    defaults = TrainConfig()  # a key an older run folder lacks had its default then
     changed = [key for key in RESUME_KEYS if previous.get(key, getattr(defaults, key)) != getattr(config, key)]
     if changed:
         raise InputError(f"{config.out} holds a different run ({', '.join(changed)} changed); use another --out")
@@ -57,8 +61,13 @@ def _load_init_generator(init: str) -> SoupGenerator:
     return load_generator(path)
 
 
-def build_trainer(config: TrainConfig, patch_size: int) -> SoupGAN:
-    """The stage's trainer with compiled, built optimizers; call inside `strategy.scope()`."""
+def _jit_compile(setting: str):
+    return {"auto": "auto", "on": True, "off": False}[setting]
+
+
+def build_trainer(config: TrainConfig, patch_size: int, total_steps: int | None = None) -> SoupGAN:
+    """The stage's trainer with compiled, built optimizers; call inside `strategy.scope()` after the precision
+    policy is set. `total_steps` is the cosine schedule's length."""
     if config.init:
         generator = _load_init_generator(config.init)
     else:
@@ -72,29 +81,61 @@ def build_trainer(config: TrainConfig, patch_size: int) -> SoupGAN:
     trainer = SoupGAN(generator, discriminator, perceptual, config.perceptual_weight, config.adversarial_weight,
                       config.mse_weight, config.loss_margin)
     trainer.build({"image": (None, patch_size, patch_size, patch_size, 1), "scale": (None,)})
-    trainer.compile(keras.optimizers.Adam(config.g_learning_rate),
-                    d_optimizer=keras.optimizers.Adam(config.d_learning_rate) if config.stage == "gan" else None)
+    learning_rate = config.g_learning_rate
+    if config.lr_schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, max(total_steps or 1, 1), alpha=0.01)
+    d_optimizer = None
+    if config.stage == "gan":
+        d_optimizer = keras.optimizers.Adam(config.d_learning_rate)
+        if config.precision == "mixed_float16":
+            d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer)
+    # Keras wraps the generator's optimizer in a LossScaleOptimizer itself under mixed_float16
+    trainer.compile(keras.optimizers.Adam(learning_rate), d_optimizer=d_optimizer,
+                    jit_compile=_jit_compile(config.jit_compile))
     trainer.build_optimizers()
     return trainer
 
 
+def _read_volumes(paths: list[str]) -> list[Volume]:
+    from pipeline.volume_io import read_volume
+
+    return [read_volume(path) for path in paths]
+
+
+def _task_index(strategy: tf.distribute.Strategy) -> int:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return int(resolver.task_id or 0) if resolver is not None and resolver.task_type else 0
+
+
 def train(config: TrainConfig) -> dict:
-    """Run (or resume) training; returns a summary of the run."""
+    """Run (or resume) training under the run's precision policy; returns a summary of the run."""
     config.validate()
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(config.precision)
+    try:
+        return _train(config)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _train(config: TrainConfig) -> dict:
     strategy = make_strategy(config.strategy_name, config.replicas)
     _check_batch_divides(config, strategy)
-    manifest = read_manifest(config.data)
-    patch_size = int(manifest["patch_size"])
-    train_batches = _count_batches(manifest, "train", config.criterion, config.batch_size)
-    if train_batches == 0:
-        raise InputError(f"{config.data}: the train split has no full batch of {config.batch_size} "
-                         f"{config.criterion} patch pairs")
-    val_batches = _count_batches(manifest, "val", config.criterion, config.batch_size)
+    if config.volumes:
+        volumes = _read_volumes(config.volumes)
+        patch_size, val_batches = config.patch_size, 0
+    else:
+        manifest = read_manifest(config.data)
+        patch_size = int(manifest["patch_size"])
+        train_batches = _count_batches(manifest, "train", config.criterion, config.batch_size)
+        if train_batches == 0:
+            raise InputError(f"{config.data}: the train split has no full batch of {config.batch_size} "
+                             f"{config.criterion} patch pairs")
+        val_batches = _count_batches(manifest, "val", config.criterion, config.batch_size)
     steps = config.steps_per_epoch or train_batches
     monitor = "val_loss" if val_batches else "loss"
     if not val_batches:
-        LOG.warning("the val split has no full batch; the learning-rate schedule and the best model "
-                    "follow the training loss")
+        LOG.warning("no validation batches; the learning-rate schedule and the best model follow the training loss")
 
     run = RunDirectory(config.out)
     chief = is_chief(strategy)
@@ -102,43 +143,60 @@ def train(config: TrainConfig) -> dict:
     state = run.read_state()
     if chief:
         run.create()
-        write_json_atomic(run.config, dataclasses.asdict(config))
-    initial_epoch = state["epoch"] if state else 0
+        if run.read_config() is None:  # a restart keeps the first run's settings file
+            write_json_atomic(run.config, dataclasses.asdict(config))
+    initial_epoch, initial_step = (state["epoch"], state.get("step", 0)) if state else (0, 0)
     if initial_epoch >= config.epochs:
         LOG.info("%s already finished %d epochs; nothing to do", config.out, initial_epoch)
         return {"epochs": initial_epoch, "resumed_from": initial_epoch, "replicas": strategy.num_replicas_in_sync}
 
     with strategy.scope():
-        trainer = build_trainer(config, patch_size)
+        trainer = build_trainer(config, patch_size, config.epochs * steps)
         if state:
             trainer.load_weights(os.path.join(run.checkpoints, state["checkpoint"]))
-            LOG.info("resuming %s from the checkpoint after epoch %d", config.out, initial_epoch)
+            LOG.info("resuming %s from the checkpoint after epoch %d%s", config.out, initial_epoch,
+                     f" and {initial_step} steps" if initial_step else "")
 
+    # a restart (and each worker) draws a new data order, reproducibly from the seed and the resume point
+    restart = initial_epoch * steps + initial_step
     options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    train_data = training_dataset(config.data, "train", config.batch_size, config.criterion, patch_size,
-                                  repeat=True, seed=config.seed).with_options(options)
+    if config.volumes:
+        sampler = SamplerConfig(patch_size=patch_size, scales=SCALES, criterion=config.criterion,
+                                augmentation=AugmentationConfig() if config.augment else AugmentationConfig.none())
+        train_data = volume_pairs_dataset(volumes, sampler, config.batch_size,
+                                          (config.seed, restart, _task_index(strategy)))
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    else:
+        train_data = training_dataset(config.data, "train", config.batch_size, config.criterion, patch_size,
+                                      repeat=True, seed=config.seed * 1_000_003 + restart)
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    train_data = train_data.with_options(options)
     val_data = None
     if val_batches:
         val_data = training_dataset(config.data, "val", config.batch_size, config.criterion, patch_size,
                                     repeat=False).with_options(options)
-    callbacks = [
-        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=config.lr_factor, patience=config.lr_patience,
-                                          verbose=1),
-        keras.callbacks.TerminateOnNaN(),
-    ]
+    callbacks = [keras.callbacks.TerminateOnNaN()]
+    if config.lr_schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=config.lr_factor,
+                                                           patience=config.lr_patience, verbose=1))
     if chief:
         callbacks += [
             keras.callbacks.TensorBoard(run.logs),
             keras.callbacks.CSVLogger(run.history, append=True),
             TrainingCurves(run, f"soupgan {config.stage} ({config.criterion})"),
         ]
-    callbacks.append(EpochCheckpoint(run, monitor, best=state["best"] if state else math.inf, write=chief))
-    history = trainer.fit(
-        train_data, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
-        validation_data=val_data, validation_steps=config.validation_steps, callbacks=callbacks,
-        verbose=1 if sys.stdout.isatty() else 2, shuffle=False,  # tf.data shuffles; Keras warns otherwise
-    )
-    return {"epochs": config.epochs, "resumed_from": initial_epoch, "replicas": strategy.num_replicas_in_sync,
-            "optimizer_steps": int(trainer.optimizer.iterations.numpy()), "monitor": monitor,
-            "last": {key: float(values[-1]) for key, values in history.history.items()}}
+    checkpoint = EpochCheckpoint(run, monitor, best=state["best"] if state else math.inf, write=chief,
+                                 every=config.checkpoint_every, step_offset=initial_step)
+    callbacks.append(checkpoint)
+    fit = dict(x=train_data, validation_data=val_data, validation_steps=config.validation_steps, callbacks=callbacks,
+               verbose=1 if sys.stdout.isatty() else 2, shuffle=False)  # tf.data shuffles; Keras warns otherwise
+    history = {}
+    if initial_step:  # finish the interrupted epoch with the steps it still lacks
+        history = trainer.fit(epochs=initial_epoch + 1, initial_epoch=initial_epoch,
+                              steps_per_epoch=steps - initial_step, **fit).history
+        initial_epoch += 1
+    if initial_epoch < config.epochs:
+        history = trainer.fit(epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps, **fit).history
+    return {"epochs": config.epochs, "resumed_from": state["epoch"] if state else 0,
+            "replicas": strategy.num_replicas_in_sync, "optimizer_steps": int(trainer.optimizer.iterations.numpy()),
+            "monitor": monitor, "last": {key: float(values[-1]) for key, values in history.items()}}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from model.train_config import STAGES, STRATEGIES, TrainConfig
+from model.train_config import LR_SCHEDULES, PRECISIONS, STAGES, STRATEGIES, TrainConfig
 from pipeline.config import CRITERIA
 from pipeline.errors import InputError
 from soupgan.console import show_progress
@@ -33,12 +33,16 @@ def run(args: argparse.Namespace) -> None:
 def add_train_arguments(train: argparse.ArgumentParser) -> None:
     """`soupgan train` flags; their defaults are TrainConfig's."""
 
-    default = TrainConfig(data="", out="")
-    train.add_argument("--data", required=True, help="a shard set from `soupgan shards` (local, gs://, s3://)")
+    default = TrainConfig()
+    source = train.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="a shard set from `soupgan shards` (local, gs://, s3://)")
+    source.add_argument("--volumes", nargs="+", metavar="SCAN",
+                        help="thin-slice scans (NIfTI or DICOM folders) to draw augmented pairs from on the fly: "
+                             "every slice axis of isotropic scans, random phases, flips, contrasts")
     train.add_argument("--out", required=True, help="run folder; rerunning the same command resumes it")
     train.add_argument("--stage", choices=STAGES, default=default.stage,
                        help="mse: generator alone; gan: perceptual + adversarial + MSE (needs --init)")
-    train.add_argument("--init", metavar="RUN", help="stage-1 run whose best generator stage 2 starts from")
+    train.add_argument("--init", metavar="RUN", help="a run whose best generator this one starts from (gan: a stage-1 run)")
     train.add_argument("--epochs", type=int, default=default.epochs)
     train.add_argument("--steps-per-epoch", type=int, help="default: one pass over the train split")
     train.add_argument("--validation-steps", type=int, help="default: the whole val split")
@@ -65,4 +69,15 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument("--perceptual-slices", type=int, help="slices per plane and step for the perceptual loss")
     train.add_argument("--loss-margin", type=int, default=default.loss_margin,
                        help="voxels at each patch face left out of the MSE, where zero padding stands in for tissue")
-    train.add_argument("--seed", type=int, default=default.seed, help="shuffle seed")
+    train.add_argument("--patch-size", type=int, default=default.patch_size, help="--volumes: pair size in voxels")
+    train.add_argument("--no-augment", dest="augment", action="store_false",
+                       help="--volumes: no intensity augmentation (contrast, gamma, bias field, noise)")
+    train.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=default.lr_schedule,
+                       help="plateau: divide by --lr-factor when the monitored loss stalls; cosine: decay over the run")
+    train.add_argument("--precision", choices=PRECISIONS, default=default.precision,
+                       help="Keras dtype policy (mixed_float16 on GPUs; saved generators are always float32)")
+    train.add_argument("--jit-compile", choices=("auto", "on", "off"), default=default.jit_compile,
+                       help="XLA-compile the train step (auto: Keras decides, on for GPUs)")
+    train.add_argument("--checkpoint-every", type=int, metavar="STEPS",
+                       help="also checkpoint every STEPS steps inside an epoch (a kill loses at most that many)")
+    train.add_argument("--seed", type=int, default=default.seed, help="data order seed")

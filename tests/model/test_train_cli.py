@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from model.generator import load_generator
+from soupgan import cli
 from tests.model.train_cli import TINY, train
 from tests.test_cli import ROOT, soupgan_command
 
@@ -93,15 +94,19 @@ def test_killed_run_resumes_from_its_last_checkpoint(shard_set, tmp_path):
     (["--batch-size", "3", "--replicas", "2"], "--batch-size 3 is not divisible by the 2 replicas"),
     (["--stage", "gan", "--init", "/nonexistent/run"], "no best_generator.keras there"),
     (["--strategy", "multiworker"], "needs TF_CONFIG"),
+    (["--checkpoint-every", "0"], "--checkpoint-every must be at least 1"),
 ])
-def test_bad_settings_exit_2_with_one_line(shard_set, tmp_path, extra, message):
-    env_free = {key: value for key, value in os.environ.items() if key != "TF_CONFIG"}
-    result = subprocess.run(soupgan_command("train", "--data", shard_set, "--out", tmp_path / "run", *extra),
-                            capture_output=True, text=True, cwd=ROOT, env=env_free, timeout=120)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert lines[-1].startswith("soupgan train: error:") and message in lines[-1]
-    assert "Traceback" not in result.stderr
+def test_bad_settings_exit_2_with_one_line(shard_set, tmp_path, extra, message, capsys, monkeypatch):
+    """In-process through the CLI's own entry point: these fail before any training starts."""
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert cli.main(["train", "--data", shard_set, "--out", str(tmp_path / "run"), *extra]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("soupgan train: error:") and message in lines[0]
+
+
+def test_volumes_need_steps_per_epoch(tmp_path, capsys):
+    assert cli.main(["train", "--volumes", "a.nii.gz", "--out", str(tmp_path / "run")]) == 2
+    assert "--volumes draws pairs without end: give --steps-per-epoch" in capsys.readouterr().err
 
 
 def test_not_a_shard_set_exits_2(tmp_path):

@@ -1,0 +1,81 @@
+"""`soupgan train --volumes`: pairs drawn on the fly from NIfTI scans, mixed precision, mid-epoch checkpoints
+that a kill -9 resumes from, new data order on restart, the first run's config kept."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from model.generator import load_generator
+from model.inputs import volume_pairs_dataset
+from model.train_config import TrainConfig
+from model.training import train
+from pipeline.nifti_io import write_nifti
+from pipeline.random_pairs import SamplerConfig
+from pipeline.volume_io import read_volume
+from tests.model.train_cli import TINY, train as train_cli
+from tests.pipeline.test_random_pairs import head
+from tests.test_cli import ROOT, soupgan_command
+
+PATCH = ["--patch-size", "16"]
+
+
+@pytest.fixture(scope="module")
+def scans(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("scans")
+    paths = [str(folder / f"head{i}.nii.gz") for i in range(2)]
+    for seed, path in enumerate(paths):
+        write_nifti(head(seed=seed), path)
+    return paths
+
+
+def test_mixed_precision_run_from_volumes_saves_a_float32_generator(scans, tmp_path):
+    out = str(tmp_path / "run")
+    summary = train(TrainConfig(volumes=scans, out=out, steps_per_epoch=3, epochs=2, filters=4, blocks=1,
+                                batch_size=2, patch_size=16, precision="mixed_float16", lr_schedule="cosine"))
+    assert summary["optimizer_steps"] == 6 and np.isfinite(summary["last"]["loss"])
+    assert keras.config.dtype_policy().name == "float32"  # the run's policy does not leak
+    generator = load_generator(os.path.join(out, "last_generator.keras"))
+    assert generator.compute_dtype == "float32"
+    x = np.random.default_rng(0).random((1, 16, 16, 16, 1), dtype=np.float32)
+    assert generator({"image": x, "scale": np.float32(3)}).dtype == "float32"
+    assert not np.array_equal(generator({"image": x, "scale": np.float32(3)}), x)  # it learnt something
+
+
+def test_restarts_and_workers_draw_new_pairs_reproducibly(scans):
+    volumes = [read_volume(path) for path in scans]
+    config = SamplerConfig(patch_size=16)
+    first = lambda seed: next(iter(volume_pairs_dataset(volumes, config, 2, seed)))[1].numpy()  # noqa: E731
+    np.testing.assert_array_equal(first((0, 0, 0)), first((0, 0, 0)))
+    assert not np.array_equal(first((0, 0, 0)), first((0, 300, 0)))  # resumed after 300 steps
+    assert not np.array_equal(first((0, 0, 0)), first((0, 0, 1)))  # worker 1
+
+
+def test_killed_mid_epoch_run_resumes_at_its_last_step_checkpoint(scans, tmp_path):
+    run = str(tmp_path / "killed")
+    args = ["--volumes", *scans, "--out", run, "--epochs", "1", "--steps-per-epoch", "400", "--checkpoint-every", "7",
+            *PATCH, *TINY]
+    process = subprocess.Popen(soupgan_command("train", *args), cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    state_path = os.path.join(run, "checkpoints", "state.json")
+    deadline = time.monotonic() + 240
+    while not os.path.exists(state_path) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # waiting for the first checkpoint to appear, not for a race to settle
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    state = json.load(open(state_path))
+    assert state["epoch"] == 0 and state["step"] % 7 == 0 and 7 <= state["step"] < 400
+    config_before = open(os.path.join(run, "config.json")).read()
+
+    result = train_cli(*args[:-len(TINY)], *TINY, "--epochs", "1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert f"and {state['step']} steps" in result.stderr
+    assert report["optimizer_steps"] == 400  # the interrupted epoch finished with the steps it lacked
+    finished = json.load(open(state_path))
+    assert finished["epoch"] == 1 and "step" not in finished
+    assert open(os.path.join(run, "config.json")).read() == config_before
