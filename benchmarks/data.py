@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import os
+import re
 import subprocess
 import sys
 import shutil
 import tarfile
 import tempfile
+import urllib.request
 import zipfile
 
+PYPI_SIMPLE = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
 CACHE = os.environ.get("SOUPGAN_DATA", os.path.expanduser("~/.cache/soupgan/data"))
 MNI_MEMBER = "nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
 
@@ -38,6 +42,23 @@ def _cached(name: str, cache: str, fetch) -> str:
 def _pip_download(tmp: str, requirement: str, *flags: str) -> None:
     subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", *flags, "-q", "-d", tmp, requirement],
                    check=True)
+
+
+def _pypi_sdist(tmp: str, name: str, version: str) -> str:
+    """Fetch a source archive from the PyPI simple index and check its sha256: `pip download` of an sdist
+    would build its metadata first, which for pycortex means compiling build dependencies for minutes."""
+    filename = f"{name}-{version}.tar.gz"
+    with urllib.request.urlopen(f"{PYPI_SIMPLE}/{name}/", timeout=60) as response:
+        index = response.read().decode()
+    match = re.search(rf'href="([^"#]*/{re.escape(filename)})#sha256=([0-9a-f]{{64}})"', index)
+    if match is None:
+        raise RuntimeError(f"{filename} is not on {PYPI_SIMPLE}/{name}/")
+    path = os.path.join(tmp, filename)
+    urllib.request.urlretrieve(match.group(1), path)
+    with open(path, "rb") as handle:
+        if hashlib.file_digest(handle, "sha256").hexdigest() != match.group(2):
+            raise RuntimeError(f"{filename}: sha256 does not match the index")
+    return path
 
 
 def mni152_path(cache: str = CACHE) -> str:
@@ -81,9 +102,7 @@ def pycortex_s1_path(cache: str = CACHE) -> str:
     member = "pycortex-1.4.0/filestore/db/S1/anatomicals/raw.nii.gz"
 
     def fetch(tmp: str) -> str:
-        _pip_download(tmp, "pycortex==1.4.0", "--no-binary=:all:")
-        (sdist,) = glob.glob(os.path.join(tmp, "pycortex-*.tar.gz"))
-        with tarfile.open(sdist) as archive:
+        with tarfile.open(_pypi_sdist(tmp, "pycortex", "1.4.0")) as archive:
             archive.extract(member, os.path.join(tmp, "x"), filter="data")
         return os.path.join(tmp, "x", member)
 
@@ -94,9 +113,7 @@ def authors_model_path(cache: str = CACHE) -> str:
     """Folder of the authors' Thin-to-thin SavedModel, unpacked from the KevinSR sdist on first use."""
 
     def fetch(tmp: str) -> str:
-        _pip_download(tmp, "KevinSR==0.1.20", "--no-binary=:all:")
-        (sdist,) = glob.glob(os.path.join(tmp, "KevinSR-*.tar.gz"))
-        with tarfile.open(sdist) as archive:
+        with tarfile.open(_pypi_sdist(tmp, "KevinSR", "0.1.20")) as archive:
             archive.extractall(tmp, filter="data")
         return os.path.join(tmp, "KevinSR-0.1.20", "KevinSR", "Thin-to-thin")
 
