@@ -13,6 +13,10 @@ from keras import ops
 from model.generator import SoupGenerator
 
 
+PIXEL_LOSSES = ("mse", "log-mse")
+LOG_MSE_EPSILON = 1e-5  # (normalised intensity)²: below any real scan's noise, keeps log finite on flat patches
+
+
 def _per_replica(loss):
     """Scale a per-replica mean loss so the all-reduce SUM of gradients gives the global-batch mean."""
     return loss / tf.distribute.get_strategy().num_replicas_in_sync
@@ -29,7 +33,8 @@ class SoupGAN(keras.Model):
 
     def __init__(self, generator: SoupGenerator, discriminator: keras.Model | None = None,
                  perceptual: keras.layers.Layer | None = None, perceptual_weight: float = 1.0,
-                 adversarial_weight: float = 0.01, mse_weight: float = 0.001, loss_margin: int = 0, **kwargs):
+                 adversarial_weight: float = 0.01, mse_weight: float = 0.001, loss_margin: int = 0,
+                 pixel_loss: str = "mse", **kwargs):
         super().__init__(**kwargs)
         if (discriminator is None) != (perceptual is None):
             raise ValueError("stage 2 needs both a discriminator and a perceptual loss; stage 1 neither")
@@ -42,6 +47,11 @@ class SoupGAN(keras.Model):
         # Voxels left out of the MSE at each patch face: there the convolutions' zero padding stands in
         # for tissue, which whole-volume inference never sees (0 keeps the whole patch).
         self.loss_margin = int(loss_margin)
+        # Stage 1's loss: "mse" over the batch, or "log-mse", the mean over samples of log(MSE + ε), which weighs
+        # every sample's improvement in decibels: x2's small corrections are not drowned by x6's large errors.
+        if pixel_loss not in PIXEL_LOSSES:
+            raise ValueError(f"unknown pixel loss {pixel_loss!r}; choose from {', '.join(PIXEL_LOSSES)}")
+        self.pixel_loss = pixel_loss
         self.d_optimizer = None
         names = ["loss", "mse", "psnr"] + (["perceptual", "adversarial", "d_loss"] if self.is_gan else [])
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
@@ -97,10 +107,11 @@ class SoupGAN(keras.Model):
     def _generator_losses(self, target, prediction, fake_logits=None):
         prediction = ops.cast(prediction, "float32")  # losses in float32 under a mixed precision policy too
         target = ops.cast(target, "float32")
-        mse = ops.mean(ops.square(self._inner(prediction) - self._inner(target)))
+        per_sample = ops.mean(ops.square(self._inner(prediction) - self._inner(target)), axis=(1, 2, 3, 4))
+        mse = ops.mean(per_sample)
         losses = {"mse": mse, "psnr": -10.0 * ops.log(ops.maximum(mse, 1e-12)) / ops.log(10.0)}
         if not self.is_gan:
-            losses["loss"] = mse
+            losses["loss"] = ops.mean(ops.log(per_sample + LOG_MSE_EPSILON)) if self.pixel_loss == "log-mse" else mse
             return losses
         losses["perceptual"] = self.perceptual(prediction, target)
         losses["adversarial"] = _bce_logits(1.0, fake_logits)
@@ -151,7 +162,7 @@ class SoupGAN(keras.Model):
         return {**super().get_config(), "generator": serialize(self.generator),
                 "discriminator": serialize(self.discriminator), "perceptual": serialize(self.perceptual),
                 "perceptual_weight": self.perceptual_weight, "adversarial_weight": self.adversarial_weight,
-                "mse_weight": self.mse_weight, "loss_margin": self.loss_margin}
+                "mse_weight": self.mse_weight, "loss_margin": self.loss_margin, "pixel_loss": self.pixel_loss}
 
     @classmethod
     def from_config(cls, config):

@@ -13,7 +13,7 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # Settings that must not change when a run is restarted into the same folder.
 RESUME_KEYS = ("stage", "init", "criterion", "batch_size", "generator", "filters", "blocks", "growth",
                "disc_filters", "perceptual_weight", "adversarial_weight", "mse_weight", "vgg_weights", "loss_margin",
-               "patch_size", "augment", "lr_schedule", "precision")
+               "patch_size", "augment", "lr_schedule", "precision", "pixel_loss")
 
 
 @dataclass
@@ -46,6 +46,7 @@ class TrainConfig:
     mse_weight: float = 0.001
     vgg_weights: str = "imagenet"
     perceptual_slices: int | None = None  # per plane and step; default all
+    pixel_loss: str = "mse"  # stage 1: mse, or log-mse (every sample's gain in decibels)
     loss_margin: int = 0  # voxels at each patch face left out of the MSE (zero-padding artefacts)
     patch_size: int = PATCH_SIZE  # of pairs drawn from --volumes (a shard set has its own)
     augment: bool = True  # intensity augmentation of pairs drawn from --volumes
@@ -62,6 +63,8 @@ class TrainConfig:
             raise InputError("--volumes draws pairs without end: give --steps-per-epoch")
         if self.lr_schedule not in LR_SCHEDULES:
             raise InputError(f"unknown --lr-schedule {self.lr_schedule!r}; choose from {', '.join(LR_SCHEDULES)}")
+        if self.pixel_loss not in ("mse", "log-mse"):
+            raise InputError(f"unknown --pixel-loss {self.pixel_loss!r}; choose from mse, log-mse")
         if self.precision not in PRECISIONS:
             raise InputError(f"unknown --precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
         if self.jit_compile not in ("auto", "on", "off"):

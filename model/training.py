@@ -79,7 +79,7 @@ def build_trainer(config: TrainConfig, patch_size: int, total_steps: int | None 
     if 2 * config.loss_margin >= patch_size:
         raise InputError(f"--loss-margin {config.loss_margin} leaves nothing of a {patch_size}-voxel patch")
     trainer = SoupGAN(generator, discriminator, perceptual, config.perceptual_weight, config.adversarial_weight,
-                      config.mse_weight, config.loss_margin)
+                      config.mse_weight, config.loss_margin, config.pixel_loss)
     trainer.build({"image": (None, patch_size, patch_size, patch_size, 1), "scale": (None,)})
     learning_rate = config.g_learning_rate
     if config.lr_schedule == "cosine":

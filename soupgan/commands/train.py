@@ -69,6 +69,8 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument("--perceptual-slices", type=int, help="slices per plane and step for the perceptual loss")
     train.add_argument("--loss-margin", type=int, default=default.loss_margin,
                        help="voxels at each patch face left out of the MSE, where zero padding stands in for tissue")
+    train.add_argument("--pixel-loss", choices=("mse", "log-mse"), default=default.pixel_loss,
+                       help="stage 1: MSE over the batch, or the mean of each sample's log MSE (gains in dB)")
     train.add_argument("--patch-size", type=int, default=default.patch_size, help="--volumes: pair size in voxels")
     train.add_argument("--no-augment", dest="augment", action="store_false",
                        help="--volumes: no intensity augmentation (contrast, gamma, bias field, noise)")

@@ -84,3 +84,16 @@ def test_loss_margin_scores_only_the_inner_patch():
     assert again["mse"] == pytest.approx(logs["mse"], rel=1e-6)
     with pytest.raises(Exception, match="leaves nothing"):
         build_trainer(TrainConfig("", "", filters=4, blocks=1, loss_margin=8), SHAPE[1])
+
+
+def test_log_mse_loss_is_the_mean_of_each_samples_log_error():
+    trainer = build_trainer(TrainConfig(filters=4, blocks=1, loss_margin=2, pixel_loss="log-mse"), SHAPE[1])
+    randomise(trainer)
+    inputs, target = batch()
+    prediction = trainer.generator(inputs).numpy()
+    inner = (slice(None), slice(2, -2), slice(2, -2), slice(2, -2))
+    per_sample = ((prediction[inner] - target[inner]) ** 2).mean(axis=(1, 2, 3, 4))
+    logs = trainer.evaluate(tf.data.Dataset.from_tensors((inputs, target)), verbose=0, return_dict=True)
+    assert logs["loss"] == pytest.approx(np.mean(np.log(per_sample + 1e-5)), rel=1e-5)
+    assert logs["mse"] == pytest.approx(per_sample.mean(), rel=1e-5)
+    assert trainer.get_config()["pixel_loss"] == "log-mse"
