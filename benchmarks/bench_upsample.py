@@ -5,7 +5,8 @@ Inputs (x4, thin-to-thin): the whole Colin27 T1 with every 4th slice kept (181x2
 start to the written NIfTI (imports and model loading included), with the process's peak RSS:
 - soupgan: the console script, shipped default weights, default tiles;
 - authors: their Thin-to-thin SavedModel through `model.reference_model.ReferenceModel` (the same lazy
-  cubic upsampling and sliding window; their model cannot take a whole 512² volume in bounded memory).
+  cubic upsampling and sliding window, 64x128x128 cores with a 16-voxel halo; their model cannot take a
+  whole 512² volume in bounded memory).
 Runs alternate between methods; the median of --repeats runs is reported.
 """
 from __future__ import annotations
