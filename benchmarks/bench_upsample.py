@@ -15,13 +15,11 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 import nibabel as nib
 import numpy as np

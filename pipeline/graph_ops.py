@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from pipeline.config import THIN_TO_THICK, check_criterion
+from pipeline.config import THIN_TO_THICK
 from pipeline.geometry import first_position
 from pipeline.normalization import HIGH_PERCENTILE, LOW_PERCENTILE
 

@@ -7,7 +7,6 @@ import sys
 
 import nibabel as nib
 import numpy as np
-import pytest
 
 from tests.conftest import DICOMDIR_TESTS
 from tests.dicom_factory import write_series

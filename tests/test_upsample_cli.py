@@ -1,6 +1,5 @@
 """`soupgan upsample`, `evaluate` and `demo` as a user runs them: real files in and out, exit codes, one-line errors."""
 import json
-import os
 
 import nibabel as nib
 import numpy as np

@@ -1,7 +1,6 @@
 """Whole-volume super-resolution: raw intensities in and out (CT stays in HU), geometry of pipeline.geometry,
 the whole thick volume's window, lazily upsampled in-plane columns, and the shipped default weights."""
 import json
-import os
 import shutil
 
 import numpy as np

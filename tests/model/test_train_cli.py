@@ -3,17 +3,13 @@ kill -9 and resume, stage 2 from stage 1, and one-line errors for bad input."""
 import csv
 import json
 import os
-import signal
-import subprocess
-import time
 
 import numpy as np
 import pytest
 
 from model.generator import load_generator
 from soupgan import cli
-from tests.model.train_cli import TINY, train
-from tests.test_cli import ROOT, soupgan_command
+from tests.model.train_cli import TINY, kill_after_first_checkpoint, train
 
 
 def summary(result):
@@ -69,15 +65,7 @@ def test_stage2_runs_from_the_stage1_run(stage1_run, shard_set, tmp_path):
 def test_killed_run_resumes_from_its_last_checkpoint(shard_set, tmp_path):
     run = str(tmp_path / "killed")
     args = ["--data", shard_set, "--out", run, "--epochs", "3", "--steps-per-epoch", "40", *TINY]
-    process = subprocess.Popen(soupgan_command("train", *args), cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    state_path = os.path.join(run, "checkpoints", "state.json")
-    deadline = time.monotonic() + 240
-    while not os.path.exists(state_path) and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)  # waiting for the first checkpoint to appear, not for a race to settle
-    assert os.path.exists(state_path), "no checkpoint was written"
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    state_path = kill_after_first_checkpoint(*args)
     checkpointed = json.load(open(state_path))["epoch"]
     assert 1 <= checkpointed < 3
 

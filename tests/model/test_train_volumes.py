@@ -2,9 +2,6 @@
 that a kill -9 resumes from, new data order on restart, the first run's config kept."""
 import json
 import os
-import signal
-import subprocess
-import time
 
 import keras
 import numpy as np
@@ -17,9 +14,8 @@ from model.training import train
 from pipeline.nifti_io import write_nifti
 from pipeline.random_pairs import SamplerConfig
 from pipeline.volume_io import read_volume
-from tests.model.train_cli import TINY, train as train_cli
+from tests.model.train_cli import TINY, kill_after_first_checkpoint, train as train_cli
 from tests.pipeline.test_random_pairs import head
-from tests.test_cli import ROOT, soupgan_command
 
 PATCH = ["--patch-size", "16"]
 
@@ -59,14 +55,7 @@ def test_killed_mid_epoch_run_resumes_at_its_last_step_checkpoint(scans, tmp_pat
     run = str(tmp_path / "killed")
     args = ["--volumes", *scans, "--out", run, "--epochs", "1", "--steps-per-epoch", "400", "--checkpoint-every", "7",
             *PATCH, *TINY]
-    process = subprocess.Popen(soupgan_command("train", *args), cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    state_path = os.path.join(run, "checkpoints", "state.json")
-    deadline = time.monotonic() + 240
-    while not os.path.exists(state_path) and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)  # waiting for the first checkpoint to appear, not for a race to settle
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    state_path = kill_after_first_checkpoint(*args)
     state = json.load(open(state_path))
     assert state["epoch"] == 0 and state["step"] % 7 == 0 and 7 <= state["step"] < 400
     config_before = open(os.path.join(run, "config.json")).read()

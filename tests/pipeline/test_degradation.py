@@ -5,7 +5,6 @@ from scipy import signal
 from pipeline.degradation import default_sigma, degrade, degrade_volume
 from pipeline.errors import InputError, VolumeShapeError
 from pipeline.geometry import degraded_affine, upsampled_affine
-from pipeline.volume import Volume
 
 
 def ramp(n, axis, shape=(3, 4)):
