@@ -45,8 +45,8 @@ def show_progress() -> None:
 class ProgressBar:
     """`progress(done, total)` for long loops: a redrawn bar on a terminal, a line per 10% otherwise."""
 
-    def __init__(self, label: str, stream=None):
-        self.label, self.stream = label, stream or sys.stderr
+    def __init__(self, label: str, stream=None, unit: str = "tiles"):
+        self.label, self.stream, self.unit = label, stream or sys.stderr, unit
         self.start = time.perf_counter()
         self.tty = self.stream.isatty()
         self.reported = -1
@@ -54,7 +54,7 @@ class ProgressBar:
     def __call__(self, done: int, total: int) -> None:
         elapsed = time.perf_counter() - self.start
         eta = elapsed / done * (total - done) if done else 0.0
-        text = f"{self.label}: {done}/{total} tiles, {elapsed:.0f}s elapsed, ~{eta:.0f}s left"
+        text = f"{self.label}: {done}/{total} {self.unit}, {elapsed:.0f}s elapsed, ~{eta:.0f}s left"
         if self.tty:
             filled = int(30 * done / total)
             end = "\n" if done == total else ""

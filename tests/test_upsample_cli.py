@@ -66,6 +66,8 @@ def test_bad_requests_exit_2_with_one_line(tmp_path, thick_ct):
         ("upsample", thick_ct, tmp_path / "o.nii.gz", "--scale", "2", "--axis", "3"): "not a volume axis",
         ("upsample", thick_ct, tmp_path / "exists.nii.gz", "--scale", "2"): "exists; pass --force",
         ("upsample", thick_ct, tmp_path / "o.nii.gz", "--scale", "2", "--model", tmp_path): "not a training run",
+        ("upsample", thick_ct, tmp_path / "o.nii.gz", "--scale", "2", "--adapt", "-1"): "must be >= 0",
+        ("upsample", thick_ct, tmp_path / "o.nii.gz", "--scale", "2", "--adapt", "5", "--labels"): "not with --labels",
         ("evaluate", tmp_path / "missing.nii.gz"): "no such file",
     }
     for args, reason in cases.items():

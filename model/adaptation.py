@@ -1,0 +1,57 @@
+"""Self-supervised adaptation of a generator to the one scan it is about to upsample (after SMORE/ECLARE).
+
+A thick-slice scan is sharp in-plane: degrading it along an in-plane axis by s gives pairs whose target is
+real high-resolution data of this very scan (its anatomy, contrast, noise and scanner). A few fine-tuning
+steps on those pairs, with the shipped generator as the start, adapt it before it runs along the slice
+axis. Pairs come from `pipeline.random_pairs` (the scan's thin axes only, the integer scales around s).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import keras
+
+from model.gan import SoupGAN
+from model.generator import SoupGenerator
+from model.inputs import volume_pairs_dataset
+from pipeline.augmentation import AugmentationConfig
+from pipeline.errors import InputError, VolumeShapeError
+from pipeline.random_pairs import SamplerConfig
+from pipeline.volume import Volume
+
+MAX_PATCH = 32
+MIN_PATCH = 16
+
+
+def adaptation_scales(scale: float, generator: SoupGenerator) -> tuple[int, ...]:
+    """The integer scales whose parameters a call at `scale` uses."""
+    low, high = int(math.floor(scale)), int(math.ceil(scale))
+    return tuple(s for s in sorted({low, high}) if s in generator.scales)
+
+
+def adapt_generator(generator: SoupGenerator, volume: Volume, scale: float, criterion: str, steps: int,
+                    batch_size: int = 4, learning_rate: float = 1e-4, loss_margin: int = 6, seed: int = 0,
+                    progress: Callable[[int, int], None] | None = None) -> SoupGenerator:
+    """A copy of `generator` fine-tuned for `steps` steps on pairs made along the scan's own in-plane axes."""
+    if volume.thin_axes() == (0, 1, 2):
+        raise InputError("--adapt needs a thick-slice scan: this one has no axis coarser than the others")
+    patch = min(MAX_PATCH, min(volume.shape))
+    sampler_config = SamplerConfig(patch_size=patch, scales=adaptation_scales(scale, generator), criterion=criterion,
+                                   augmentation=AugmentationConfig.none())
+    if patch < MIN_PATCH or 2 * loss_margin >= patch:
+        raise InputError(f"--adapt: a {'x'.join(map(str, volume.shape))} scan is too small to make training pairs from")
+    try:
+        data = volume_pairs_dataset([volume], sampler_config, batch_size, (seed,))
+    except VolumeShapeError as err:
+        raise InputError(f"--adapt: the scan is too small to make training pairs from ({err})") from None
+    adapted = SoupGenerator.from_config(generator.get_config())
+    adapted.build({"image": (None, None, None, None, 1)})
+    adapted.set_weights(generator.get_weights())
+    trainer = SoupGAN(adapted, loss_margin=loss_margin)
+    trainer.build({"image": (None, patch, patch, patch, 1), "scale": (None,)})
+    trainer.compile(keras.optimizers.Adam(learning_rate))
+    callbacks = [keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: progress(batch + 1, steps))] \
+        if progress else []
+    trainer.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=callbacks)
+    return adapted
