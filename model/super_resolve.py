@@ -23,7 +23,7 @@ from pipeline.interpolation import upsample
 from pipeline.normalization import IntensityWindow, robust_window
 from pipeline.volume import Volume
 
-DEFAULT_TILE = (64, 128, 128)  # tile cores, slice axis first (512x512x100 at s=4 peaks at 2.7 GB RSS)
+DEFAULT_TILE = (64, 128, 128)  # tile cores, slice axis first (512x512x100 at s=4 peaks at 2.9 GB RSS)
 
 
 class UpsampledColumns:
