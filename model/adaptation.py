@@ -13,7 +13,7 @@ from typing import Callable
 import keras
 
 from model.gan import SoupGAN
-from model.generator import SoupGenerator
+from model.generator import SoupGenerator, clone_generator
 from model.inputs import volume_pairs_dataset
 from pipeline.augmentation import AugmentationConfig
 from pipeline.errors import InputError, VolumeShapeError
@@ -45,9 +45,7 @@ def adapt_generator(generator: SoupGenerator, volume: Volume, scale: float, crit
         data = volume_pairs_dataset([volume], sampler_config, batch_size, (seed,))
     except VolumeShapeError as err:
         raise InputError(f"--adapt: the scan is too small to make training pairs from ({err})") from None
-    adapted = SoupGenerator.from_config(generator.get_config())
-    adapted.build({"image": (None, None, None, None, 1)})
-    adapted.set_weights(generator.get_weights())
+    adapted = clone_generator(generator)
     trainer = SoupGAN(adapted, loss_margin=loss_margin)
     trainer.build({"image": (None, patch, patch, patch, 1), "scale": (None,)})
     trainer.compile(keras.optimizers.Adam(learning_rate))

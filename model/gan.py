@@ -11,9 +11,9 @@ import tensorflow as tf
 from keras import ops
 
 from model.generator import SoupGenerator
+from model.train_config import PIXEL_LOSSES
 
 
-PIXEL_LOSSES = ("mse", "log-mse")
 LOG_MSE_EPSILON = 1e-5  # (normalised intensity)²: below any real scan's noise, keeps log finite on flat patches
 
 

@@ -74,20 +74,23 @@ class SoupGenerator(keras.Model):
                 "growth": self.growth, "scales": list(self.scales)}
 
 
-def float32_copy(generator: SoupGenerator) -> SoupGenerator:
-    """The generator with float32 variables and compute (itself when it already is): what is saved and served,
-    whatever precision policy it was trained under."""
-    if generator.compute_dtype == "float32":
-        return generator
+def clone_generator(generator: SoupGenerator, dtype: str = "float32") -> SoupGenerator:
+    """A new generator with the same architecture and weights, its variables and compute in `dtype`."""
     policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")  # sub-layers take the global policy when they are made
+    keras.config.set_dtype_policy(dtype)  # sub-layers take the global policy when they are made
     try:
-        copy = SoupGenerator.from_config({**generator.get_config(), "dtype": "float32"})
+        copy = SoupGenerator.from_config({**generator.get_config(), "dtype": dtype})
     finally:
         keras.config.set_dtype_policy(policy)
     copy.build({"image": (None, None, None, None, 1)})
     copy.set_weights(generator.get_weights())
     return copy
+
+
+def float32_copy(generator: SoupGenerator) -> SoupGenerator:
+    """The generator with float32 variables and compute (itself when it already is): what is saved and served,
+    whatever precision policy it was trained under."""
+    return generator if generator.compute_dtype == "float32" else clone_generator(generator)
 
 
 def load_generator(path: str) -> SoupGenerator:

@@ -10,6 +10,8 @@ STAGES = ("mse", "gan")
 STRATEGIES = ("default", "mirrored", "multiworker")
 LR_SCHEDULES = ("plateau", "cosine")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+PIXEL_LOSSES = ("mse", "log-mse")
+JIT_SETTINGS = ("auto", "on", "off")
 # Settings that must not change when a run is restarted into the same folder.
 RESUME_KEYS = ("stage", "init", "criterion", "batch_size", "generator", "filters", "blocks", "growth",
                "disc_filters", "perceptual_weight", "adversarial_weight", "mse_weight", "vgg_weights", "loss_margin",
@@ -63,12 +65,12 @@ class TrainConfig:
             raise InputError("--volumes draws pairs without end: give --steps-per-epoch")
         if self.lr_schedule not in LR_SCHEDULES:
             raise InputError(f"unknown --lr-schedule {self.lr_schedule!r}; choose from {', '.join(LR_SCHEDULES)}")
-        if self.pixel_loss not in ("mse", "log-mse"):
-            raise InputError(f"unknown --pixel-loss {self.pixel_loss!r}; choose from mse, log-mse")
+        if self.pixel_loss not in PIXEL_LOSSES:
+            raise InputError(f"unknown --pixel-loss {self.pixel_loss!r}; choose from {', '.join(PIXEL_LOSSES)}")
         if self.precision not in PRECISIONS:
             raise InputError(f"unknown --precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
-        if self.jit_compile not in ("auto", "on", "off"):
-            raise InputError(f"--jit-compile must be auto, on or off, got {self.jit_compile!r}")
+        if self.jit_compile not in JIT_SETTINGS:
+            raise InputError(f"--jit-compile must be one of {', '.join(JIT_SETTINGS)}, got {self.jit_compile!r}")
         if self.replicas and self.batch_size % self.replicas:  # before any device is set up
             raise InputError(f"--batch-size {self.batch_size} is not divisible by the {self.replicas} replicas")
         if self.checkpoint_every is not None and self.checkpoint_every < 1:

@@ -161,9 +161,9 @@ def _train(config: TrainConfig) -> dict:
     restart = initial_epoch * steps + initial_step
     options = tf.data.Options()
     if config.volumes:
-        sampler = SamplerConfig(patch_size=patch_size, scales=SCALES, criterion=config.criterion,
-                                augmentation=AugmentationConfig() if config.augment else AugmentationConfig.none())
-        train_data = volume_pairs_dataset(volumes, sampler, config.batch_size,
+        pairs = SamplerConfig(patch_size=patch_size, scales=SCALES, criterion=config.criterion,
+                              augmentation=AugmentationConfig() if config.augment else AugmentationConfig.none())
+        train_data = volume_pairs_dataset(volumes, pairs, config.batch_size,
                                           (config.seed, restart, _task_index(strategy)))
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from model.train_config import LR_SCHEDULES, PRECISIONS, STAGES, STRATEGIES, TrainConfig
+from model.train_config import JIT_SETTINGS, LR_SCHEDULES, PIXEL_LOSSES, PRECISIONS, STAGES, STRATEGIES, TrainConfig
 from pipeline.config import CRITERIA
 from pipeline.errors import InputError
 from soupgan.console import show_progress
@@ -69,7 +69,7 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument("--perceptual-slices", type=int, help="slices per plane and step for the perceptual loss")
     train.add_argument("--loss-margin", type=int, default=default.loss_margin,
                        help="voxels at each patch face left out of the MSE, where zero padding stands in for tissue")
-    train.add_argument("--pixel-loss", choices=("mse", "log-mse"), default=default.pixel_loss,
+    train.add_argument("--pixel-loss", choices=PIXEL_LOSSES, default=default.pixel_loss,
                        help="stage 1: MSE over the batch, or the mean of each sample's log MSE (gains in dB)")
     train.add_argument("--patch-size", type=int, default=default.patch_size, help="--volumes: pair size in voxels")
     train.add_argument("--no-augment", dest="augment", action="store_false",
@@ -78,7 +78,7 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
                        help="plateau: divide by --lr-factor when the monitored loss stalls; cosine: decay over the run")
     train.add_argument("--precision", choices=PRECISIONS, default=default.precision,
                        help="Keras dtype policy (mixed_float16 on GPUs; saved generators are always float32)")
-    train.add_argument("--jit-compile", choices=("auto", "on", "off"), default=default.jit_compile,
+    train.add_argument("--jit-compile", choices=JIT_SETTINGS, default=default.jit_compile,
                        help="XLA-compile the train step (auto: Keras decides, on for GPUs)")
     train.add_argument("--checkpoint-every", type=int, metavar="STEPS",
                        help="also checkpoint every STEPS steps inside an epoch (a kill loses at most that many)")
