@@ -26,7 +26,7 @@ class TrainConfig:
     volumes: list[str] | None = None  # thin-slice scans to draw augmented pairs from on the fly
     out: str = ""
     stage: str = "mse"
-    init: str | None = None  # a run whose best generator this one starts from (stage gan: a stage-1 run)
+    init: str | None = None  # a run folder (its best generator) or a .keras file to start from (gan: stage-1 weights)
     epochs: int = 50
     steps_per_epoch: int | None = None  # default: the train split's batches of the chosen criterion
     validation_steps: int | None = None  # default: the whole val split

@@ -55,9 +55,11 @@ def _check_batch_divides(config: TrainConfig, strategy: tf.distribute.Strategy) 
 
 
 def _load_init_generator(init: str) -> SoupGenerator:
-    path = RunDirectory(init).best_generator
-    if not os.path.exists(path):
-        raise InputError(f"--init {init}: no best_generator.keras there (is it a finished stage-1 run?)")
+    """The generator `--init` names: a run folder's best generator, or a `.keras` file (e.g. a shipped default)."""
+    path = init if init.endswith(".keras") else RunDirectory(init).best_generator
+    if not os.path.isfile(path):
+        raise InputError(f"--init {init}: no such generator .keras file" if init.endswith(".keras") else
+                         f"--init {init}: no best_generator.keras there (is it a finished stage-1 run?)")
     return load_generator(path)
 
 

@@ -42,7 +42,8 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument("--out", required=True, help="run folder; rerunning the same command resumes it")
     train.add_argument("--stage", choices=STAGES, default=default.stage,
                        help="mse: generator alone; gan: perceptual + adversarial + MSE (needs --init)")
-    train.add_argument("--init", metavar="RUN", help="a run whose best generator this one starts from (gan: a stage-1 run)")
+    train.add_argument("--init", metavar="RUN_OR_KERAS",
+                       help="start from a run's best generator or from a generator .keras file (gan: stage-1 weights)")
     train.add_argument("--epochs", type=int, default=default.epochs)
     train.add_argument("--steps-per-epoch", type=int, help="default: one pass over the train split")
     train.add_argument("--validation-steps", type=int, help="default: the whole val split")

@@ -81,6 +81,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(shard_set, tmp_path):
     (["--stage", "gan"], "--stage gan needs --init RUN"),
     (["--batch-size", "3", "--replicas", "2"], "--batch-size 3 is not divisible by the 2 replicas"),
     (["--stage", "gan", "--init", "/nonexistent/run"], "no best_generator.keras there"),
+    (["--init", "/nonexistent/start.keras"], "no such generator .keras file"),
     (["--strategy", "multiworker"], "needs TF_CONFIG"),
     (["--checkpoint-every", "0"], "--checkpoint-every must be at least 1"),
 ])

@@ -14,6 +14,7 @@ from model.training import train
 from pipeline.nifti_io import write_nifti
 from pipeline.random_pairs import SamplerConfig
 from pipeline.volume_io import read_volume
+from tests.generators import random_generator
 from tests.model.train_cli import TINY, kill_after_first_checkpoint, train as train_cli
 from tests.pipeline.test_random_pairs import head
 
@@ -68,3 +69,16 @@ def test_killed_mid_epoch_run_resumes_at_its_last_step_checkpoint(scans, tmp_pat
     finished = json.load(open(state_path))
     assert finished["epoch"] == 1 and "step" not in finished
     assert open(os.path.join(run, "config.json")).read() == config_before
+
+
+def test_init_from_a_generator_file_starts_from_its_weights(scans, tmp_path):
+    """--init takes a .keras file too (a shipped default, say): its architecture and weights, fine-tuned."""
+    initial = random_generator(filters=4, blocks=1, seed=3)
+    initial.save(str(tmp_path / "start.keras"))
+    out = str(tmp_path / "run")
+    train(TrainConfig(volumes=scans, out=out, init=str(tmp_path / "start.keras"), steps_per_epoch=1, epochs=1,
+                      batch_size=2, patch_size=16, learning_rate=1e-4))
+    tuned = load_generator(os.path.join(out, "last_generator.keras"))
+    assert (tuned.filters, tuned.blocks) == (4, 1)  # not TrainConfig's default architecture
+    change = max(np.abs(a - b).max() for a, b in zip(tuned.get_weights(), initial.get_weights()))
+    assert 0 < change < 1e-3  # one small Adam step from the file's weights (random ones differ by ~0.05)
