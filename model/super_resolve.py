@@ -4,8 +4,9 @@ CLI, the benchmarks and (by a parity test) the serving graph share.
 Steps: the [p0.5, p99.5] window of the **whole thick volume** (what training records carry), slice axis
 first, cubic spline upsampling + normalisation of one in-plane column at a time (the spline runs along
 the slice axis only, so an in-plane chunk is exact and the full upsampled volume never exists), the
-generator over 3D tiles (`model.sliding_window`), denormalisation, slice axis back, and the affine that
-puts every thin slice at its true position.
+generator over 3D tiles (`model.sliding_window`), denormalisation, slice axis back, the affine that
+puts every thin slice at its true position and, for thin-to-thin, the measured slices as measured
+(`pipeline.consistency`: the network's output there is discarded).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 from model.generator import SoupGenerator
 from model.sliding_window import Region, SlidingWindow, sliding_window_inference
 from pipeline.config import THIN_TO_THIN
+from pipeline.consistency import keep_measured_slices
 from pipeline.errors import InputError
 from pipeline.geometry import upsampled_affine, upsampled_length
 from pipeline.interpolation import upsample
@@ -109,5 +111,8 @@ def super_resolve(
     """
     scale = check_scale(generator, scale)
     halo = generator.receptive_radius if halo is None else halo
-    return tiled_over_volume(volume, compiled_predictor(generator, scale), scale, criterion, axis,
-                             lambda shape: SlidingWindow(shape, tile, halo, overlap, blending), batch_size, progress)
+    axis = volume.slice_axis(axis)
+    result = tiled_over_volume(volume, compiled_predictor(generator, scale), scale, criterion, axis,
+                               lambda shape: SlidingWindow(shape, tile, halo, overlap, blending), batch_size, progress)
+    keep_measured_slices(result.data, volume.data, scale, criterion, axis)
+    return result

@@ -1,14 +1,16 @@
 """In-graph TensorFlow twins of the NumPy operations, for SavedModels served without Python.
 
 Each mirrors one NumPy definition and is tested against it: `upsample_tf` against
-`pipeline.interpolation.upsample`, `robust_window_tf` against `pipeline.normalization.robust_window`.
+`pipeline.interpolation.upsample`, `robust_window_tf` against `pipeline.normalization.robust_window`,
+`keep_measured_slices_tf` against `pipeline.consistency.keep_measured_slices`.
 Shapes may be dynamic; everything is plain TF ops, so it exports and runs in TF Serving.
 """
 from __future__ import annotations
 
 import tensorflow as tf
 
-from pipeline.config import THIN_TO_THICK
+from pipeline.config import THIN_TO_THICK, THIN_TO_THIN
+from pipeline.consistency import ON_GRID_TOLERANCE
 from pipeline.geometry import first_position
 from pipeline.normalization import HIGH_PERCENTILE, LOW_PERCENTILE
 
@@ -91,3 +93,15 @@ def denormalize_tf(volume: tf.Tensor, low: tf.Tensor, high: tf.Tensor) -> tf.Ten
     """The exact inverse of `normalize_tf`."""
     width = tf.where(high > low, high - low, tf.ones_like(high))
     return tf.cast(volume, tf.float32) * width + low
+
+
+def keep_measured_slices_tf(thin: tf.Tensor, thick: tf.Tensor, scale: float, criterion: str) -> tf.Tensor:
+    """`thin` with the thin-to-thin slices that were measured (axis 0) replaced by the thick slices they are."""
+    if criterion != THIN_TO_THIN:
+        return thin
+    thick_index = tf.range(tf.shape(thick)[0])
+    positions = tf.cast(thick_index, tf.float64) * scale
+    on_grid = tf.abs(positions - tf.round(positions)) < ON_GRID_TOLERANCE
+    thin_index = tf.cast(tf.round(tf.boolean_mask(positions, on_grid)), tf.int32)
+    measured = tf.gather(tf.cast(thick, thin.dtype), tf.boolean_mask(thick_index, on_grid))
+    return tf.tensor_scatter_nd_update(thin, thin_index[:, None], measured)

@@ -49,8 +49,21 @@ def test_tiled_equals_one_pass_and_uses_the_whole_thick_volumes_window():
     image = window.normalize(np.moveaxis(upsample(ct.data, 3, THIN_TO_THIN, axis=2), 2, 0))
     output = generator({"image": image[None, ..., None], "scale": np.float32(3)}).numpy()[0, ..., 0]
     expected = np.moveaxis(window.denormalize(output), 0, 2)
+    expected[..., ::3] = ct.data  # thin-to-thin: the measured slices as measured
     np.testing.assert_allclose(tiled.data, expected, atol=2e-5 * np.ptp(expected))
     np.testing.assert_allclose(tiled.affine, upsampled_affine(ct.affine, 2, 3, THIN_TO_THIN))
+
+
+@pytest.mark.parametrize("scale", [2, 2.5, 4])
+def test_thin_to_thin_keeps_the_measured_slices_and_changes_the_others(scale):
+    ct = ct_volume()
+    result = super_resolve(ct, random_generator(), scale, THIN_TO_THIN, tile=(8, 16, 16)).data
+    tricubic = upsample_volume(ct, scale, THIN_TO_THIN).data
+    step = 2 if scale == 2.5 else 1  # at x2.5 every other thick slice falls on the thin grid
+    measured = np.arange(0, ct.shape[2], step)
+    np.testing.assert_array_equal(result[..., np.round(measured * scale).astype(int)], ct.data[..., measured])
+    between = [j for j in range(result.shape[2]) if j not in np.round(measured * scale)]
+    assert np.abs(result[..., between] - tricubic[..., between]).max() > 1.0  # the network still acts there (HU)
 
 
 def test_other_slice_axes_and_overrides():

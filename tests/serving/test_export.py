@@ -57,6 +57,16 @@ def test_a_fresh_process_gets_in_process_inference_for_every_scale(exported, tmp
         assert served.min() < -990  # Hounsfield units
 
 
+def test_a_thin_to_thin_export_keeps_the_measured_slices_as_in_process_inference_does(tmp_path):
+    generator = random_generator()
+    model = export_scale(generator, str(tmp_path), 2.5, "thin-to-thin", max_voxels=50_000)
+    volume = thick_ct()
+    served = tf.saved_model.load(model.path).signatures["serving_default"](volume=tf.constant(volume.data))["volume"]
+    expected = super_resolve(volume, generator, 2.5, "thin-to-thin", axis=0).data
+    assert np.abs(served.numpy() - expected).max() <= 1e-4 * np.ptp(expected)
+    np.testing.assert_array_equal(served.numpy()[::5], volume.data[::2])
+
+
 def test_with_window_takes_the_clients_window(exported):
     generator, _, models = exported
     signature = tf.saved_model.load(models[0].path).signatures["with_window"]
