@@ -9,6 +9,10 @@ thin-to-thick from that (`--init`, fewer steps) → `soupgan evaluate` of each l
 crop), with the authors' released model alongside for thin-to-thin → with --install, copy the generators
 into the package and write `model_card.json` with their sha256 and measured quality. Runs on CPU as is;
 on a GPU add --precision mixed_float16 --jit-compile on.
+
+On a GPU machine without TensorFlow: `KERAS_BACKEND=jax SOUPGAN_DATA=data python -m benchmarks.train_default
+--portable --train-only ...` trains with Keras fit on JAX (`soupgan train --portable`); then the same command
+without --train-only, where TensorFlow is, finds the runs finished and evaluates and installs them.
 """
 from __future__ import annotations
 
@@ -57,6 +61,9 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=6)
     parser.add_argument("--precision", default="float32")
     parser.add_argument("--jit-compile", default="auto")
+    parser.add_argument("--portable", action="store_true",
+                        help="train with `soupgan train --portable` (Keras fit on KERAS_BACKEND, e.g. jax on a GPU)")
+    parser.add_argument("--train-only", action="store_true", help="stop after training (evaluation needs TensorFlow)")
     parser.add_argument("--no-authors", action="store_true", help="evaluate without the authors' model")
     parser.add_argument("--install", action="store_true", help="copy the results into model/default_weights/")
     args = parser.parse_args()
@@ -66,7 +73,7 @@ def main() -> None:
               "--patch-size", str(args.patch_size), "--batch-size", str(args.batch_size),
               "--loss-margin", str(args.loss_margin), "--lr-schedule", "cosine", "--steps-per-epoch",
               str(args.steps_per_epoch), "--checkpoint-every", "50", "--precision", args.precision,
-              "--jit-compile", args.jit_compile]
+              "--jit-compile", args.jit_compile, *(["--portable"] if args.portable else [])]
     first = os.path.join(args.work, "thin-to-thin-mse")
     soupgan("train", *common, "--out", first, "--criterion", "thin-to-thin", "--epochs", str(args.epochs),
             "--learning-rate", str(args.learning_rate))
@@ -79,6 +86,8 @@ def main() -> None:
     soupgan("train", *common, "--out", runs["thin-to-thick"], "--criterion", "thin-to-thick",
             "--init", runs["thin-to-thin"], "--epochs", str(args.thick_epochs),
             "--learning-rate", str(args.learning_rate / 2))
+    if args.train_only:
+        return
     card = {"created": datetime.date.today().isoformat(),
             "architecture": f"residual, {args.filters} filters, {args.blocks} blocks",
             "training_data": [os.path.basename(v) for v in volumes], "validation": "Colin27 (never trained on)",

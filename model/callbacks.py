@@ -39,7 +39,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         if not self.write:
             return
         value = float((logs or {}).get(self.monitor, math.nan))
-        self._replace(self.run.last_generator, lambda path: float32_copy(self.model.generator).save(path))
+        generator = getattr(self.model, "generator", self.model)  # a SoupGAN trainer, or the generator itself
+        self._replace(self.run.last_generator, lambda path: float32_copy(generator).save(path))
         if value < self.best:
             self.best = value
             self._replace(self.run.best_generator, lambda path: shutil.copyfile(self.run.last_generator, path))

@@ -11,10 +11,7 @@ import tensorflow as tf
 from keras import ops
 
 from model.generator import SoupGenerator
-from model.train_config import PIXEL_LOSSES
-
-
-LOG_MSE_EPSILON = 1e-5  # (normalised intensity)²: below any real scan's noise, keeps log finite on flat patches
+from model.pixel_loss import check_pixel_loss, per_sample_mse, pixel_loss_value
 
 
 def _per_replica(loss):
@@ -47,11 +44,7 @@ class SoupGAN(keras.Model):
         # Voxels left out of the MSE at each patch face: there the convolutions' zero padding stands in
         # for tissue, which whole-volume inference never sees (0 keeps the whole patch).
         self.loss_margin = int(loss_margin)
-        # Stage 1's loss: "mse" over the batch, or "log-mse", the mean over samples of log(MSE + ε), which weighs
-        # every sample's improvement in decibels: x2's small corrections are not drowned by x6's large errors.
-        if pixel_loss not in PIXEL_LOSSES:
-            raise ValueError(f"unknown pixel loss {pixel_loss!r}; choose from {', '.join(PIXEL_LOSSES)}")
-        self.pixel_loss = pixel_loss
+        self.pixel_loss = check_pixel_loss(pixel_loss)  # stage 1's loss (`model.pixel_loss`)
         self.d_optimizer = None
         names = ["loss", "mse", "psnr"] + (["perceptual", "adversarial", "d_loss"] if self.is_gan else [])
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
@@ -99,19 +92,14 @@ class SoupGAN(keras.Model):
             self.discriminator.build(tuple(input_shape["image"]))
         self.built = True
 
-    def _inner(self, volume):
-        """The patch without `loss_margin` voxels at each spatial face."""
-        m = self.loss_margin
-        return volume[:, m:-m, m:-m, m:-m, :] if m else volume
-
     def _generator_losses(self, target, prediction, fake_logits=None):
         prediction = ops.cast(prediction, "float32")  # losses in float32 under a mixed precision policy too
         target = ops.cast(target, "float32")
-        per_sample = ops.mean(ops.square(self._inner(prediction) - self._inner(target)), axis=(1, 2, 3, 4))
+        per_sample = per_sample_mse(target, prediction, self.loss_margin)
         mse = ops.mean(per_sample)
         losses = {"mse": mse, "psnr": -10.0 * ops.log(ops.maximum(mse, 1e-12)) / ops.log(10.0)}
         if not self.is_gan:
-            losses["loss"] = ops.mean(ops.log(per_sample + LOG_MSE_EPSILON)) if self.pixel_loss == "log-mse" else mse
+            losses["loss"] = pixel_loss_value(per_sample, self.pixel_loss)
             return losses
         losses["perceptual"] = self.perceptual(prediction, target)
         losses["adversarial"] = _bce_logits(1.0, fake_logits)

@@ -15,7 +15,7 @@ JIT_SETTINGS = ("auto", "on", "off")
 # Settings that must not change when a run is restarted into the same folder.
 RESUME_KEYS = ("stage", "init", "criterion", "batch_size", "generator", "filters", "blocks", "growth",
                "disc_filters", "perceptual_weight", "adversarial_weight", "mse_weight", "vgg_weights", "loss_margin",
-               "patch_size", "augment", "lr_schedule", "precision", "pixel_loss")
+               "patch_size", "augment", "lr_schedule", "precision", "pixel_loss", "portable")
 
 
 @dataclass
@@ -57,6 +57,8 @@ class TrainConfig:
     jit_compile: str = "auto"  # auto: XLA where Keras picks it (GPUs), on, off
     checkpoint_every: int | None = None  # optimizer steps between mid-epoch checkpoints (default: epoch ends)
     seed: int = 0
+    portable: bool = False  # stage 1 from volumes with Keras fit on any backend (model.portable_training)
+    data_workers: int = 0  # portable: processes drawing pairs (0: in the training process)
 
     def validate(self) -> None:
         if (self.data is None) == (not self.volumes):
@@ -86,6 +88,11 @@ class TrainConfig:
             raise InputError("--loss-margin must be >= 0")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise InputError("--steps-per-epoch must be at least 1")
+        if self.data_workers < 0:
+            raise InputError("--data-workers must be >= 0")
+        if self.portable and (self.data or self.stage != "mse" or self.strategy or self.replicas):
+            raise InputError("--portable trains stage 1 from --volumes on one device; shards, stage 2 and "
+                             "tf.distribute need the TensorFlow trainer")
 
     @property
     def strategy_name(self) -> str:
@@ -94,5 +101,20 @@ class TrainConfig:
         return "mirrored" if self.replicas and self.replicas > 1 else "default"
 
     @property
+    def keras_jit_compile(self) -> bool | str:
+        """The `jit_compile` argument of Keras' `compile`."""
+        return {"auto": "auto", "on": True, "off": False}[self.jit_compile]
+
+    @property
     def g_learning_rate(self) -> float:
         return self.learning_rate if self.learning_rate is not None else (3e-4 if self.stage == "mse" else 1e-4)
+
+
+def check_restart(previous: dict | None, config: TrainConfig) -> None:
+    """A restart must be the same run: refuse a folder whose config.json (`previous`) holds a different one."""
+    if previous is None:
+        return
+    defaults = TrainConfig()  # a key an older run folder lacks had its default then
+    changed = [key for key in RESUME_KEYS if previous.get(key, getattr(defaults, key)) != getattr(config, key)]
+    if changed:
+        raise InputError(f"{config.out} holds a different run ({', '.join(changed)} changed); use another --out")

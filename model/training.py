@@ -15,16 +15,14 @@ from model.callbacks import EpochCheckpoint, TrainingCurves
 from model.discriminator import build_discriminator
 from model.distribution import is_chief, make_strategy
 from model.gan import SoupGAN
-from model.generator import SoupGenerator, load_generator
 from model.inputs import training_dataset, volume_pairs_dataset
 from model.perceptual import TriPlanarPerceptualLoss
 from model.run_dir import RunDirectory, write_json_atomic
-from model.train_config import RESUME_KEYS, TrainConfig
-from pipeline.augmentation import AugmentationConfig
-from pipeline.config import SCALES
+from model.portable_training import (check_loss_margin, generator_learning_rate, initial_generator,
+                                     pair_sampler_config)
+from model.train_config import TrainConfig, check_restart
 from pipeline.dataset import read_manifest
 from pipeline.errors import InputError
-from pipeline.random_pairs import SamplerConfig
 from pipeline.volume import Volume
 
 LOG = logging.getLogger("soupgan")
@@ -36,17 +34,6 @@ def _count_batches(manifest: dict, split: str, criterion: str, batch_size: int) 
     return sum(count for key, count in counts.items() if key.startswith(f"{criterion}/x")) // batch_size
 
 
-def _check_restart(run: RunDirectory, config: TrainConfig) -> None:
-    """A restart must be the same run: refuse a folder that holds a different one."""
-    previous = run.read_config()
-    if previous is None:
-        return
-    defaults = TrainConfig()  # a key an older run folder lacks had its default then
-    changed = [key for key in RESUME_KEYS if previous.get(key, getattr(defaults, key)) != getattr(config, key)]
-    if changed:
-        raise InputError(f"{config.out} holds a different run ({', '.join(changed)} changed); use another --out")
-
-
 def _check_batch_divides(config: TrainConfig, strategy: tf.distribute.Strategy) -> None:
     """The global batch is split evenly across replicas, or not at all."""
     if config.batch_size % strategy.num_replicas_in_sync:
@@ -54,38 +41,19 @@ def _check_batch_divides(config: TrainConfig, strategy: tf.distribute.Strategy) 
                          f"{strategy.num_replicas_in_sync} replicas")
 
 
-def _load_init_generator(init: str) -> SoupGenerator:
-    """The generator `--init` names: a run folder's best generator, or a `.keras` file (e.g. a shipped default)."""
-    path = init if init.endswith(".keras") else RunDirectory(init).best_generator
-    if not os.path.isfile(path):
-        raise InputError(f"--init {init}: no such generator .keras file" if init.endswith(".keras") else
-                         f"--init {init}: no best_generator.keras there (is it a finished stage-1 run?)")
-    return load_generator(path)
-
-
-def _jit_compile(setting: str):
-    return {"auto": "auto", "on": True, "off": False}[setting]
-
-
 def build_trainer(config: TrainConfig, patch_size: int, total_steps: int | None = None) -> SoupGAN:
     """The stage's trainer with compiled, built optimizers; call inside `strategy.scope()` after the precision
     policy is set. `total_steps` is the cosine schedule's length."""
-    if config.init:
-        generator = _load_init_generator(config.init)
-    else:
-        generator = SoupGenerator(config.generator, config.filters, config.blocks, config.growth)
+    generator = initial_generator(config)
     discriminator = perceptual = None
     if config.stage == "gan":
         discriminator = build_discriminator(config.disc_filters)
         perceptual = TriPlanarPerceptualLoss(config.vgg_weights, config.perceptual_slices)
-    if 2 * config.loss_margin >= patch_size:
-        raise InputError(f"--loss-margin {config.loss_margin} leaves nothing of a {patch_size}-voxel patch")
+    check_loss_margin(config, patch_size)
     trainer = SoupGAN(generator, discriminator, perceptual, config.perceptual_weight, config.adversarial_weight,
                       config.mse_weight, config.loss_margin, config.pixel_loss)
     trainer.build({"image": (None, patch_size, patch_size, patch_size, 1), "scale": (None,)})
-    learning_rate = config.g_learning_rate
-    if config.lr_schedule == "cosine":
-        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, max(total_steps or 1, 1), alpha=0.01)
+    learning_rate = generator_learning_rate(config, total_steps or 1)
     d_optimizer = None
     if config.stage == "gan":
         d_optimizer = keras.optimizers.Adam(config.d_learning_rate)
@@ -93,7 +61,7 @@ def build_trainer(config: TrainConfig, patch_size: int, total_steps: int | None 
             d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer)
     # Keras wraps the generator's optimizer in a LossScaleOptimizer itself under mixed_float16
     trainer.compile(keras.optimizers.Adam(learning_rate), d_optimizer=d_optimizer,
-                    jit_compile=_jit_compile(config.jit_compile))
+                    jit_compile=config.keras_jit_compile)
     trainer.build_optimizers()
     return trainer
 
@@ -141,7 +109,7 @@ def _train(config: TrainConfig) -> dict:
 
     run = RunDirectory(config.out)
     chief = is_chief(strategy)
-    _check_restart(run, config)
+    check_restart(run.read_config(), config)
     state = run.read_state()
     if chief:
         run.create()
@@ -163,9 +131,7 @@ def _train(config: TrainConfig) -> dict:
     restart = initial_epoch * steps + initial_step
     options = tf.data.Options()
     if config.volumes:
-        pairs = SamplerConfig(patch_size=patch_size, scales=SCALES, criterion=config.criterion,
-                              augmentation=AugmentationConfig() if config.augment else AugmentationConfig.none())
-        train_data = volume_pairs_dataset(volumes, pairs, config.batch_size,
+        train_data = volume_pairs_dataset(volumes, pair_sampler_config(config), config.batch_size,
                                           (config.seed, restart, _task_index(strategy)))
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     else:

@@ -38,3 +38,50 @@ def test_numpy_stages_do_not_import_tensorflow():
     for module in ("volume", "nifti_io", "dicom_io", "volume_io", "degradation", "geometry", "interpolation", "normalization", "patches", "metrics", "config", "errors"):
         roots = set(imported_roots(os.path.join(ROOT, "pipeline", f"{module}.py")))
         assert "tensorflow" not in roots, module
+
+
+def project_module_file(name):
+    """The file of a project module (`model.generator` → model/generator.py), or None for a third-party one."""
+    base = os.path.join(ROOT, *name.split("."))
+    for path in (base + ".py", os.path.join(base, "__init__.py")):
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def imported_modules(path, nested):
+    """Dotted names a file imports: every import statement, or (nested=False) the module-level ones only."""
+    tree = ast.parse(open(path, encoding="utf-8").read(), path)
+    nodes = ast.walk(tree) if nested else tree.body
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module
+            yield from (f"{node.module}.{alias.name}" for alias in node.names)
+
+
+def third_party_closure(start, nested):
+    """Top-level names of the third-party packages reachable from project modules `start`."""
+    seen, roots, todo = set(), set(), list(start)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        path = project_module_file(name)
+        if path is None:
+            if name.split(".")[0] not in FORBIDDEN and name.split(".")[0] != "tests":
+                roots.add(name.split(".")[0])
+            continue
+        todo += list(imported_modules(path, nested))
+    return roots
+
+
+def test_the_portable_trainer_imports_no_tensorflow():
+    """`soupgan train --portable` must run on a GPU image without TensorFlow (KERAS_BACKEND=jax): the CLI's
+    module-level imports and everything the portable trainer imports, at any depth, stay clear of it."""
+    cli = third_party_closure(["soupgan.cli"], nested=False)
+    trainer = third_party_closure(["model.portable_training", "pipeline.volume_io"], nested=True)
+    assert "keras" in trainer and "numpy" in trainer  # the closure does reach the libraries
+    assert "tensorflow" not in cli | trainer and "tensorflow_io" not in cli | trainer

@@ -17,17 +17,27 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    show_progress()
+    fields = {field: getattr(args, field) for field in TrainConfig.__dataclass_fields__ if hasattr(args, field)}
+    config = TrainConfig(**fields)
+    print(json.dumps(_train_portable(config) if config.portable else _train_tensorflow(config)))
+
+
+def _train_portable(config: TrainConfig) -> dict:
+    from model.portable_training import train_portable  # imports no TensorFlow
+
+    return train_portable(config)
+
+
+def _train_tensorflow(config: TrainConfig) -> dict:
     import tensorflow as tf
 
     from model.training import train
 
-    show_progress()
-    fields = {field: getattr(args, field) for field in TrainConfig.__dataclass_fields__ if hasattr(args, field)}
     try:
-        summary = train(TrainConfig(**fields))
+        return train(config)
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as err:
         raise InputError(f"unreadable training records: {err.message.splitlines()[0]}") from None
-    print(json.dumps(summary))
 
 
 def add_train_arguments(train: argparse.ArgumentParser) -> None:
@@ -84,3 +94,8 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument("--checkpoint-every", type=int, metavar="STEPS",
                        help="also checkpoint every STEPS steps inside an epoch (a kill loses at most that many)")
     train.add_argument("--seed", type=int, default=default.seed, help="data order seed")
+    train.add_argument("--portable", action="store_true",
+                       help="stage 1 from --volumes with Keras fit on the KERAS_BACKEND in use, without TensorFlow "
+                            "(e.g. KERAS_BACKEND=jax on a GPU); one device, no shards, no stage 2")
+    train.add_argument("--data-workers", type=int, default=default.data_workers,
+                       help="--portable: processes drawing pairs (default 0: the training process)")

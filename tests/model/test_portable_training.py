@@ -1,0 +1,124 @@
+"""`soupgan train --portable`: stage 1 with Keras fit on any backend, into the TensorFlow trainer's run-folder
+layout, with resume after kill -9; where a JAX interpreter is given, a generator trained under JAX loads and
+predicts the same under TensorFlow (tests/test_layering.py checks that the path imports no TensorFlow)."""
+import json
+import os
+import subprocess
+
+import keras
+import numpy as np
+import pytest
+
+from model.generator import load_generator
+from model.portable_training import RandomPairBatches, pair_sampler_config, train_portable
+from model.train_config import TrainConfig
+from pipeline.errors import InputError
+from pipeline.nifti_io import write_nifti
+from pipeline.random_pairs import RandomPairSampler
+from soupgan import cli
+from tests.model.train_cli import kill_after_first_checkpoint, train as train_cli
+from tests.pipeline.test_random_pairs import head
+from tests.test_cli import ROOT
+
+TINY = dict(filters=4, blocks=1, batch_size=2, patch_size=16, loss_margin=2, portable=True)
+TINY_FLAGS = ["--portable", "--filters", "4", "--blocks", "1", "--batch-size", "2", "--patch-size", "16",
+              "--loss-margin", "2"]
+
+
+@pytest.fixture(scope="module")
+def scans(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("scans")
+    paths = [str(folder / f"head{i}.nii.gz") for i in range(2)]
+    for seed, path in enumerate(paths):
+        write_nifti(head(seed=seed), path)
+    return paths
+
+
+def test_run_folder_and_restart_with_the_optimizer_state(scans, tmp_path):
+    out = str(tmp_path / "run")
+    first = train_portable(TrainConfig(volumes=scans, out=out, steps_per_epoch=3, epochs=1,
+                                       lr_schedule="cosine", pixel_loss="log-mse", **TINY))
+    assert first["optimizer_steps"] == 3 and first["backend"] == "tensorflow" and np.isfinite(first["last"]["loss"])
+    for name in ("config.json", "history.csv", "curves.png", "last_generator.keras", "best_generator.keras"):
+        assert os.path.exists(os.path.join(out, name)), name
+    assert json.load(open(os.path.join(out, "config.json")))["portable"] is True
+    resumed = train_portable(TrainConfig(volumes=scans, out=out, steps_per_epoch=3, epochs=2,
+                                         lr_schedule="cosine", pixel_loss="log-mse", **TINY))
+    assert resumed["resumed_from"] == 1 and resumed["optimizer_steps"] == 6  # Adam's step count came back
+    generator = load_generator(os.path.join(out, "last_generator.keras"))
+    assert (generator.filters, generator.blocks) == (4, 1)
+    with pytest.raises(InputError, match="holds a different run"):
+        train_portable(TrainConfig(volumes=scans, out=out, steps_per_epoch=3, epochs=3, **TINY))
+
+
+def test_killed_run_resumes_mid_epoch(scans, tmp_path):
+    args = ["--volumes", *scans, "--out", str(tmp_path / "killed"), "--epochs", "2", "--steps-per-epoch", "30",
+            "--checkpoint-every", "5", *TINY_FLAGS]
+    state = json.load(open(kill_after_first_checkpoint(*args)))
+    assert state["epoch"] < 2
+    result = train_cli(*args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1])["optimizer_steps"] == 2 * 30
+
+
+def test_batches_are_reproducible_and_each_drawn_once_over_the_epochs(scans):
+    from pipeline.volume_io import read_volume
+
+    sampler = RandomPairSampler([read_volume(path) for path in scans], pair_sampler_config(TrainConfig(**TINY)))
+    a, b = RandomPairBatches(sampler, 2, 6, (0, 0, 0)), RandomPairBatches(sampler, 2, 6, (0, 0, 0))
+    np.testing.assert_array_equal(a[1][1], b[1][1])
+    assert not np.array_equal(a[1][1], a[2][1])
+    # two epochs of three steps from one object: Keras asks for each of its six batches once, in order
+    seen = []
+
+    class ImagesOnly(keras.utils.PyDataset):  # the image alone as input, for a plain one-input model
+        def __len__(self):
+            return len(a)
+
+        def __getitem__(self, index):
+            seen.append(index)
+            inputs, target = a[index]
+            return inputs["image"], target
+
+    model = keras.Sequential([keras.Input((16, 16, 16, 1)), keras.layers.Conv3D(1, 3, padding="same")])
+    model.compile("sgd", "mse")
+    model.fit(ImagesOnly(), epochs=2, steps_per_epoch=3, shuffle=False, verbose=0)
+    assert seen[-6:] == list(range(6))  # (TensorFlow's adapter first peeks at a batch or two for their specs)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--stage", "gan", "--init", "run"], "--portable trains stage 1 from --volumes on one device"),
+    (["--replicas", "2"], "--portable trains stage 1 from --volumes on one device"),
+    (["--data-workers", "-1"], "--data-workers must be >= 0"),
+])
+def test_what_it_does_not_do_is_a_one_line_error(scans, tmp_path, extra, message, capsys):
+    argv = ["train", "--volumes", *scans, "--out", str(tmp_path / "run"), "--steps-per-epoch", "2", "--portable",
+            *extra]
+    assert cli.main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
+
+
+JAX_PYTHON = os.environ.get("SOUPGAN_JAX_PYTHON")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not JAX_PYTHON, reason="set SOUPGAN_JAX_PYTHON to an interpreter with jax, keras and nibabel")
+def test_a_generator_trained_under_jax_predicts_the_same_under_tensorflow(scans, tmp_path):
+    out = str(tmp_path / "jax-run")
+    x = np.random.default_rng(0).random((1, 16, 16, 16, 1), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    script = ("import sys, numpy as np\n"
+              "from soupgan import cli\n"
+              "assert cli.main(sys.argv[1:-1]) == 0\n"
+              "from model.generator import load_generator\n"
+              "g = load_generator(sys.argv[sys.argv.index('--out') + 1] + '/last_generator.keras')\n"
+              "x = np.load(sys.argv[-1])\n"
+              "np.save(sys.argv[-1].replace('x.npy', 'y.npy'), np.asarray(g({'image': x, 'scale': np.float32(3)})))\n")
+    subprocess.run([JAX_PYTHON, "-c", script, "train", "--volumes", *scans, "--out", out, "--epochs", "1",
+                    "--steps-per-epoch", "3", *TINY_FLAGS, str(tmp_path / "x.npy")],
+                   check=True, cwd=ROOT, env={**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": ROOT})
+    assert json.load(open(os.path.join(out, "config.json")))["portable"] is True
+    generator = load_generator(os.path.join(out, "last_generator.keras"))
+    under_tf = generator({"image": x, "scale": np.float32(3)}).numpy()
+    np.testing.assert_allclose(under_tf, np.load(tmp_path / "y.npy"), atol=1e-5)
