@@ -1,0 +1,91 @@
+"""Stage-1 step time of `soupgan train --portable` under each Keras backend on this machine, side by side:
+the recipe's generator and pairs (6 blocks, 16 filters, patch 40, batch 6, pairs from MNI152) under
+TensorFlow (this interpreter) and under JAX (an interpreter that has it, `--jax-python`).
+
+Each backend runs in its own process (a Keras backend is fixed at import), one after another, with nothing
+else running: --warmup steps (tracing, compilation), then the median of --steps timed steps, of which the
+median over --repeats processes is reported. Pair drawing is timed apart from the step (NumPy, the same for
+every backend).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+
+def worker(args: argparse.Namespace) -> dict:
+    """Time the portable trainer's steps under the backend this process was started with."""
+    import keras
+
+    from benchmarks.data import mni152_path
+    from model.pixel_loss import PixelLoss
+    from model.generator import SoupGenerator
+    from model.portable_training import RandomPairBatches, pair_sampler_config
+    from model.train_config import TrainConfig
+    from pipeline.random_pairs import RandomPairSampler
+    from pipeline.volume_io import read_volume
+
+    keras.config.set_dtype_policy(args.precision)
+    config = TrainConfig(patch_size=args.patch_size, batch_size=args.batch_size, loss_margin=8)
+    sampler = RandomPairSampler([read_volume(mni152_path())], pair_sampler_config(config))
+    batches = RandomPairBatches(sampler, args.batch_size, args.warmup + args.steps, (0,))
+    start = time.perf_counter()
+    data = [batches[i] for i in range(len(batches))]
+    draw = (time.perf_counter() - start) / len(batches)
+    generator = SoupGenerator(filters=args.filters, blocks=args.blocks)
+    size = args.patch_size
+    generator.build({"image": (None, size, size, size, 1), "scale": (None,)})
+    generator.compile(keras.optimizers.Adam(3e-4), loss=PixelLoss("mse", 8), jit_compile=args.jit_compile)
+    times = []
+    for inputs, target in data:
+        start = time.perf_counter()
+        keras.ops.convert_to_numpy(generator.train_on_batch(inputs, target))  # waits for the device
+        times.append(time.perf_counter() - start)
+    return {"backend": keras.backend.backend(), "step_s": statistics.median(times[args.warmup:]), "draw_s": draw}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jax-python", help="an interpreter with jax (and this project's dependencies but TF)")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--filters", type=int, default=16)
+    parser.add_argument("--blocks", type=int, default=6)
+    parser.add_argument("--patch-size", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, default=6)
+    parser.add_argument("--precision", default="float32")
+    parser.add_argument("--jit-compile", default="auto", type=lambda v: {"on": True, "off": False}.get(v, v))
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    interpreters = {"tensorflow": sys.executable, **({"jax": args.jax_python} if args.jax_python else {})}
+    forwarded = [a for a in sys.argv[1:] if not a.startswith("--jax-python") and a != args.jax_python]
+    results = {}
+    for backend, python in interpreters.items():
+        runs = []
+        for _ in range(args.repeats):
+            output = subprocess.run([python, "-m", "benchmarks.bench_backends", "--worker", *forwarded], check=True,
+                                    capture_output=True, text=True, cwd=root,
+                                    env={**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": root,
+                                         "TF_CPP_MIN_LOG_LEVEL": "3"})
+            runs.append(json.loads(output.stdout.strip().splitlines()[-1]))
+            print(backend, runs[-1], flush=True)
+        results[backend] = {"step_s": statistics.median(r["step_s"] for r in runs),
+                            "draw_s": statistics.median(r["draw_s"] for r in runs)}
+    print(json.dumps({"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+                      "settings": {k: v for k, v in vars(args).items() if k not in ("worker", "jax_python")},
+                      "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
