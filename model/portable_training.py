@@ -27,6 +27,7 @@ from pipeline.augmentation import AugmentationConfig
 from pipeline.config import SCALES
 from pipeline.errors import InputError
 from pipeline.random_pairs import RandomPairSampler, SamplerConfig
+from pipeline.volume_io import read_volume
 
 LOG = logging.getLogger("soupgan")
 
@@ -93,8 +94,6 @@ def train_portable(config: TrainConfig) -> dict:
 
 
 def _train_portable(config: TrainConfig) -> dict:
-    from pipeline.volume_io import read_volume
-
     check_loss_margin(config, config.patch_size)
     sampler = RandomPairSampler([read_volume(path) for path in config.volumes], pair_sampler_config(config))
     steps = config.steps_per_epoch

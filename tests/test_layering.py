@@ -82,6 +82,6 @@ def test_the_portable_trainer_imports_no_tensorflow():
     """`soupgan train --portable` must run on a GPU image without TensorFlow (KERAS_BACKEND=jax): the CLI's
     module-level imports and everything the portable trainer imports, at any depth, stay clear of it."""
     cli = third_party_closure(["soupgan.cli"], nested=False)
-    trainer = third_party_closure(["model.portable_training", "pipeline.volume_io"], nested=True)
+    trainer = third_party_closure(["model.portable_training"], nested=True)
     assert "keras" in trainer and "numpy" in trainer  # the closure does reach the libraries
     assert "tensorflow" not in cli | trainer and "tensorflow_io" not in cli | trainer
