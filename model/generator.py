@@ -6,6 +6,7 @@ normalisation that training input and serving graphs wrap around it.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Sequence
 
 import keras
@@ -74,14 +75,21 @@ class SoupGenerator(keras.Model):
                 "growth": self.growth, "scales": list(self.scales)}
 
 
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Keras' global dtype policy set to `name` inside the block (layers made there take it), restored after."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def clone_generator(generator: SoupGenerator, dtype: str = "float32") -> SoupGenerator:
     """A new generator with the same architecture and weights, its variables and compute in `dtype`."""
-    policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(dtype)  # sub-layers take the global policy when they are made
-    try:
+    with dtype_policy(dtype):  # sub-layers take the global policy when they are made
         copy = SoupGenerator.from_config({**generator.get_config(), "dtype": dtype})
-    finally:
-        keras.config.set_dtype_policy(policy)
     copy.build({"image": (None, None, None, None, 1)})
     copy.set_weights(generator.get_weights())
     return copy

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from model.callbacks import EpochCheckpoint, TrainingCurves
-from model.generator import SoupGenerator, load_generator
+from model.generator import SoupGenerator, dtype_policy, load_generator
 from model.pixel_loss import PixelLoss
 from model.run_dir import RunDirectory, write_json_atomic
 from model.train_config import TrainConfig, check_restart
@@ -61,6 +61,19 @@ def check_loss_margin(config: TrainConfig, patch_size: int) -> None:
         raise InputError(f"--loss-margin {config.loss_margin} leaves nothing of a {patch_size}-voxel patch")
 
 
+def open_run(config: TrainConfig, write: bool = True) -> tuple[RunDirectory, dict | None, int, int]:
+    """The run folder (refused if it holds a different run; made, with config.json, when `write`), its last
+    checkpoint's state (None for a fresh run), and the epoch and step to start from."""
+    run = RunDirectory(config.out)
+    check_restart(run.read_config(), config)
+    state = run.read_state()
+    if write:
+        run.create()
+        if run.read_config() is None:  # a restart keeps the first run's settings file
+            write_json_atomic(run.config, dataclasses.asdict(config))
+    return run, state, *((state["epoch"], state.get("step", 0)) if state else (0, 0))
+
+
 class RandomPairBatches(keras.utils.PyDataset):
     """`batches` batches of ({"image", "scale"}, target) drawn at random, for one `fit` call over all its epochs
     (Keras keeps one iterator across epochs when `steps_per_epoch` is given). Batch i comes from the seed
@@ -85,25 +98,15 @@ def train_portable(config: TrainConfig) -> dict:
     config.validate()
     if not config.portable or not config.volumes:
         raise InputError("the portable trainer runs stage 1 from --volumes (--portable)")
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(config.precision)
-    try:
+    with dtype_policy(config.precision):
         return _train_portable(config)
-    finally:
-        keras.config.set_dtype_policy(previous)
 
 
 def _train_portable(config: TrainConfig) -> dict:
     check_loss_margin(config, config.patch_size)
     sampler = RandomPairSampler([read_volume(path) for path in config.volumes], pair_sampler_config(config))
     steps = config.steps_per_epoch
-    run = RunDirectory(config.out)
-    check_restart(run.read_config(), config)
-    state = run.read_state()
-    run.create()
-    if run.read_config() is None:  # a restart keeps the first run's settings file
-        write_json_atomic(run.config, dataclasses.asdict(config))
-    initial_epoch, initial_step = (state["epoch"], state.get("step", 0)) if state else (0, 0)
+    run, state, initial_epoch, initial_step = open_run(config)
     if initial_epoch >= config.epochs:
         LOG.info("%s already finished %d epochs; nothing to do", config.out, initial_epoch)
         return {"epochs": initial_epoch, "resumed_from": initial_epoch, "backend": keras.backend.backend()}

@@ -2,7 +2,6 @@
 resuming from the folder's last checkpoint when there is one."""
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import os
@@ -15,12 +14,12 @@ from model.callbacks import EpochCheckpoint, TrainingCurves
 from model.discriminator import build_discriminator
 from model.distribution import is_chief, make_strategy
 from model.gan import SoupGAN
+from model.generator import dtype_policy
 from model.inputs import training_dataset, volume_pairs_dataset
 from model.perceptual import TriPlanarPerceptualLoss
-from model.run_dir import RunDirectory, write_json_atomic
-from model.portable_training import (check_loss_margin, generator_learning_rate, initial_generator,
+from model.portable_training import (check_loss_margin, generator_learning_rate, initial_generator, open_run,
                                      pair_sampler_config)
-from model.train_config import TrainConfig, check_restart
+from model.train_config import TrainConfig
 from pipeline.dataset import read_manifest
 from pipeline.errors import InputError
 from pipeline.volume import Volume
@@ -80,12 +79,8 @@ def _task_index(strategy: tf.distribute.Strategy) -> int:
 def train(config: TrainConfig) -> dict:
     """Run (or resume) training under the run's precision policy; returns a summary of the run."""
     config.validate()
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(config.precision)
-    try:
+    with dtype_policy(config.precision):
         return _train(config)
-    finally:
-        keras.config.set_dtype_policy(previous)
 
 
 def _train(config: TrainConfig) -> dict:
@@ -107,15 +102,8 @@ def _train(config: TrainConfig) -> dict:
     if not val_batches:
         LOG.warning("no validation batches; the learning-rate schedule and the best model follow the training loss")
 
-    run = RunDirectory(config.out)
     chief = is_chief(strategy)
-    check_restart(run.read_config(), config)
-    state = run.read_state()
-    if chief:
-        run.create()
-        if run.read_config() is None:  # a restart keeps the first run's settings file
-            write_json_atomic(run.config, dataclasses.asdict(config))
-    initial_epoch, initial_step = (state["epoch"], state.get("step", 0)) if state else (0, 0)
+    run, state, initial_epoch, initial_step = open_run(config, write=chief)
     if initial_epoch >= config.epochs:
         LOG.info("%s already finished %d epochs; nothing to do", config.out, initial_epoch)
         return {"epochs": initial_epoch, "resumed_from": initial_epoch, "replicas": strategy.num_replicas_in_sync}

@@ -13,25 +13,14 @@ from model.generator import load_generator
 from model.portable_training import RandomPairBatches, pair_sampler_config, train_portable
 from model.train_config import TrainConfig
 from pipeline.errors import InputError
-from pipeline.nifti_io import write_nifti
 from pipeline.random_pairs import RandomPairSampler
 from soupgan import cli
 from tests.model.train_cli import kill_after_first_checkpoint, train as train_cli
-from tests.pipeline.test_random_pairs import head
 from tests.test_cli import ROOT
 
 TINY = dict(filters=4, blocks=1, batch_size=2, patch_size=16, loss_margin=2, portable=True)
 TINY_FLAGS = ["--portable", "--filters", "4", "--blocks", "1", "--batch-size", "2", "--patch-size", "16",
               "--loss-margin", "2"]
-
-
-@pytest.fixture(scope="module")
-def scans(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("scans")
-    paths = [str(folder / f"head{i}.nii.gz") for i in range(2)]
-    for seed, path in enumerate(paths):
-        write_nifti(head(seed=seed), path)
-    return paths
 
 
 def test_run_folder_and_restart_with_the_optimizer_state(scans, tmp_path):

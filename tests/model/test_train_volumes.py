@@ -5,29 +5,17 @@ import os
 
 import keras
 import numpy as np
-import pytest
 
 from model.generator import load_generator
 from model.inputs import volume_pairs_dataset
 from model.train_config import TrainConfig
 from model.training import train
-from pipeline.nifti_io import write_nifti
 from pipeline.random_pairs import SamplerConfig
 from pipeline.volume_io import read_volume
 from tests.generators import random_generator
 from tests.model.train_cli import TINY, kill_after_first_checkpoint, train as train_cli
-from tests.pipeline.test_random_pairs import head
 
 PATCH = ["--patch-size", "16"]
-
-
-@pytest.fixture(scope="module")
-def scans(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("scans")
-    paths = [str(folder / f"head{i}.nii.gz") for i in range(2)]
-    for seed, path in enumerate(paths):
-        write_nifti(head(seed=seed), path)
-    return paths
 
 
 def test_mixed_precision_run_from_volumes_saves_a_float32_generator(scans, tmp_path):
