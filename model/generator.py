@@ -10,11 +10,13 @@ import contextlib
 from typing import Sequence
 
 import keras
+import numpy as np
 from keras import ops
 
 from model.blocks import RRDB3D, ResidualBlock3D
 from model.scale_conv import ScaleInterpolatedConv3D
 from pipeline.config import SCALES
+from pipeline.errors import InputError
 
 VARIANTS = ("residual", "rrdb")
 
@@ -104,3 +106,18 @@ def float32_copy(generator: SoupGenerator) -> SoupGenerator:
 def load_generator(path: str) -> SoupGenerator:
     """Load a saved generator (`.keras`); importing this module registers the custom classes it needs."""
     return keras.saving.load_model(path, compile=False)
+
+
+def average_generators(generators: Sequence[SoupGenerator]) -> SoupGenerator:
+    """A float32 generator whose every weight is the mean of the given ones' (a "model soup": for runs fine-tuned
+    from one start, the mean in weight space usually scores at least as well as each); one architecture only."""
+    if not generators:
+        raise InputError("no generators to average")
+    architectures = [{key: g.get_config()[key] for key in ("variant", "filters", "blocks", "growth", "scales")}
+                     for g in generators]
+    if any(architecture != architectures[0] for architecture in architectures):
+        raise InputError(f"only generators of one architecture can be averaged, got {architectures}")
+    average = clone_generator(generators[0])
+    average.set_weights([np.mean([np.asarray(w, np.float64) for w in weights], axis=0).astype(np.float32)
+                         for weights in zip(*[g.get_weights() for g in generators])])
+    return average
