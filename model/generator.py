@@ -92,7 +92,7 @@ def clone_generator(generator: SoupGenerator, dtype: str = "float32") -> SoupGen
     """A new generator with the same architecture and weights, its variables and compute in `dtype`."""
     with dtype_policy(dtype):  # sub-layers take the global policy when they are made
         copy = SoupGenerator.from_config({**generator.get_config(), "dtype": dtype})
-    copy.build({"image": (None, None, None, None, 1)})
+    copy.build({"image": (None, None, None, None, 1), "scale": (None,)})  # both inputs: export traces them
     copy.set_weights(generator.get_weights())
     return copy
 

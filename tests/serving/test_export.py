@@ -12,6 +12,7 @@ from google.protobuf import text_format
 from tensorflow_serving.apis import prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
+from model.generator import average_generators, load_generator
 from model.super_resolve import super_resolve
 from pipeline.errors import InputError
 from pipeline.volume import Volume
@@ -55,6 +56,18 @@ def test_a_fresh_process_gets_in_process_inference_for_every_scale(exported, tmp
         assert served.shape == expected.shape
         assert np.abs(served - expected).max() <= 1e-4 * np.ptp(expected)
         assert served.min() < -990  # Hounsfield units
+
+
+def test_a_saved_weight_average_exports_and_serves_what_it_computes(tmp_path):
+    """A generator made without a training call (a weight average, a float32 copy) must trace for export too."""
+    path = str(tmp_path / "average.keras")
+    average_generators([random_generator(seed=0), random_generator(seed=1)]).save(path)
+    generator = load_generator(path)
+    model = export_scale(generator, str(tmp_path / "base"), 2.0, "thin-to-thick", max_voxels=50_000, card={})
+    volume = thick_ct()
+    served = tf.saved_model.load(model.path).signatures["serving_default"](volume=tf.constant(volume.data))["volume"]
+    expected = super_resolve(volume, generator, 2.0, "thin-to-thick", axis=0).data
+    assert np.abs(served.numpy() - expected).max() <= 1e-4 * np.ptp(expected)
 
 
 def test_a_thin_to_thin_export_keeps_the_measured_slices_as_in_process_inference_does(tmp_path):
