@@ -109,8 +109,8 @@ def load_generator(path: str) -> SoupGenerator:
 
 
 def average_generators(generators: Sequence[SoupGenerator]) -> SoupGenerator:
-    """A float32 generator whose every weight is the mean of the given ones' (a "model soup": for runs fine-tuned
-    from one start, the mean in weight space usually scores at least as well as each); one architecture only."""
+    """A float32 generator whose every weight is the mean of the given ones' (a "model soup": runs fine-tuned from
+    one start stay in one basin, so their mean is a working network between or above them); one architecture only."""
     if not generators:
         raise InputError("no generators to average")
     architectures = [{key: g.get_config()[key] for key in ("variant", "filters", "blocks", "growth", "scales")}
