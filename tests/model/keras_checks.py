@@ -1,12 +1,13 @@
 """Shared checks every custom Keras layer and model here must pass (after keras-hub's layer test helper):
 a `.keras` round trip *with random weights* (so a load that restores nothing fails), a mixed_float16 run
 that matches float32, and an XLA-compiled call that matches the eager one."""
-import contextlib
 import json
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from model.generator import dtype_policy
 
 RNG = np.random.default_rng(0)
 
@@ -37,16 +38,6 @@ def assert_round_trip(model, call, tmp_path):
     assert plain_config(loaded) == plain_config(model)
     np.testing.assert_array_equal(np.asarray(call(loaded)), np.asarray(call(model)))
     return loaded
-
-
-@contextlib.contextmanager
-def dtype_policy(name):
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
 
 
 def assert_mixed_precision_matches(factory, call, atol):
