@@ -105,22 +105,21 @@ def main() -> None:
     first = os.path.join(args.work, "thin-to-thin-mse")
     soupgan("train", *common, "--out", first, "--criterion", "thin-to-thin", "--epochs", str(args.epochs),
             "--learning-rate", str(args.learning_rate))
-    runs = {"thin-to-thin": first}
     stages = [first]
     for number, (loss, epochs, learning_rate, seed) in enumerate(args.refine, start=1):
-        previous, runs["thin-to-thin"] = runs["thin-to-thin"], os.path.join(args.work, f"thin-to-thin-refine{number}")
-        soupgan("train", *common, "--out", runs["thin-to-thin"], "--criterion", "thin-to-thin",
-                "--init", os.path.join(previous, "last_generator.keras"), "--pixel-loss", loss,
+        stage = os.path.join(args.work, f"thin-to-thin-refine{number}")
+        soupgan("train", *common, "--out", stage, "--criterion", "thin-to-thin",
+                "--init", os.path.join(stages[-1], "last_generator.keras"), "--pixel-loss", loss,
                 "--epochs", str(epochs), "--learning-rate", str(learning_rate), "--seed", str(seed))
-        stages.append(runs["thin-to-thin"])
+        stages.append(stage)
     # thin-to-thick starts from the first run: from a refined one it came out 0.6 dB worse at x2 (BENCHMARKS.md)
-    runs["thin-to-thick"] = os.path.join(args.work, "thin-to-thick")
-    soupgan("train", *common, "--out", runs["thin-to-thick"], "--criterion", "thin-to-thick",
+    thick = os.path.join(args.work, "thin-to-thick")
+    soupgan("train", *common, "--out", thick, "--criterion", "thin-to-thick",
             "--init", first, "--epochs", str(args.thick_epochs),
             "--learning-rate", str(args.learning_rate / 2))
-    generators = {criterion: os.path.join(run, "last_generator.keras") for criterion, run in runs.items()}
-    if args.average_last > 1:
-        generators["thin-to-thin"] = average_stages(stages[-args.average_last:], args.work)
+    generators = {"thin-to-thin": (average_stages(stages[-args.average_last:], args.work) if args.average_last > 1
+                                   else os.path.join(stages[-1], "last_generator.keras")),
+                  "thin-to-thick": os.path.join(thick, "last_generator.keras")}
     if args.train_only:
         return
     card = {"created": datetime.date.today().isoformat(),
