@@ -12,6 +12,7 @@ from tests.model.train_cli import TINY
 from tests.test_cli import ROOT, soupgan_command
 
 
+@pytest.mark.slow
 def test_mirrored_step_on_two_logical_cpus_matches_a_single_device_step():
     """SGD makes a wrong loss scaling visible (Adam would hide a constant factor)."""
     result = subprocess.run([sys.executable, "-m", "tests.model.distributed_step", "sgd"], cwd=ROOT,
