@@ -88,25 +88,30 @@ def test_what_it_does_not_do_is_a_one_line_error(scans, tmp_path, extra, message
     assert len(lines) == 1 and message in lines[0]
 
 
-JAX_PYTHON = os.environ.get("SOUPGAN_JAX_PYTHON")
+# Interpreters with that Keras backend, keras, nibabel and pydicom (TensorFlow not needed)
+BACKEND_PYTHONS = {"jax": os.environ.get("SOUPGAN_JAX_PYTHON"), "torch": os.environ.get("SOUPGAN_TORCH_PYTHON")}
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not JAX_PYTHON, reason="set SOUPGAN_JAX_PYTHON to an interpreter with jax, keras and nibabel")
-def test_a_generator_trained_under_jax_predicts_the_same_under_tensorflow(scans, tmp_path):
-    out = str(tmp_path / "jax-run")
+@pytest.mark.parametrize("backend", sorted(BACKEND_PYTHONS))
+def test_a_generator_trained_under_another_backend_predicts_the_same_under_tensorflow(backend, scans, tmp_path):
+    python = BACKEND_PYTHONS[backend]
+    if not python:
+        pytest.skip(f"set SOUPGAN_{backend.upper()}_PYTHON to an interpreter with {backend}, keras and nibabel")
+    out = str(tmp_path / f"{backend}-run")
     x = np.random.default_rng(0).random((1, 16, 16, 16, 1), dtype=np.float32)
     np.save(tmp_path / "x.npy", x)
-    script = ("import sys, numpy as np\n"
+    script = ("import sys, keras, numpy as np\n"
               "from soupgan import cli\n"
               "assert cli.main(sys.argv[1:-1]) == 0\n"
               "from model.generator import load_generator\n"
               "g = load_generator(sys.argv[sys.argv.index('--out') + 1] + '/last_generator.keras')\n"
               "x = np.load(sys.argv[-1])\n"
-              "np.save(sys.argv[-1].replace('x.npy', 'y.npy'), np.asarray(g({'image': x, 'scale': np.float32(3)})))\n")
-    subprocess.run([JAX_PYTHON, "-c", script, "train", "--volumes", *scans, "--out", out, "--epochs", "1",
+              "y = keras.ops.convert_to_numpy(g({'image': x, 'scale': np.float32(3)}))\n"
+              "np.save(sys.argv[-1].replace('x.npy', 'y.npy'), y)\n")
+    subprocess.run([python, "-c", script, "train", "--volumes", *scans, "--out", out, "--epochs", "1",
                     "--steps-per-epoch", "3", *TINY_FLAGS, str(tmp_path / "x.npy")],
-                   check=True, cwd=ROOT, env={**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": ROOT})
+                   check=True, cwd=ROOT, env={**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": ROOT})
     assert json.load(open(os.path.join(out, "config.json")))["portable"] is True
     generator = load_generator(os.path.join(out, "last_generator.keras"))
     under_tf = generator({"image": x, "scale": np.float32(3)}).numpy()
