@@ -1,6 +1,7 @@
 """Stage-1 step time of `soupgan train --portable` under each Keras backend on this machine, side by side:
 the recipe's generator and pairs (6 blocks, 16 filters, patch 40, batch 6, pairs from MNI152) under
-TensorFlow (this interpreter) and under JAX (an interpreter that has it, `--jax-python`).
+TensorFlow (this interpreter) and under each `--backend NAME=PYTHON` (e.g. jax or torch, from an
+interpreter that has it and this project's dependencies but TensorFlow).
 
 Each backend runs in its own process (a Keras backend is fixed at import), one after another, with nothing
 else running: --warmup steps (tracing, compilation), then the median of --steps timed steps, of which the
@@ -50,9 +51,28 @@ def worker(args: argparse.Namespace) -> dict:
     return {"backend": keras.backend.backend(), "step_s": statistics.median(times[args.warmup:]), "draw_s": draw}
 
 
+def backend_interpreter(text: str) -> tuple[str, str]:
+    """"torch=/venv/bin/python" → ("torch", "/venv/bin/python")."""
+    name, _, python = text.partition("=")
+    if name not in ("jax", "torch", "tensorflow") or not python:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=PYTHON with NAME jax, torch or tensorflow")
+    return name, python
+
+
+def without_backends(argv: list[str]) -> list[str]:
+    """The command line less its --backend options, for the worker processes."""
+    kept, skip = [], False
+    for argument in argv:
+        if not skip and argument != "--backend" and not argument.startswith("--backend="):
+            kept.append(argument)
+        skip = argument == "--backend"
+    return kept
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jax-python", help="an interpreter with jax (and this project's dependencies but TF)")
+    parser.add_argument("--backend", type=backend_interpreter, action="append", default=[], metavar="NAME=PYTHON",
+                        help="also time Keras backend NAME (jax, torch) under interpreter PYTHON; repeatable")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
@@ -68,8 +88,8 @@ def main() -> None:
         print(json.dumps(worker(args)))
         return
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    interpreters = {"tensorflow": sys.executable, **({"jax": args.jax_python} if args.jax_python else {})}
-    forwarded = [a for a in sys.argv[1:] if not a.startswith("--jax-python") and a != args.jax_python]
+    interpreters = {"tensorflow": sys.executable, **dict(args.backend)}
+    forwarded = without_backends(sys.argv[1:])
     results = {}
     for backend, python in interpreters.items():
         runs = []
@@ -83,7 +103,7 @@ def main() -> None:
         results[backend] = {"step_s": statistics.median(r["step_s"] for r in runs),
                             "draw_s": statistics.median(r["draw_s"] for r in runs)}
     print(json.dumps({"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-                      "settings": {k: v for k, v in vars(args).items() if k not in ("worker", "jax_python")},
+                      "settings": {k: v for k, v in vars(args).items() if k not in ("worker", "backend")},
                       "results": results}, indent=2))
 
 
