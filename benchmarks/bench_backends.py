@@ -59,16 +59,6 @@ def backend_interpreter(text: str) -> tuple[str, str]:
     return name, python
 
 
-def without_backends(argv: list[str]) -> list[str]:
-    """The command line less its --backend options, for the worker processes."""
-    kept, skip = [], False
-    for argument in argv:
-        if not skip and argument != "--backend" and not argument.startswith("--backend="):
-            kept.append(argument)
-        skip = argument == "--backend"
-    return kept
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", type=backend_interpreter, action="append", default=[], metavar="NAME=PYTHON",
@@ -89,12 +79,11 @@ def main() -> None:
         return
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     interpreters = {"tensorflow": sys.executable, **dict(args.backend)}
-    forwarded = without_backends(sys.argv[1:])
     results = {}
     for backend, python in interpreters.items():
         runs = []
         for _ in range(args.repeats):
-            output = subprocess.run([python, "-m", "benchmarks.bench_backends", "--worker", *forwarded], check=True,
+            output = subprocess.run([python, "-m", "benchmarks.bench_backends", "--worker", *sys.argv[1:]], check=True,
                                     capture_output=True, text=True, cwd=root,
                                     env={**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": root,
                                          "TF_CPP_MIN_LOG_LEVEL": "3"})

@@ -88,7 +88,7 @@ def test_what_it_does_not_do_is_a_one_line_error(scans, tmp_path, extra, message
     assert len(lines) == 1 and message in lines[0]
 
 
-# Interpreters with that Keras backend, keras, nibabel and pydicom (TensorFlow not needed)
+# Interpreters with that Keras backend, keras, nibabel, pydicom and matplotlib (TensorFlow not needed)
 BACKEND_PYTHONS = {"jax": os.environ.get("SOUPGAN_JAX_PYTHON"), "torch": os.environ.get("SOUPGAN_TORCH_PYTHON")}
 
 
@@ -97,7 +97,7 @@ BACKEND_PYTHONS = {"jax": os.environ.get("SOUPGAN_JAX_PYTHON"), "torch": os.envi
 def test_a_generator_trained_under_another_backend_predicts_the_same_under_tensorflow(backend, scans, tmp_path):
     python = BACKEND_PYTHONS[backend]
     if not python:
-        pytest.skip(f"set SOUPGAN_{backend.upper()}_PYTHON to an interpreter with {backend}, keras and nibabel")
+        pytest.skip(f"set SOUPGAN_{backend.upper()}_PYTHON to an interpreter with {backend}, keras, nibabel, pydicom and matplotlib")
     out = str(tmp_path / f"{backend}-run")
     x = np.random.default_rng(0).random((1, 16, 16, 16, 1), dtype=np.float32)
     np.save(tmp_path / "x.npy", x)
