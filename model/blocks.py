@@ -1,26 +1,37 @@
 """Generator backbones' building blocks: the plain residual block and ESRGAN's RRDB, in 3D."""
 from __future__ import annotations
 
+from typing import Sequence
+
 import keras
 from keras import layers
 
 NEGATIVE_SLOPE = 0.2
 
 
-def conv3d(filters: int, name: str | None = None) -> layers.Conv3D:
-    """The 3×3×3 'same' convolution every block uses."""
-    return layers.Conv3D(filters, 3, padding="same", kernel_initializer="he_normal", name=name)
+def conv3d(filters: int, name: str | None = None, dilation: tuple[int, int, int] = (1, 1, 1),
+           initializer: str = "he_normal") -> layers.Conv3D:
+    """The 3×3×3 'same' convolution every block uses (dilated along an axis for reach at the same cost)."""
+    return layers.Conv3D(filters, 3, padding="same", dilation_rate=dilation, kernel_initializer=initializer,
+                         name=name)
 
 
 @keras.saving.register_keras_serializable(package="soupgan")
 class ResidualBlock3D(layers.Layer):
-    """x + conv(relu(conv(x))): the EDSR-style block (no batch norm) of the paper's residual generator."""
+    """x + conv(relu(conv(x))): the EDSR-style block (no batch norm) of the paper's residual generator.
 
-    def __init__(self, filters: int, **kwargs):
+    `dilation` spaces the taps of both convolutions (e.g. (4, 1, 1): reach along the slice axis only);
+    `identity_start` zeroes the second convolution, so a new block passes its input through unchanged and can
+    be added to a trained network without changing what it computes.
+    """
+
+    def __init__(self, filters: int, dilation: Sequence[int] = (1, 1, 1), identity_start: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.filters = int(filters)
-        self.conv_a = conv3d(self.filters, "conv_a")
-        self.conv_b = conv3d(self.filters, "conv_b")
+        self.dilation = tuple(int(d) for d in dilation)
+        self.identity_start = bool(identity_start)
+        self.conv_a = conv3d(self.filters, "conv_a", self.dilation)
+        self.conv_b = conv3d(self.filters, "conv_b", self.dilation, "zeros" if self.identity_start else "he_normal")
 
     def build(self, input_shape):
         self.conv_a.build(input_shape)
@@ -30,7 +41,8 @@ class ResidualBlock3D(layers.Layer):
         return inputs + self.conv_b(keras.activations.relu(self.conv_a(inputs)))
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters}
+        return {**super().get_config(), "filters": self.filters, "dilation": list(self.dilation),
+                "identity_start": self.identity_start}
 
 
 @keras.saving.register_keras_serializable(package="soupgan")

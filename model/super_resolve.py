@@ -98,7 +98,7 @@ def super_resolve(
     criterion: str = THIN_TO_THIN,
     axis: int | None = None,
     tile: Sequence[int] = DEFAULT_TILE,
-    halo: int | None = None,
+    halo: int | Sequence[int] | None = None,
     overlap: float = 0.0,
     blending: str = "gaussian",
     batch_size: int = 1,
@@ -106,11 +106,11 @@ def super_resolve(
 ) -> Volume:
     """The thin-slice volume, in the input's units, with the affine of `pipeline.geometry`'s conventions.
 
-    `halo` defaults to the generator's receptive radius, which makes the tiled result equal one pass over
-    the whole volume; `overlap`/`blending` matter only with a smaller halo.
+    `halo` (one for all axes, or per axis, slice axis first) defaults to the generator's receptive field, which
+    makes the tiled result equal one pass over the whole volume; `overlap`/`blending` matter only with a smaller halo.
     """
     scale = check_scale(generator, scale)
-    halo = generator.receptive_radius if halo is None else halo
+    halo = generator.receptive_field if halo is None else halo
     axis = volume.slice_axis(axis)
     result = tiled_over_volume(volume, compiled_predictor(generator, scale), scale, criterion, axis,
                                lambda shape: SlidingWindow(shape, tile, halo, overlap, blending), batch_size, progress)

@@ -132,6 +132,7 @@ def export_scale(generator: SoupGenerator, base: str, scale: float, criterion: s
         with open(os.path.join(staging, MODEL_CARD_FILE), "w", encoding="utf-8") as handle:
             json.dump({**(card or {}), "model": name, "scale": scale, "criterion": criterion, "version": version,
                        "max_output_voxels": max_voxels, "receptive_radius": generator.receptive_radius,
+                       "receptive_field": list(generator.receptive_field),
                        "input": "thick-slice volume [Z, H, W] float32, raw intensities, slice axis first",
                        "output": "thin-slice volume [Z', H, W] float32, same units"}, handle, indent=2)
         os.replace(staging, final)

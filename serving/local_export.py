@@ -47,8 +47,13 @@ def upsample_with_export(volume: Volume, base: str, scale: float, criterion: str
     axis = volume.slice_axis(axis)
     budget = min(int(card["max_output_voxels"]), LOCAL_OUTPUT_VOXELS)
     try:
-        thin = upsample_tiled(np.moveaxis(volume.data, axis, 0), scale, criterion, run, budget,
-                              int(card["receptive_radius"]))
+        thin = upsample_tiled(np.moveaxis(volume.data, axis, 0), scale, criterion, run, budget, in_plane_halo(card))
     except tf.errors.InvalidArgumentError as err:
         raise InputError(f"{path}: {err.message.splitlines()[0]}") from None
     return thin_volume(volume, thin, scale, criterion, axis)
+
+
+def in_plane_halo(card: dict) -> int:
+    """The in-plane context a tile needs (tiles keep the slice axis whole); exports before per-axis receptive
+    fields carry only the overall radius, which is enough too."""
+    return int(card["receptive_field"][1]) if "receptive_field" in card else int(card["receptive_radius"])

@@ -5,8 +5,9 @@ import pytest
 
 from model.blocks import RRDB3D, ResidualBlock3D, ResidualDenseBlock3D
 from model.discriminator import build_discriminator
-from model.generator import SoupGenerator, float32_copy
+from model.generator import SoupGenerator, float32_copy, grow_generator
 from model.scale_conv import ScaleInterpolatedConv3D, scale_weights
+from pipeline.errors import InputError
 
 from tests.model.keras_checks import (RNG, assert_jit_matches, assert_mixed_precision_matches, assert_round_trip,
                                      dtype_policy, randomise)
@@ -28,6 +29,7 @@ def wrap(layer, channels, with_scale):
 LAYERS = {
     "scale_conv": (lambda: ScaleInterpolatedConv3D(3, name="sconv"), 2, True),
     "residual_block": (lambda: ResidualBlock3D(4), 4, False),
+    "slice_reach_block": (lambda: ResidualBlock3D(4, dilation=(3, 1, 1), identity_start=True), 4, False),
     "dense_block": (lambda: ResidualDenseBlock3D(4, 2), 4, False),
     "rrdb": (lambda: RRDB3D(4, 2), 4, False),
 }
@@ -168,9 +170,10 @@ def test_unknown_variant_is_refused():
         SoupGenerator("unet")
 
 
-def test_receptive_radius_bounds_how_far_a_change_reaches():
-    generator = SoupGenerator("residual", filters=4, blocks=2)
-    image = RNG.random((37, 10, 9), dtype=np.float32)
+@pytest.mark.parametrize("dilations", [(), (2, 3)], ids=["plain", "slice-reach"])
+def test_receptive_field_bounds_how_far_a_change_reaches_along_each_axis(dilations):
+    generator = SoupGenerator("residual", filters=4, blocks=2, slice_dilations=dilations)
+    image = RNG.random((61, 37, 9), dtype=np.float32)
     generator({"image": image[None, ..., None], "scale": np.float32(3)})
     randomise(generator)
 
@@ -178,7 +181,35 @@ def test_receptive_radius_bounds_how_far_a_change_reaches():
         return generator({"image": x[None, ..., None], "scale": np.float32(3.5)}).numpy()[0, ..., 0]
 
     perturbed = image.copy()
-    perturbed[20] += 1.0  # a change reaches exactly `halo` slices either side, and no further
-    changed = np.flatnonzero(np.abs(run(perturbed) - run(image)).max(axis=(1, 2)) > 0)
-    halo = generator.receptive_radius
-    assert changed.min() == 20 - halo and changed.max() == 20 + halo
+    perturbed[30, 18, 4] += 1.0  # a change reaches exactly the receptive field along each axis, and no further
+    changed = np.abs(run(perturbed) - run(image)) > 0
+    slices, rows = np.flatnonzero(changed.any(axis=(1, 2))), np.flatnonzero(changed.any(axis=(0, 2)))
+    along_slices, in_plane, _ = generator.receptive_field
+    assert (slices.min(), slices.max()) == (30 - along_slices, 30 + along_slices)
+    assert (rows.min(), rows.max()) == (18 - in_plane, 18 + in_plane)
+    assert generator.receptive_radius == along_slices == 6 + 2 * sum(dilations)
+
+
+def test_a_new_reach_block_is_the_identity_and_learns():
+    block = ResidualBlock3D(4, dilation=(4, 1, 1), identity_start=True)
+    x = volume(channels=4)
+    np.testing.assert_array_equal(block(x), x)
+    assert np.abs(block.conv_a.kernel.numpy()).max() > 0  # only the second convolution starts at zero
+
+
+def test_grown_generator_computes_what_the_trained_one_did_and_round_trips(tmp_path):
+    trained = SoupGenerator(filters=4, blocks=2)
+    x = volume(size=16)
+    trained({"image": x, "scale": np.float32(3)})
+    randomise(trained)
+    grown = grow_generator(trained, (2, 4))
+    assert grown.slice_dilations == (2, 4) and len(grown.reach) == 2
+    assert grown.receptive_field == (6 + 2 * (2 + 4), 10, 10) and trained.receptive_field == (6, 6, 6)
+    for scale in (np.float32(2), np.float32(4.5), np.array([3.0, 6.0], np.float32)):
+        np.testing.assert_array_equal(grown({"image": x, "scale": scale}), trained({"image": x, "scale": scale}))
+    randomise(grown)  # trained reach blocks change the output, and survive a .keras file
+    assert not np.allclose(grown({"image": x, "scale": np.float32(3)}), trained({"image": x, "scale": np.float32(3)}))
+    loaded = assert_round_trip(grown, generator_call(x, np.float32(3.5)), tmp_path)
+    assert loaded.get_config()["slice_dilations"] == [2, 4]
+    with pytest.raises(InputError, match=r"already has slice dilations \[2, 4\]"):
+        grow_generator(grown, (8,))

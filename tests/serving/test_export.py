@@ -153,3 +153,20 @@ def test_an_export_runs_in_process_tiled_or_whole_with_the_same_result(exported,
         local_export.upsample_with_export(volume, base, 2.5, "thin-to-thin")
     with pytest.raises(InputError, match="no soupgan_x3 export"):
         local_export.upsample_with_export(volume, base, 3, "thin-to-thick")
+
+
+def test_a_slice_reach_export_tiles_in_plane_with_its_in_plane_halo(tmp_path, monkeypatch):
+    """A generator dilated along the slice axis reaches further there than in-plane; its card says both, and
+    in-plane tiles (the slice axis stays whole) need only the in-plane reach to equal one whole pass."""
+    import serving.local_export as local_export
+
+    generator = random_generator(slice_dilations=(3,))
+    model = export_scale(generator, str(tmp_path), 2.0, "thin-to-thick", max_voxels=50_000)
+    card = json.load(open(os.path.join(model.path, "assets.extra", "model_card.json")))
+    assert card["receptive_field"] == [10, 6, 6] and card["receptive_radius"] == 10
+    assert local_export.in_plane_halo(card) == 6 and local_export.in_plane_halo({"receptive_radius": 14}) == 14
+    volume = Volume(phantom((40, 36, 9)) * 1.2 - 1000.0, np.diag([0.7, 0.7, 5.0, 1.0]), "CT")
+    expected = super_resolve(volume, generator, 2.0, "thin-to-thick")
+    monkeypatch.setattr(local_export, "LOCAL_OUTPUT_VOXELS", 18 * 22 * 22)  # forces in-plane tiles
+    tiled = local_export.upsample_with_export(volume, str(tmp_path), 2.0, "thin-to-thick")
+    assert np.abs(tiled.data - expected.data).max() <= 1e-4 * np.ptp(expected.data)
