@@ -6,11 +6,12 @@ thin-to-thin `soupgan train --volumes` (pairs drawn on the fly along every axis 
 phases, flips and contrasts; MSE on the inner patch; cosine learning rate) → optionally (--refine, repeatable)
 warm restarts, each from the previous last generator, with a new data order and MSE or `--pixel-loss
 log-mse` (every sample's gain in dB, so x2 counts as much as x6) → optionally (--average-last N) the mean, in
-weight space, of the last N thin-to-thin stages' generators → thin-to-thick from the first run
-(`--init`, fewer steps) → `soupgan evaluate` of each last generator on Colin27 (128² in-plane centre
-crop), with the authors' released model alongside for thin-to-thin → with --install, copy the generators
-into the package and write `model_card.json` with their sha256 and measured quality. Runs on CPU as is;
-on a GPU add --precision mixed_float16 --jit-compile on.
+weight space, of the last N thin-to-thin stages' generators → optionally (--grow) residual blocks dilated
+along the slice axis added to it (starting as the identity) and fine-tuned on pairs deeper along that axis →
+thin-to-thick from the first run (`--init`, fewer steps) → `soupgan evaluate` of each last generator on
+Colin27 (128² in-plane centre crop), with the authors' released model alongside for thin-to-thin → with
+--install, copy the generators into the package and write `model_card.json` with their sha256 and measured
+quality. Runs on CPU as is; on a GPU add --precision mixed_float16 --jit-compile on.
 
 On a GPU machine without TensorFlow: `KERAS_BACKEND=jax SOUPGAN_DATA=data python -m benchmarks.train_default
 --portable --train-only ...` trains with Keras fit on JAX (`soupgan train --portable`); then the same command
@@ -59,6 +60,18 @@ def refine_stage(text: str) -> tuple[str, int, float, int]:
         raise argparse.ArgumentTypeError(f"{text!r}: expected LOSS:EPOCHS:LR:SEED, LOSS mse or log-mse") from None
 
 
+def grow_stage(text: str) -> tuple[str, int, float, int, list[int]]:
+    """"log-mse:22:2e-4:7:2,4" → ("log-mse", 22, 0.0002, 7, [2, 4])."""
+    head, _, dilations = text.rpartition(":")
+    try:
+        parsed = [int(d) for d in dilations.split(",")] if text.count(":") == 4 else []
+    except ValueError:
+        parsed = []
+    if not parsed or min(parsed) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected LOSS:EPOCHS:LR:SEED:D,D,... (slice dilations)")
+    return (*refine_stage(head), parsed)
+
+
 def average_stages(stages: list[str], work: str) -> str:
     """The weight-space mean of these runs' last generators, saved in `work`; its path."""
     from model.generator import average_generators, load_generator
@@ -78,6 +91,10 @@ def main() -> None:
                              "pixel loss (mse or log-mse), epochs, peak rate and data seed; repeatable")
     parser.add_argument("--average-last", type=int, default=1, metavar="N",
                         help="ship the weight-space mean of the last N thin-to-thin stages' generators (1: the last)")
+    parser.add_argument("--grow", type=grow_stage, metavar="LOSS:EPOCHS:LR:SEED:D,D,...",
+                        help="last, add slice-axis reach blocks (dilations D) to the thin-to-thin generator so far "
+                             "and fine-tune it on pairs --grow-patch-depth long along the slice axis")
+    parser.add_argument("--grow-patch-depth", type=int, default=56, help="--grow: pair length along the slice axis")
     parser.add_argument("--thick-epochs", type=int, default=6, help="thin-to-thick epochs, from the first thin-to-thin run")
     parser.add_argument("--steps-per-epoch", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=6)
@@ -118,14 +135,23 @@ def main() -> None:
     soupgan("train", *common, "--out", thick, "--criterion", "thin-to-thick",
             "--init", first, "--epochs", str(args.thick_epochs),
             "--learning-rate", str(args.learning_rate / 2))
-    generators = {"thin-to-thin": (average_stages(stages[-args.average_last:], args.work) if args.average_last > 1
-                                   else os.path.join(stages[-1], "last_generator.keras")),
-                  "thin-to-thick": os.path.join(thick, "last_generator.keras")}
+    thin = (average_stages(stages[-args.average_last:], args.work) if args.average_last > 1
+            else os.path.join(stages[-1], "last_generator.keras"))
+    if args.grow:
+        loss, epochs, learning_rate, seed, dilations = args.grow
+        grown = os.path.join(args.work, "thin-to-thin-grown")
+        soupgan("train", *common, "--out", grown, "--criterion", "thin-to-thin", "--init", thin,
+                "--slice-dilations", ",".join(map(str, dilations)), "--patch-depth", str(args.grow_patch_depth),
+                "--pixel-loss", loss, "--epochs", str(epochs), "--learning-rate", str(learning_rate), "--seed", str(seed))
+        thin = os.path.join(grown, "last_generator.keras")
+    generators = {"thin-to-thin": thin, "thin-to-thick": os.path.join(thick, "last_generator.keras")}
     if args.train_only:
         return
     card = {"created": datetime.date.today().isoformat(),
             "recipe": " ".join(["python -m benchmarks.train_default", *sys.argv[1:]]),
             "architecture": f"residual, {args.filters} filters, {args.blocks} blocks",
+            **({"thin-to-thin slice reach": f"residual blocks dilated {args.grow[4]} along the slice axis"}
+               if args.grow else {}),
             "training_data": [os.path.basename(v) for v in volumes], "validation": "Colin27 (never trained on)",
             "models": {}}
     for criterion, generator in generators.items():
@@ -139,7 +165,10 @@ def main() -> None:
                                     *[{f"{loss} warm restart": epochs * args.steps_per_epoch}
                                       for loss, epochs, _, _ in args.refine],
                                     *([{"weights averaged over the last stages": args.average_last}]
-                                      if args.average_last > 1 else [])]
+                                      if args.average_last > 1 else []),
+                                    *([{f"{args.grow[0]} with slice reach blocks {args.grow[4]} added, "
+                                        f"{args.grow_patch_depth}-deep patches": args.grow[1] * args.steps_per_epoch}]
+                                      if args.grow else [])]
                                    if criterion == "thin-to-thin" else
                                    [{"mse from the first thin-to-thin run": args.thick_epochs * args.steps_per_epoch}]),
                          "generator": "last epoch"},

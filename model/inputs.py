@@ -39,7 +39,6 @@ def volume_pairs_dataset(volumes: list[Volume], config: SamplerConfig, global_ba
     the generator's intensity space. `seed` (run seed, restart, worker) makes every restart and worker draw
     new pairs, reproducibly."""
     sampler = RandomPairSampler(volumes, config)
-    size = config.patch_size
 
     def batches():
         rng = np.random.default_rng(list(seed))
@@ -47,7 +46,7 @@ def volume_pairs_dataset(volumes: list[Volume], config: SamplerConfig, global_ba
             inputs, targets, scales = sampler.batch(global_batch_size, rng)
             yield {"image": inputs[..., None], "scale": scales}, targets[..., None]
 
-    shape = (global_batch_size, size, size, size, 1)
+    shape = (global_batch_size, *config.patch_shape, 1)
     signature = ({"image": tf.TensorSpec(shape, tf.float32), "scale": tf.TensorSpec((global_batch_size,), tf.float32)},
                  tf.TensorSpec(shape, tf.float32))
     return tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(2)

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from model.callbacks import EpochCheckpoint, TrainingCurves
-from model.generator import SoupGenerator, dtype_policy, load_generator
+from model.generator import SoupGenerator, dtype_policy, grow_generator, load_generator
 from model.pixel_loss import PixelLoss
 from model.run_dir import RunDirectory, write_json_atomic
 from model.train_config import TrainConfig, check_restart
@@ -33,14 +33,23 @@ LOG = logging.getLogger("soupgan")
 
 
 def initial_generator(config: TrainConfig) -> SoupGenerator:
-    """The generator a run starts from: `--init` (a run folder's best generator or a `.keras` file) or a new one."""
+    """The generator a run starts from: `--init` (a run folder's best generator or a `.keras` file, grown by
+    `--slice-dilations` when it has no reach blocks yet) or a new one."""
+    dilations = tuple(config.slice_dilations or ())
     if not config.init:
-        return SoupGenerator(config.generator, config.filters, config.blocks, config.growth)
+        return SoupGenerator(config.generator, config.filters, config.blocks, config.growth,
+                             slice_dilations=dilations)
     path = config.init if config.init.endswith(".keras") else RunDirectory(config.init).best_generator
     if not os.path.isfile(path):
         raise InputError(f"--init {config.init}: no such generator .keras file" if config.init.endswith(".keras")
                          else f"--init {config.init}: no best_generator.keras there (is it a finished stage-1 run?)")
-    return load_generator(path)
+    generator = load_generator(path)
+    if not dilations or generator.slice_dilations == dilations:
+        return generator
+    if generator.slice_dilations:
+        raise InputError(f"--init {config.init} has slice dilations {list(generator.slice_dilations)}, "
+                         f"not {list(dilations)}")
+    return grow_generator(generator, dilations)
 
 
 def generator_learning_rate(config: TrainConfig, total_steps: int):
@@ -52,13 +61,14 @@ def generator_learning_rate(config: TrainConfig, total_steps: int):
 
 def pair_sampler_config(config: TrainConfig) -> SamplerConfig:
     """How `--volumes` pairs are drawn: the run's patch size and criterion, every scale, augmentation on or off."""
-    return SamplerConfig(patch_size=config.patch_size, scales=SCALES, criterion=config.criterion,
+    return SamplerConfig(patch_size=config.patch_size, patch_depth=config.patch_depth, scales=SCALES, criterion=config.criterion,
                          augmentation=AugmentationConfig() if config.augment else AugmentationConfig.none())
 
 
-def check_loss_margin(config: TrainConfig, patch_size: int) -> None:
-    if 2 * config.loss_margin >= patch_size:
-        raise InputError(f"--loss-margin {config.loss_margin} leaves nothing of a {patch_size}-voxel patch")
+def check_loss_margin(config: TrainConfig, patch_shape: Sequence[int]) -> None:
+    if 2 * config.loss_margin >= min(patch_shape):
+        raise InputError(f"--loss-margin {config.loss_margin} leaves nothing of a "
+                         f"{'x'.join(map(str, patch_shape))}-voxel patch")
 
 
 def open_run(config: TrainConfig, write: bool = True) -> tuple[RunDirectory, dict | None, int, int]:
@@ -103,7 +113,7 @@ def train_portable(config: TrainConfig) -> dict:
 
 
 def _train_portable(config: TrainConfig) -> dict:
-    check_loss_margin(config, config.patch_size)
+    check_loss_margin(config, config.patch_shape)
     sampler = RandomPairSampler([read_volume(path) for path in config.volumes], pair_sampler_config(config))
     steps = config.steps_per_epoch
     run, state, initial_epoch, initial_step = open_run(config)
@@ -112,8 +122,7 @@ def _train_portable(config: TrainConfig) -> dict:
         return {"epochs": initial_epoch, "resumed_from": initial_epoch, "backend": keras.backend.backend()}
 
     generator = initial_generator(config)
-    size = config.patch_size
-    generator.build({"image": (None, size, size, size, 1), "scale": (None,)})
+    generator.build({"image": (None, *config.patch_shape, 1), "scale": (None,)})
     generator.compile(keras.optimizers.Adam(generator_learning_rate(config, config.epochs * steps)),
                       loss=PixelLoss(config.pixel_loss, config.loss_margin), jit_compile=config.keras_jit_compile)
     generator.optimizer.build(generator.trainable_variables)

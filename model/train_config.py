@@ -15,7 +15,7 @@ JIT_SETTINGS = ("auto", "on", "off")
 # Settings that must not change when a run is restarted into the same folder.
 RESUME_KEYS = ("stage", "init", "criterion", "batch_size", "generator", "filters", "blocks", "growth",
                "disc_filters", "perceptual_weight", "adversarial_weight", "mse_weight", "vgg_weights", "loss_margin",
-               "patch_size", "augment", "lr_schedule", "precision", "pixel_loss", "portable")
+               "patch_size", "patch_depth", "slice_dilations", "augment", "lr_schedule", "precision", "pixel_loss", "portable")
 
 
 @dataclass
@@ -51,6 +51,8 @@ class TrainConfig:
     pixel_loss: str = "mse"  # stage 1: mse, or log-mse (every sample's gain in decibels)
     loss_margin: int = 0  # voxels at each patch face left out of the MSE (zero-padding artefacts)
     patch_size: int = PATCH_SIZE  # of pairs drawn from --volumes (a shard set has its own)
+    patch_depth: int | None = None  # --volumes pairs' length along the slice axis (default patch_size)
+    slice_dilations: list[int] | None = None  # slice-axis reach blocks (with --init: added to that generator)
     augment: bool = True  # intensity augmentation of pairs drawn from --volumes
     lr_schedule: str = "plateau"
     precision: str = "float32"
@@ -84,6 +86,12 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.patch_depth is not None and self.patch_depth < 1:
+            raise InputError("--patch-depth must be at least 1")
+        if self.patch_depth is not None and self.data:
+            raise InputError("--patch-depth applies to pairs drawn from --volumes; a shard set has its own patch size")
+        if any(d < 1 for d in self.slice_dilations or ()):
+            raise InputError(f"--slice-dilations must be >= 1, got {self.slice_dilations}")
         if self.loss_margin < 0:
             raise InputError("--loss-margin must be >= 0")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
@@ -99,6 +107,11 @@ class TrainConfig:
         if self.strategy:
             return self.strategy
         return "mirrored" if self.replicas and self.replicas > 1 else "default"
+
+    @property
+    def patch_shape(self) -> tuple[int, int, int]:
+        """(slice axis, row, column) of --volumes pairs."""
+        return (self.patch_depth or self.patch_size, self.patch_size, self.patch_size)
 
     @property
     def keras_jit_compile(self) -> bool | str:

@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import sys
+from typing import Sequence
 
 import keras
 import tensorflow as tf
@@ -40,7 +41,7 @@ def _check_batch_divides(config: TrainConfig, strategy: tf.distribute.Strategy) 
                          f"{strategy.num_replicas_in_sync} replicas")
 
 
-def build_trainer(config: TrainConfig, patch_size: int, total_steps: int | None = None) -> SoupGAN:
+def build_trainer(config: TrainConfig, patch_shape: Sequence[int], total_steps: int | None = None) -> SoupGAN:
     """The stage's trainer with compiled, built optimizers; call inside `strategy.scope()` after the precision
     policy is set. `total_steps` is the cosine schedule's length."""
     generator = initial_generator(config)
@@ -48,10 +49,10 @@ def build_trainer(config: TrainConfig, patch_size: int, total_steps: int | None 
     if config.stage == "gan":
         discriminator = build_discriminator(config.disc_filters)
         perceptual = TriPlanarPerceptualLoss(config.vgg_weights, config.perceptual_slices)
-    check_loss_margin(config, patch_size)
+    check_loss_margin(config, patch_shape)
     trainer = SoupGAN(generator, discriminator, perceptual, config.perceptual_weight, config.adversarial_weight,
                       config.mse_weight, config.loss_margin, config.pixel_loss)
-    trainer.build({"image": (None, patch_size, patch_size, patch_size, 1), "scale": (None,)})
+    trainer.build({"image": (None, *patch_shape, 1), "scale": (None,)})
     learning_rate = generator_learning_rate(config, total_steps or 1)
     d_optimizer = None
     if config.stage == "gan":
@@ -88,10 +89,11 @@ def _train(config: TrainConfig) -> dict:
     _check_batch_divides(config, strategy)
     if config.volumes:
         volumes = _read_volumes(config.volumes)
-        patch_size, val_batches = config.patch_size, 0
+        patch_size, patch_shape, val_batches = config.patch_size, config.patch_shape, 0
     else:
         manifest = read_manifest(config.data)
         patch_size = int(manifest["patch_size"])
+        patch_shape = (patch_size,) * 3
         train_batches = _count_batches(manifest, "train", config.criterion, config.batch_size)
         if train_batches == 0:
             raise InputError(f"{config.data}: the train split has no full batch of {config.batch_size} "
@@ -109,7 +111,7 @@ def _train(config: TrainConfig) -> dict:
         return {"epochs": initial_epoch, "resumed_from": initial_epoch, "replicas": strategy.num_replicas_in_sync}
 
     with strategy.scope():
-        trainer = build_trainer(config, patch_size, config.epochs * steps)
+        trainer = build_trainer(config, patch_shape, config.epochs * steps)
         if state:
             trainer.load_weights(os.path.join(run.checkpoints, state["checkpoint"]))
             LOG.info("resuming %s from the checkpoint after epoch %d%s", config.out, initial_epoch,

@@ -30,6 +30,7 @@ MAX_TRIES = 50  # draws per patch before a background one is accepted
 @dataclasses.dataclass(frozen=True)
 class SamplerConfig:
     patch_size: int = PATCH_SIZE
+    patch_depth: int | None = None  # along the slice axis (default patch_size): longer for slice-axis reach
     scales: tuple[int, ...] = SCALES
     criterion: str = THIN_TO_THIN
     flips: bool = True
@@ -38,9 +39,14 @@ class SamplerConfig:
     def __post_init__(self):
         check_criterion(self.criterion)
 
+    @property
+    def patch_shape(self) -> tuple[int, int, int]:
+        """(slice axis, row, column) of a pair."""
+        return (self.patch_depth or self.patch_size, self.patch_size, self.patch_size)
+
 
 class RandomPairSampler:
-    """`sampler.batch(n, rng)` → (inputs [n, P, P, P], targets [n, P, P, P], scales [n]), slice axis first,
+    """`sampler.batch(n, rng)` → (inputs [n, D, P, P], targets [n, D, P, P], scales [n]), slice axis first,
     in normalised intensities (each volume's own [p0.5, p99.5] window, as records carry)."""
 
     def __init__(self, volumes: Sequence[Volume], config: SamplerConfig):
@@ -56,17 +62,18 @@ class RandomPairSampler:
             self.histograms.append(Histogram.of(normalised))
 
     def _check(self, shape: tuple[int, ...], axis: int) -> None:
-        size = self.config.patch_size
+        depth, size, _ = self.config.patch_shape
         for scale in self.config.scales:
             n_lr = degraded_length(shape[axis] - (scale - 1), scale, self.config.criterion)
             in_plane = [n for a, n in enumerate(shape) if a != axis]
-            if n_lr < 2 or upsampled_length(n_lr, scale, self.config.criterion) < size or min(in_plane) < size:
-                raise VolumeShapeError(f"a {'x'.join(map(str, shape))} volume is too small for {size}^3 patches "
-                                       f"at x{scale} along axis {axis}")
+            if n_lr < 2 or upsampled_length(n_lr, scale, self.config.criterion) < depth or min(in_plane) < size:
+                raise VolumeShapeError(f"a {'x'.join(map(str, shape))} volume is too small for {depth}x{size}x{size} "
+                                       f"patches at x{scale} along axis {axis}")
 
     def pair(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
         """One (input, target, scale), slice axis first."""
-        config, size = self.config, self.config.patch_size
+        config = self.config
+        depth, size, _ = config.patch_shape
         index = int(rng.integers(len(self.volumes)))
         volume, axis = self.volumes[index], int(rng.choice(self.axes[index]))
         scale = int(rng.choice(config.scales))
@@ -81,17 +88,17 @@ class RandomPairSampler:
         hr = augment_block(column[phase:], (phase, row, col), moved.shape, self.histograms[index], rng, config.augmentation)
         thin = upsample(degrade(hr, scale, config.criterion, axis=0), scale, config.criterion, axis=0)
         target = hr[: len(thin)]
-        start = self._tissue_start(target, size, rng)
-        pair_in, pair_out = thin[start:start + size], target[start:start + size]
+        start = self._tissue_start(target, depth, rng)
+        pair_in, pair_out = thin[start:start + depth], target[start:start + depth]
         if config.flips:
             pair_in, pair_out = _flip(pair_in, pair_out, rng)
         return pair_in, pair_out, scale
 
     @staticmethod
-    def _tissue_start(target: np.ndarray, size: int, rng: np.random.Generator) -> int:
+    def _tissue_start(target: np.ndarray, depth: int, rng: np.random.Generator) -> int:
         """A random start along the slice axis whose patch holds tissue, if any does."""
         tissue = (target > FOREGROUND_LEVEL).reshape(len(target), -1).mean(axis=1)
-        windows = np.convolve(tissue, np.ones(size) / size, mode="valid")
+        windows = np.convolve(tissue, np.ones(depth) / depth, mode="valid")
         good = np.flatnonzero(windows >= FOREGROUND_FRACTION)
         return int(rng.choice(good)) if len(good) else int(rng.integers(len(windows)))
 

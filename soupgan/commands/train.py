@@ -40,6 +40,17 @@ def _train_tensorflow(config: TrainConfig) -> dict:
         raise InputError(f"unreadable training records: {err.message.splitlines()[0]}") from None
 
 
+def dilation_list(text: str) -> list[int]:
+    """'2,4' -> [2, 4]: one slice-axis reach block per dilation."""
+    try:
+        dilations = [int(part) for part in text.split(",")]
+    except ValueError:
+        dilations = []
+    if not dilations or min(dilations) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected positive integers like 2,4")
+    return dilations
+
+
 def add_train_arguments(train: argparse.ArgumentParser) -> None:
     """`soupgan train` flags; their defaults are TrainConfig's."""
 
@@ -66,6 +77,9 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument("--generator", choices=("residual", "rrdb"), default=default.generator)
     train.add_argument("--filters", type=int, default=default.filters, help="generator width")
     train.add_argument("--blocks", type=int, default=default.blocks, help="residual blocks (or RRDBs)")
+    train.add_argument("--slice-dilations", type=dilation_list, metavar="D,D,...",
+                       help="add residual blocks dilated by D along the slice axis (reach at little cost); with "
+                            "--init they are added to that generator, starting as the identity")
     train.add_argument("--growth", type=int, default=default.growth, help="RRDB dense growth channels")
     train.add_argument("--disc-filters", type=int, default=default.disc_filters, help="discriminator width")
     train.add_argument("--learning-rate", type=float, help="generator Adam rate (default 3e-4 mse, 1e-4 gan)")
@@ -83,6 +97,8 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument("--pixel-loss", choices=PIXEL_LOSSES, default=default.pixel_loss,
                        help="stage 1: MSE over the batch, or the mean of each sample's log MSE (gains in dB)")
     train.add_argument("--patch-size", type=int, default=default.patch_size, help="--volumes: pair size in voxels")
+    train.add_argument("--patch-depth", type=int,
+                       help="--volumes: pair length along the slice axis (default --patch-size; longer for slice reach)")
     train.add_argument("--no-augment", dest="augment", action="store_false",
                        help="--volumes: no intensity augmentation (contrast, gamma, bias field, noise)")
     train.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=default.lr_schedule,

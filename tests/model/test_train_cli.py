@@ -84,6 +84,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(shard_set, tmp_path):
     (["--init", "/nonexistent/start.keras"], "no such generator .keras file"),
     (["--strategy", "multiworker"], "needs TF_CONFIG"),
     (["--checkpoint-every", "0"], "--checkpoint-every must be at least 1"),
+    (["--patch-depth", "24"], "--patch-depth applies to pairs drawn from --volumes"),
 ])
 def test_bad_settings_exit_2_with_one_line(shard_set, tmp_path, extra, message, capsys, monkeypatch):
     """In-process through the CLI's own entry point: these fail before any training starts."""
@@ -91,6 +92,14 @@ def test_bad_settings_exit_2_with_one_line(shard_set, tmp_path, extra, message, 
     assert cli.main(["train", "--data", shard_set, "--out", str(tmp_path / "run"), *extra]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("soupgan train: error:") and message in lines[0]
+
+
+def test_unreadable_slice_dilations_are_an_argument_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["train", "--volumes", "a.nii.gz", "--out", str(tmp_path / "run"), "--slice-dilations", "2,x"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "soupgan train: error: argument --slice-dilations: '2,x': expected positive integers like 2,4")
 
 
 def test_volumes_need_steps_per_epoch(tmp_path, capsys):

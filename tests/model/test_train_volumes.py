@@ -70,3 +70,21 @@ def test_init_from_a_generator_file_starts_from_its_weights(scans, tmp_path):
     assert (tuned.filters, tuned.blocks) == (4, 1)  # not TrainConfig's default architecture
     change = max(np.abs(a - b).max() for a, b in zip(tuned.get_weights(), initial.get_weights()))
     assert 0 < change < 1e-3  # one small Adam step from the file's weights (random ones differ by ~0.05)
+
+
+def test_slice_dilations_grow_the_init_generator_and_deeper_patches_train_it(scans, tmp_path):
+    """--init FILE --slice-dilations 2: the file's weights plus a reach block that starts as the identity,
+    trained on pairs longer along the slice axis than in-plane (--patch-depth)."""
+    initial = random_generator(filters=4, blocks=1, seed=3)
+    initial.save(str(tmp_path / "start.keras"))
+    out = str(tmp_path / "run")
+    train(TrainConfig(volumes=scans, out=out, init=str(tmp_path / "start.keras"), slice_dilations=[2],
+                      steps_per_epoch=2, epochs=1, batch_size=2, patch_size=16, patch_depth=24, loss_margin=2,
+                      learning_rate=1e-4))
+    tuned = load_generator(os.path.join(out, "last_generator.keras"))
+    assert (tuned.filters, tuned.blocks, tuned.slice_dilations) == (4, 1, (2,))
+    x = np.random.default_rng(0).random((1, 24, 16, 16, 1), dtype=np.float32)
+    before, after = initial({"image": x, "scale": np.float32(4)}), tuned({"image": x, "scale": np.float32(4)})
+    assert 0 < np.abs(np.asarray(after) - np.asarray(before)).max() < 0.05  # two small steps from the file's output
+    with open(os.path.join(out, "config.json"), encoding="utf-8") as handle:
+        assert json.load(handle)["patch_depth"] == 24

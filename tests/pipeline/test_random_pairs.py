@@ -80,8 +80,22 @@ def test_draws_are_reproducible_from_the_seed_and_differ_between_seeds():
 
 
 def test_a_volume_too_small_for_the_patches_is_refused():
-    with pytest.raises(VolumeShapeError, match=r"a 40x44x12 volume is too small for 16\^3 patches at x2 along axis 0"):
+    with pytest.raises(VolumeShapeError, match=r"a 40x44x12 volume is too small for 16x16x16 patches at x2 along axis 0"):
         RandomPairSampler([head(shape=(40, 44, 12))], SamplerConfig(SIZE))
+    with pytest.raises(VolumeShapeError, match=r"too small for 42x16x16 patches at x2 along axis 0"):
+        RandomPairSampler([head()], SamplerConfig(SIZE, patch_depth=42))
+
+
+def test_deeper_patches_run_along_the_slice_axis():
+    """--patch-depth lengthens pairs along the slice axis only (flips and in-plane transposes keep the shape),
+    and the slice axis is the degraded one: every s-th slice of the input is the target's."""
+    sampler = RandomPairSampler([head()], SamplerConfig(SIZE, patch_depth=28, augmentation=AugmentationConfig.none()))
+    rng = np.random.default_rng(5)
+    for _ in range(10):
+        pair_in, pair_out, scale = sampler.pair(rng)
+        assert pair_in.shape == pair_out.shape == (28, SIZE, SIZE)
+        assert kept_slice_offset(pair_in, pair_out, scale) is not None
+    assert sampler.batch(3, rng)[0].shape == (3, 28, SIZE, SIZE)
 
 
 def test_histogram_finds_the_window_of_a_remapped_volume():
