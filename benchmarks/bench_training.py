@@ -63,7 +63,7 @@ def input_rate(data: str, batch_size: int, batches: int) -> float:
 
 def step_seconds(data: str, config: TrainConfig, warmup: int, steps: int) -> float:
     """Median seconds per training step of the stage `config` describes."""
-    trainer = build_trainer(config, PATCH_SIZE)
+    trainer = build_trainer(config, (PATCH_SIZE,) * 3)
     dataset = training_dataset(data, "train", config.batch_size, THIN_TO_THIN, PATCH_SIZE, repeat=True, seed=0)
     timer = StepTimes()
     trainer.fit(dataset, epochs=1, steps_per_epoch=warmup + steps, callbacks=[timer], verbose=0, shuffle=False)

@@ -3,7 +3,8 @@
 Inputs (x4, thin-to-thin): the whole Colin27 T1 with every 4th slice kept (181x217x46, 1x1x4 mm), and a
 512x512x100 CT-like volume (0.7x0.7x5 mm, HU). Each method runs in its own process, timed from process
 start to the written NIfTI (imports and model loading included), with the process's peak RSS:
-- soupgan: the console script, shipped default weights, default tiles;
+- soupgan: the console script, shipped default weights, default tiles (and, with --model NAME=GENERATOR,
+  the same for other generators, e.g. a candidate default);
 - authors: their Thin-to-thin SavedModel through `model.reference_model.ReferenceModel` (the same lazy
   cubic upsampling and sliding window, 64x128x128 cores with a 16-voxel halo; their model cannot take a
   whole 512² volume in bounded memory).
@@ -64,11 +65,21 @@ def measure(command: list[str]) -> tuple[float, float]:
     return float(seconds), int(kilobytes) / 1e6
 
 
+def named_model(text: str) -> tuple[str, str]:
+    """"grown=runs/x/last_generator.keras" → ("grown", "runs/x/last_generator.keras")."""
+    name, _, path = text.partition("=")
+    if not name or not path:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=GENERATOR")
+    return name, path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--inputs", default="colin27,ct512")
     parser.add_argument("--no-authors", action="store_true")
+    parser.add_argument("--model", action="append", default=[], type=named_model, metavar="NAME=GENERATOR",
+                        help="also time `soupgan upsample --model GENERATOR` as 'soupgan NAME'; repeatable")
     args = parser.parse_args()
     soupgan = shutil.which("soupgan", path=os.path.dirname(sys.executable)) or "soupgan"
     folder = tempfile.mkdtemp(prefix="bench-upsample-")
@@ -79,6 +90,8 @@ def main() -> None:
         out = os.path.join(folder, "out.nii.gz")
         output_voxels = None
         methods = {"soupgan": [soupgan, "upsample", source, out, "--scale", str(SCALE), "--force"]}
+        for model_name, generator in args.model:
+            methods[f"soupgan {model_name}"] = [*methods["soupgan"], "--model", generator]
         if not args.no_authors:
             methods["authors"] = [sys.executable, "-c", AUTHORS_SCRIPT, source, out, authors_model_path(), str(SCALE)]
         runs = {method: [] for method in methods}
@@ -94,7 +107,10 @@ def main() -> None:
                                     "peak_rss_gb": round(max(v[1] for v in values), 2),
                                     "runs_s": [round(v[0], 1) for v in values]}
         if "authors" in runs:
-            report[name]["speedup"] = round(report[name]["authors"]["seconds"] / report[name]["soupgan"]["seconds"], 2)
+            for method in runs:
+                if method != "authors":
+                    report[name][method]["speedup"] = round(report[name]["authors"]["seconds"]
+                                                            / report[name][method]["seconds"], 2)
     shutil.rmtree(folder)
     print(json.dumps(report, indent=2))
 

@@ -25,7 +25,7 @@ def make(stage):
     keras.utils.set_random_seed(0)
     config = TrainConfig("", "", stage=stage, filters=4, blocks=1, disc_filters=4, vgg_weights="none",
                          learning_rate=1e-3, d_learning_rate=1e-3)
-    return build_trainer(config, SHAPE[1])
+    return build_trainer(config, SHAPE[1:4])
 
 
 @pytest.mark.parametrize("stage", ["mse", "gan"])
@@ -71,7 +71,7 @@ def test_half_a_gan_is_refused():
 
 def test_loss_margin_scores_only_the_inner_patch():
     config = TrainConfig("", "", filters=4, blocks=1, loss_margin=3)
-    trainer = build_trainer(config, SHAPE[1])
+    trainer = build_trainer(config, SHAPE[1:4])
     assert trainer.get_config()["loss_margin"] == 3
     inputs, target = batch()
     prediction = trainer.generator(inputs).numpy()
@@ -82,12 +82,12 @@ def test_loss_margin_scores_only_the_inner_patch():
     spoiled[:, :3] += 5.0  # a change confined to the margin
     again = trainer.evaluate(tf.data.Dataset.from_tensors((inputs, spoiled)), verbose=0, return_dict=True)
     assert again["mse"] == pytest.approx(logs["mse"], rel=1e-6)
-    with pytest.raises(Exception, match="leaves nothing"):
-        build_trainer(TrainConfig("", "", filters=4, blocks=1, loss_margin=8), SHAPE[1])
+    with pytest.raises(Exception, match="--loss-margin 8 leaves nothing of a 16x16x16-voxel patch"):
+        build_trainer(TrainConfig("", "", filters=4, blocks=1, loss_margin=8), SHAPE[1:4])
 
 
 def test_log_mse_loss_is_the_mean_of_each_samples_log_error():
-    trainer = build_trainer(TrainConfig(filters=4, blocks=1, loss_margin=2, pixel_loss="log-mse"), SHAPE[1])
+    trainer = build_trainer(TrainConfig(filters=4, blocks=1, loss_margin=2, pixel_loss="log-mse"), SHAPE[1:4])
     randomise(trainer)
     inputs, target = batch()
     prediction = trainer.generator(inputs).numpy()
