@@ -142,7 +142,8 @@ def main() -> None:
         grown = os.path.join(args.work, "thin-to-thin-grown")
         soupgan("train", *common, "--out", grown, "--criterion", "thin-to-thin", "--init", thin,
                 "--slice-dilations", ",".join(map(str, dilations)), "--patch-depth", str(args.grow_patch_depth),
-                "--pixel-loss", loss, "--epochs", str(epochs), "--learning-rate", str(learning_rate), "--seed", str(seed))
+                "--pixel-loss", loss, "--epochs", str(epochs), "--learning-rate", str(learning_rate),
+                "--seed", str(seed))
         thin = os.path.join(grown, "last_generator.keras")
     generators = {"thin-to-thin": thin, "thin-to-thick": os.path.join(thick, "last_generator.keras")}
     if args.train_only:

@@ -61,7 +61,8 @@ def generator_learning_rate(config: TrainConfig, total_steps: int):
 
 def pair_sampler_config(config: TrainConfig) -> SamplerConfig:
     """How `--volumes` pairs are drawn: the run's patch size and criterion, every scale, augmentation on or off."""
-    return SamplerConfig(patch_size=config.patch_size, patch_depth=config.patch_depth, scales=SCALES, criterion=config.criterion,
+    return SamplerConfig(patch_size=config.patch_size, patch_depth=config.patch_depth, scales=SCALES,
+                         criterion=config.criterion,
                          augmentation=AugmentationConfig() if config.augment else AugmentationConfig.none())
 
 

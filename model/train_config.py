@@ -15,7 +15,8 @@ JIT_SETTINGS = ("auto", "on", "off")
 # Settings that must not change when a run is restarted into the same folder.
 RESUME_KEYS = ("stage", "init", "criterion", "batch_size", "generator", "filters", "blocks", "growth",
                "disc_filters", "perceptual_weight", "adversarial_weight", "mse_weight", "vgg_weights", "loss_margin",
-               "patch_size", "patch_depth", "slice_dilations", "augment", "lr_schedule", "precision", "pixel_loss", "portable")
+               "patch_size", "patch_depth", "slice_dilations", "augment", "lr_schedule", "precision", "pixel_loss",
+               "portable")
 
 
 @dataclass

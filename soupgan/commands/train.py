@@ -78,7 +78,7 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument("--filters", type=int, default=default.filters, help="generator width")
     train.add_argument("--blocks", type=int, default=default.blocks, help="residual blocks (or RRDBs)")
     train.add_argument("--slice-dilations", type=dilation_list, metavar="D,D,...",
-                       help="add residual blocks dilated by D along the slice axis (reach at little cost); with "
+                       help="add residual blocks dilated by D along the slice axis only (more reach there); with "
                             "--init they are added to that generator, starting as the identity")
     train.add_argument("--growth", type=int, default=default.growth, help="RRDB dense growth channels")
     train.add_argument("--disc-filters", type=int, default=default.disc_filters, help="discriminator width")
@@ -98,7 +98,8 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
                        help="stage 1: MSE over the batch, or the mean of each sample's log MSE (gains in dB)")
     train.add_argument("--patch-size", type=int, default=default.patch_size, help="--volumes: pair size in voxels")
     train.add_argument("--patch-depth", type=int,
-                       help="--volumes: pair length along the slice axis (default --patch-size; longer for slice reach)")
+                       help="--volumes: pair length along the slice axis (default --patch-size; longer for "
+                            "slice-axis reach)")
     train.add_argument("--no-augment", dest="augment", action="store_false",
                        help="--volumes: no intensity augmentation (contrast, gamma, bias field, noise)")
     train.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=default.lr_schedule,

@@ -80,7 +80,8 @@ def test_draws_are_reproducible_from_the_seed_and_differ_between_seeds():
 
 
 def test_a_volume_too_small_for_the_patches_is_refused():
-    with pytest.raises(VolumeShapeError, match=r"a 40x44x12 volume is too small for 16x16x16 patches at x2 along axis 0"):
+    with pytest.raises(VolumeShapeError,
+                       match=r"a 40x44x12 volume is too small for 16x16x16 patches at x2 along axis 0"):
         RandomPairSampler([head(shape=(40, 44, 12))], SamplerConfig(SIZE))
     with pytest.raises(VolumeShapeError, match=r"too small for 42x16x16 patches at x2 along axis 0"):
         RandomPairSampler([head()], SamplerConfig(SIZE, patch_depth=42))
