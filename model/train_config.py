@@ -110,11 +110,6 @@ class TrainConfig:
         return "mirrored" if self.replicas and self.replicas > 1 else "default"
 
     @property
-    def patch_shape(self) -> tuple[int, int, int]:
-        """(slice axis, row, column) of --volumes pairs."""
-        return (self.patch_depth or self.patch_size, self.patch_size, self.patch_size)
-
-    @property
     def keras_jit_compile(self) -> bool | str:
         """The `jit_compile` argument of Keras' `compile`."""
         return {"auto": "auto", "on": True, "off": False}[self.jit_compile]

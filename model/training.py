@@ -89,7 +89,7 @@ def _train(config: TrainConfig) -> dict:
     _check_batch_divides(config, strategy)
     if config.volumes:
         volumes = _read_volumes(config.volumes)
-        patch_shape, val_batches = config.patch_shape, 0
+        patch_shape, val_batches = pair_sampler_config(config).patch_shape, 0
     else:
         manifest = read_manifest(config.data)
         patch_size = int(manifest["patch_size"])

@@ -41,14 +41,11 @@ def _train_tensorflow(config: TrainConfig) -> dict:
 
 
 def dilation_list(text: str) -> list[int]:
-    """'2,4' -> [2, 4]: one slice-axis reach block per dilation."""
+    """'2,4' -> [2, 4]: one slice-axis reach block per dilation (TrainConfig checks that they are >= 1)."""
     try:
-        dilations = [int(part) for part in text.split(",")]
+        return [int(part) for part in text.split(",")]
     except ValueError:
-        dilations = []
-    if not dilations or min(dilations) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected positive integers like 2,4")
-    return dilations
+        raise argparse.ArgumentTypeError(f"{text!r}: expected positive integers like 2,4") from None
 
 
 def add_train_arguments(train: argparse.ArgumentParser) -> None:
