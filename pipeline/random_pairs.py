@@ -35,6 +35,7 @@ class SamplerConfig:
     criterion: str = THIN_TO_THIN
     flips: bool = True
     augmentation: AugmentationConfig = AugmentationConfig()
+    slice_axes: tuple[int, ...] | None = None  # degrade along these axes only (default: each volume's thin axes)
 
     def __post_init__(self):
         check_criterion(self.criterion)
@@ -54,7 +55,7 @@ class RandomPairSampler:
         self.volumes, self.axes, self.histograms = [], [], []
         for volume in volumes:
             normalised = robust_window(volume.data).normalize(volume.data)
-            axes = volume.thin_axes()
+            axes = config.slice_axes or volume.thin_axes()
             for axis in axes:
                 self._check(normalised.shape, axis)
             self.volumes.append(normalised)

@@ -157,7 +157,7 @@ def upsample_with(args: argparse.Namespace, volume, scale: float, axis: int, til
     if args.adapt:
         from model.adaptation import adapt_generator
 
-        generator = adapt_generator(generator, volume, scale, args.criterion, args.adapt,
+        generator = adapt_generator(generator, volume, scale, args.criterion, args.adapt, axis,
                                     progress=ProgressBar(f"{volume.volume_id} adapting", unit="steps"))
     return super_resolve(volume, generator, scale, args.criterion, axis, tile=tile, batch_size=args.batch_size,
                          progress=ProgressBar(f"{volume.volume_id} x{scale:g}"))

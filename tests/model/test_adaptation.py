@@ -30,8 +30,20 @@ def test_adaptation_needs_a_thick_slice_scan_big_enough_for_pairs():
     with pytest.raises(InputError, match="needs a thick-slice scan"):
         adapt_generator(generator, head(shape=(32, 32, 32)), 3, "thin-to-thin", steps=1)
     with pytest.raises(InputError, match="too small to make training pairs"):
-        adapt_generator(generator, Volume(np.ones((40, 40, 8), np.float32), np.diag([1, 1, 4, 1])), 3,
+        adapt_generator(generator, Volume(np.ones((40, 40, 4), np.float32), np.diag([1, 1, 4, 1])), 3,
                         "thin-to-thin", steps=1)
+    with pytest.raises(InputError, match="needs a thin axis besides slice axis 0"):
+        adapt_generator(generator, head(shape=(32, 32, 32), spacing=(1.0, 3.0, 3.0)), 3, "thin-to-thin", steps=1,
+                        axis=0)
+
+
+def test_pairs_are_cut_on_the_super_resolved_grid_not_the_thick_one():
+    """Ten thick slices are fewer than a pair's side, yet x3 adapts: pairs come from the generator's thin
+    output (28 slices), whose plane shows anatomy at the scale inference does, not squashed three-fold."""
+    generator = random_generator(filters=4, blocks=1)
+    thick = head(shape=(48, 44, 10), spacing=(1.0, 1.0, 3.0))
+    adapted = adapt_generator(generator, thick, 3, "thin-to-thin", steps=2, batch_size=2)
+    assert any(not np.array_equal(a, b) for a, b in zip(generator.get_weights(), adapted.get_weights()))
 
 
 def test_adaptation_scales_are_the_integer_neighbours():
