@@ -15,7 +15,6 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from benchmarks.data import authors_model_path, colin27_path
-from model.adaptation import adapt_generator
 from model.evaluation import evaluate_scales, format_table
 from model.figures import plot_comparison, plot_metrics_vs_scale
 from model.model_source import resolve_generator
@@ -32,17 +31,12 @@ def main() -> None:
     parser.add_argument("--scales", type=parse_scales, default=parse_scales("2,3,4,5,6"))
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--no-authors", action="store_true", help="skip the authors' model")
-    parser.add_argument("--adapt", type=int, default=0, metavar="STEPS",
-                        help="also score `upsample --adapt STEPS` (adaptation time included in its voxel rate)")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
 
     generator = resolve_generator(args.model, THIN_TO_THIN)
     methods = {"TCI": lambda lr, s: upsample_volume(lr, s, THIN_TO_THIN),
                "soupgan": lambda lr, s: super_resolve(lr, generator, s, THIN_TO_THIN)}
-    if args.adapt:
-        methods["soupgan+adapt"] = lambda lr, s: super_resolve(
-            lr, adapt_generator(generator, lr, s, THIN_TO_THIN, args.adapt), s, THIN_TO_THIN)
     if not args.no_authors:
         authors = ReferenceModel(authors_model_path())
         methods["authors"] = lambda lr, s: authors(lr, s, THIN_TO_THIN)

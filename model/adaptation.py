@@ -6,7 +6,8 @@ steps on those pairs, with the shipped generator as the start, adapt it before i
 axis. Pairs come from `pipeline.random_pairs` (the scan's thin axes only, the integer scales around s),
 cut from the generator's own super-resolution of the scan: on the thick grid a pair's plane would hold the
 slice axis squashed s-fold, anatomy the generator never sees at inference (measured: that domain gap made
-adaptation lose at x3 and x6 on Colin27; on the thin grid it gains at both).
+adaptation lose at x3 and x6 on Colin27; on the thin grid it gains at both). It is not safe on every scan:
+on nibabel's small 2 mm test scan it loses (BENCHMARKS.md), so it stays an option.
 """
 from __future__ import annotations
 

@@ -69,6 +69,7 @@ def test_bad_requests_exit_2_with_one_line(tmp_path, thick_ct):
         ("upsample", thick_ct, tmp_path / "o.nii.gz", "--scale", "2", "--adapt", "-1"): "must be >= 0",
         ("upsample", thick_ct, tmp_path / "o.nii.gz", "--scale", "2", "--adapt", "5", "--labels"): "not with --labels",
         ("evaluate", tmp_path / "missing.nii.gz"): "no such file",
+        ("evaluate", thick_ct, "--adapt", "-2"): "--adapt -2: the number of steps must be >= 0",
     }
     for args, reason in cases.items():
         result = soupgan(*args)
@@ -78,11 +79,12 @@ def test_bad_requests_exit_2_with_one_line(tmp_path, thick_ct):
 
 
 def test_evaluate_writes_a_table_json_and_figures(tmp_path, anatomical_path):
-    result = soupgan("evaluate", anatomical_path, "--scales", "2,4", "--out", tmp_path / "eval")
+    result = soupgan("evaluate", anatomical_path, "--scales", "2,4", "--adapt", "2", "--out", tmp_path / "eval")
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     rows = {(row["scale"], row["method"]): row for row in metrics["rows"]}
-    assert set(rows) == {(2, "tricubic"), (2, "soupgan"), (4, "tricubic"), (4, "soupgan")}
+    assert set(rows) == {(s, m) for s in (2, 4) for m in ("tricubic", "soupgan", "soupgan+adapt")}
+    assert rows[(2, "soupgan+adapt")]["psnr"] != rows[(2, "soupgan")]["psnr"]  # two steps moved the generator
     assert rows[(2, "tricubic")]["psnr"] > rows[(4, "tricubic")]["psnr"] > 15  # thicker slices, worse
     assert all(0 < row["ssim"] <= 1 and row["mvoxel_per_s"] > 0 for row in rows.values())
     assert (tmp_path / "eval" / "metrics.png").stat().st_size > 10_000

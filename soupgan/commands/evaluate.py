@@ -1,5 +1,5 @@
-"""`soupgan evaluate`: degrade a thin-slice volume by each scale, then score tricubic, the model and an optional
-reference SavedModel against it (RMSE/PSNR/SSIM table, JSON and a PNG like the paper's Fig. 5)."""
+"""`soupgan evaluate`: degrade a thin-slice volume by each scale, then score tricubic, the model, optionally the
+model adapted to each degraded scan (`--adapt`) and a reference SavedModel against it (RMSE/PSNR/SSIM table, JSON and a PNG like the paper's Fig. 5)."""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +7,7 @@ import json
 import os
 
 from pipeline.config import THIN_TO_THIN, parse_scales
-from soupgan.commands.upsample import UPSAMPLE_CRITERIA, parse_axis
+from soupgan.commands.upsample import UPSAMPLE_CRITERIA, check_adapt_steps, parse_axis
 from soupgan.console import show_progress
 
 
@@ -19,6 +19,8 @@ def add_parser(commands) -> None:
     parser.add_argument("--axis", default="auto", help="slice axis to degrade: auto, 0, 1 or 2")
     parser.add_argument("--model", help="training run folder or generator .keras (default: the shipped weights)")
     parser.add_argument("--reference", metavar="SAVEDMODEL", help="a SavedModel in the SOUP-GAN authors' layout")
+    parser.add_argument("--adapt", type=int, default=0, metavar="STEPS",
+                        help="also score `upsample --adapt STEPS` (whether adapting to scans like this one pays)")
     parser.add_argument("--crop", type=int, help="score only the in-plane centre CROP×CROP")
     parser.add_argument("--out", default="soupgan-evaluation", help="folder for metrics.json, metrics.png, comparison.png")
     parser.add_argument("--series", metavar="UID", help="SeriesInstanceUID to read from a folder holding several")
@@ -36,11 +38,17 @@ def run(args: argparse.Namespace) -> None:
     show_progress()
     hr = read_volume(args.input, series_uid=args.series)
     axis = hr.slice_axis(parse_axis(args.axis))
+    check_adapt_steps(args.adapt)
     generator = resolve_generator(args.model, args.criterion)
     methods = {
         "tricubic": lambda lr, s: upsample_volume(lr, s, args.criterion, axis),
         "soupgan": lambda lr, s: super_resolve(lr, generator, s, args.criterion, axis),
     }
+    if args.adapt:
+        from model.adaptation import adapt_generator
+
+        methods["soupgan+adapt"] = lambda lr, s: super_resolve(
+            lr, adapt_generator(generator, lr, s, args.criterion, args.adapt, axis), s, args.criterion, axis)
     if args.reference:
         from model.reference_model import ReferenceModel
 

@@ -40,7 +40,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--batch-size", type=int, default=1, help="tiles per network call")
     parser.add_argument("--adapt", type=int, default=0, metavar="STEPS",
                         help="first fine-tune the generator for STEPS steps on pairs made from this scan's own "
-                             "in-plane resolution (SMORE-style; ~0.3 s a step on 2 CPU cores)")
+                             "in-plane resolution (SMORE-style; ~0.4 s a step on 2 CPU cores)")
     parser.set_defaults(run=run)
 
 
@@ -50,6 +50,12 @@ def parse_axis(text: str) -> int | None:
     if text not in ("0", "1", "2"):
         raise InputError(f"--axis {text}: not a volume axis (auto, 0, 1 or 2)")
     return int(text)
+
+
+def check_adapt_steps(steps: int) -> int:
+    if steps < 0:
+        raise InputError(f"--adapt {steps}: the number of steps must be >= 0")
+    return steps
 
 
 def parse_tile(text: str) -> tuple[int, int, int]:
@@ -126,9 +132,7 @@ def is_export_path(model: str) -> bool:
 
 def upsample_with(args: argparse.Namespace, volume, scale: float, axis: int, tile):
     """The thin volume from what the flags name: label interpolation, a server, an export, or a generator."""
-    if args.adapt < 0:
-        raise InputError(f"--adapt {args.adapt}: the number of steps must be >= 0")
-    if args.adapt and (args.labels or args.server or (args.model and is_export_path(args.model))):
+    if check_adapt_steps(args.adapt) and (args.labels or args.server or (args.model and is_export_path(args.model))):
         raise InputError("--adapt fine-tunes an in-process generator: not with --labels, --server or an export")
     if args.labels:
         from pipeline.labels import upsample_label_volume
