@@ -21,12 +21,13 @@ from model.generator import SoupGenerator, clone_generator
 from model.inputs import volume_pairs_dataset
 from model.super_resolve import super_resolve
 from pipeline.augmentation import AugmentationConfig
-from pipeline.errors import InputError, VolumeShapeError
-from pipeline.random_pairs import SamplerConfig
+from pipeline.errors import InputError
+from pipeline.random_pairs import SamplerConfig, longest_pair
 from pipeline.volume import Volume
 
 MAX_PATCH = 32
 MIN_PATCH = 16
+MIN_SLICES = 16  # along the slice axis: every loss measured came on scans with fewer (BENCHMARKS.md)
 
 
 def adaptation_scales(scale: float, generator: SoupGenerator) -> tuple[int, ...]:
@@ -35,27 +36,36 @@ def adaptation_scales(scale: float, generator: SoupGenerator) -> tuple[int, ...]
     return tuple(s for s in sorted({low, high}) if s in generator.scales)
 
 
-def adapt_generator(generator: SoupGenerator, volume: Volume, scale: float, criterion: str, steps: int,
-                    axis: int | None = None, batch_size: int = 4, learning_rate: float = 1e-4, loss_margin: int = 6,
-                    seed: int = 0, progress: Callable[[int, int], None] | None = None) -> SoupGenerator:
-    """A copy of `generator` fine-tuned for `steps` steps on pairs made along the scan's own in-plane axes
-    (`axis`: the slice axis the scan will be upsampled along, default its coarsest)."""
+def adaptation_pairs(generator: SoupGenerator, volume: Volume, scale: float, criterion: str, axis: int | None = None,
+                     loss_margin: int = 6) -> tuple[Volume, SamplerConfig]:
+    """The volume adaptation pairs are cut from (the generator's super-resolution of the scan along `axis`,
+    default its coarsest) and the sampler settings that cut them along the scan's measured in-plane axes."""
     if volume.thin_axes() == (0, 1, 2):
         raise InputError("--adapt needs a thick-slice scan: this one has no axis coarser than the others")
     axis = volume.slice_axis(axis)
     in_plane = tuple(a for a in volume.thin_axes() if a != axis)
     if not in_plane:
         raise InputError(f"--adapt needs a thin axis besides slice axis {axis} to make training pairs along")
+    if volume.shape[axis] < MIN_SLICES:
+        raise InputError(f"--adapt: {volume.shape[axis]} slices are too few to adapt to (at least {MIN_SLICES}: "
+                         "on fewer, the generator's own output is too poor a source and adaptation lost)")
     source = super_resolve(volume, generator, scale, criterion, axis)
-    patch = min(MAX_PATCH, min(source.shape))
-    sampler_config = SamplerConfig(patch_size=patch, scales=adaptation_scales(scale, generator), criterion=criterion,
-                                   augmentation=AugmentationConfig.none(), slice_axes=in_plane)
+    scales = adaptation_scales(scale, generator)
+    patch = min(MAX_PATCH, *source.shape, *(longest_pair(source.shape[a], s, criterion) for a in in_plane for s in scales))
     if patch < MIN_PATCH or 2 * loss_margin >= patch:
         raise InputError(f"--adapt: a {'x'.join(map(str, volume.shape))} scan is too small to make training pairs from")
-    try:
-        data = volume_pairs_dataset([source], sampler_config, batch_size, (seed,))
-    except VolumeShapeError as err:
-        raise InputError(f"--adapt: the scan is too small to make training pairs from ({err})") from None
+    return source, SamplerConfig(patch_size=patch, scales=scales, criterion=criterion,
+                                 augmentation=AugmentationConfig.none(), slice_axes=in_plane)
+
+
+def adapt_generator(generator: SoupGenerator, volume: Volume, scale: float, criterion: str, steps: int,
+                    axis: int | None = None, batch_size: int = 4, learning_rate: float = 1e-4, loss_margin: int = 6,
+                    seed: int = 0, progress: Callable[[int, int], None] | None = None) -> SoupGenerator:
+    """A copy of `generator` fine-tuned for `steps` steps on pairs made along the scan's own in-plane axes
+    (`axis`: the slice axis the scan will be upsampled along, default its coarsest)."""
+    source, sampler_config = adaptation_pairs(generator, volume, scale, criterion, axis, loss_margin)
+    patch = sampler_config.patch_size
+    data = volume_pairs_dataset([source], sampler_config, batch_size, (seed,))
     adapted = clone_generator(generator)
     trainer = SoupGAN(adapted, loss_margin=loss_margin)
     trainer.build({"image": (None, patch, patch, patch, 1), "scale": (None,)})

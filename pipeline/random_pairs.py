@@ -46,6 +46,13 @@ class SamplerConfig:
         return (self.patch_depth or self.patch_size, self.patch_size, self.patch_size)
 
 
+def longest_pair(length: int, scale: int, criterion: str) -> int:
+    """The most slices a pair can hold along an axis of `length` thin slices degraded by `scale`, whatever
+    the slice phase (0 when fewer than two thick slices remain)."""
+    n_lr = degraded_length(length - (scale - 1), scale, criterion)
+    return upsampled_length(n_lr, scale, criterion) if n_lr >= 2 else 0
+
+
 class RandomPairSampler:
     """`sampler.batch(n, rng)` → (inputs [n, D, P, P], targets [n, D, P, P], scales [n]), slice axis first,
     in normalised intensities (each volume's own [p0.5, p99.5] window, as records carry)."""
@@ -65,9 +72,8 @@ class RandomPairSampler:
     def _check(self, shape: tuple[int, ...], axis: int) -> None:
         depth, size, _ = self.config.patch_shape
         for scale in self.config.scales:
-            n_lr = degraded_length(shape[axis] - (scale - 1), scale, self.config.criterion)
             in_plane = [n for a, n in enumerate(shape) if a != axis]
-            if n_lr < 2 or upsampled_length(n_lr, scale, self.config.criterion) < depth or min(in_plane) < size:
+            if longest_pair(shape[axis], scale, self.config.criterion) < depth or min(in_plane) < size:
                 raise VolumeShapeError(f"a {'x'.join(map(str, shape))} volume is too small for {depth}x{size}x{size} "
                                        f"patches at x{scale} along axis {axis}")
 

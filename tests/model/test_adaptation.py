@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from model.adaptation import adapt_generator, adaptation_scales
+from model.adaptation import adapt_generator, adaptation_pairs, adaptation_scales
 from pipeline.errors import InputError
+from pipeline.random_pairs import RandomPairSampler
 from pipeline.volume import Volume
 from tests.generators import random_generator
 from tests.pipeline.test_random_pairs import head
@@ -30,7 +31,7 @@ def test_adaptation_needs_a_thick_slice_scan_big_enough_for_pairs():
     with pytest.raises(InputError, match="needs a thick-slice scan"):
         adapt_generator(generator, head(shape=(32, 32, 32)), 3, "thin-to-thin", steps=1)
     with pytest.raises(InputError, match="too small to make training pairs"):
-        adapt_generator(generator, Volume(np.ones((40, 40, 4), np.float32), np.diag([1, 1, 4, 1])), 3,
+        adapt_generator(generator, Volume(np.ones((12, 40, 16), np.float32), np.diag([1, 1, 4, 1])), 3,
                         "thin-to-thin", steps=1)
     with pytest.raises(InputError, match="needs a thin axis besides slice axis 0"):
         adapt_generator(generator, head(shape=(32, 32, 32), spacing=(1.0, 3.0, 3.0)), 3, "thin-to-thin", steps=1,
@@ -38,12 +39,21 @@ def test_adaptation_needs_a_thick_slice_scan_big_enough_for_pairs():
 
 
 def test_pairs_are_cut_on_the_super_resolved_grid_not_the_thick_one():
-    """Ten thick slices are fewer than a pair's side, yet x3 adapts: pairs come from the generator's thin
-    output (28 slices), whose plane shows anatomy at the scale inference does, not squashed three-fold."""
+    """Sixteen thick slices at x3: the pairs come from the generator's thin output (46 slices), 32 voxels a side,
+    degraded along the measured in-plane axes only, so their plane shows anatomy at the scale inference does."""
     generator = random_generator(filters=4, blocks=1)
-    thick = head(shape=(48, 44, 10), spacing=(1.0, 1.0, 3.0))
-    adapted = adapt_generator(generator, thick, 3, "thin-to-thin", steps=2, batch_size=2)
-    assert any(not np.array_equal(a, b) for a, b in zip(generator.get_weights(), adapted.get_weights()))
+    thick = head(shape=(48, 44, 16), spacing=(1.0, 1.0, 3.0))
+    source, config = adaptation_pairs(generator, thick, 3, "thin-to-thin")
+    assert source.shape == (48, 44, 46) and np.allclose(source.spacing, (1.0, 1.0, 1.0))
+    assert config.patch_shape == (32, 32, 32) and config.slice_axes == (0, 1) and config.scales == (3,)
+    pair_in, pair_out, _ = RandomPairSampler([source], config).pair(np.random.default_rng(0))
+    assert pair_in.shape == pair_out.shape == (32, 32, 32)
+
+
+def test_too_few_slices_to_adapt_to_are_refused():
+    with pytest.raises(InputError, match="--adapt: 10 slices are too few to adapt to"):
+        adapt_generator(random_generator(filters=4, blocks=1), head(shape=(48, 44, 10), spacing=(1.0, 1.0, 3.0)), 3,
+                        "thin-to-thin", steps=1)
 
 
 def test_adaptation_scales_are_the_integer_neighbours():
