@@ -51,7 +51,8 @@ def adaptation_pairs(generator: SoupGenerator, volume: Volume, scale: float, cri
                          "on fewer, the generator's own output is too poor a source and adaptation lost)")
     source = super_resolve(volume, generator, scale, criterion, axis)
     scales = adaptation_scales(scale, generator)
-    patch = min(MAX_PATCH, *source.shape, *(longest_pair(source.shape[a], s, criterion) for a in in_plane for s in scales))
+    patch = min(MAX_PATCH, *source.shape,
+                *(longest_pair(source.shape[a], s, criterion) for a in in_plane for s in scales))
     if patch < MIN_PATCH or 2 * loss_margin >= patch:
         raise InputError(f"--adapt: a {'x'.join(map(str, volume.shape))} scan is too small to make training pairs from")
     return source, SamplerConfig(patch_size=patch, scales=scales, criterion=criterion,
