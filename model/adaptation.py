@@ -65,11 +65,10 @@ def adapt_generator(generator: SoupGenerator, volume: Volume, scale: float, crit
     """A copy of `generator` fine-tuned for `steps` steps on pairs made along the scan's own in-plane axes
     (`axis`: the slice axis the scan will be upsampled along, default its coarsest)."""
     source, sampler_config = adaptation_pairs(generator, volume, scale, criterion, axis, loss_margin)
-    patch = sampler_config.patch_size
     data = volume_pairs_dataset([source], sampler_config, batch_size, (seed,))
     adapted = clone_generator(generator)
     trainer = SoupGAN(adapted, loss_margin=loss_margin)
-    trainer.build({"image": (None, patch, patch, patch, 1), "scale": (None,)})
+    trainer.build({"image": (None, *sampler_config.patch_shape, 1), "scale": (None,)})
     trainer.compile(keras.optimizers.Adam(learning_rate))
     callbacks = [keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: progress(batch + 1, steps))] \
         if progress else []

@@ -37,9 +37,9 @@ def run(args: argparse.Namespace) -> None:
     from pipeline.volume_io import read_volume
 
     show_progress()
+    check_adapt_steps(args.adapt)
     hr = read_volume(args.input, series_uid=args.series)
     axis = hr.slice_axis(parse_axis(args.axis))
-    check_adapt_steps(args.adapt)
     generator = resolve_generator(args.model, args.criterion)
     methods = {
         "tricubic": lambda lr, s: upsample_volume(lr, s, args.criterion, axis),

@@ -52,10 +52,9 @@ def parse_axis(text: str) -> int | None:
     return int(text)
 
 
-def check_adapt_steps(steps: int) -> int:
+def check_adapt_steps(steps: int) -> None:
     if steps < 0:
         raise InputError(f"--adapt {steps}: the number of steps must be >= 0")
-    return steps
 
 
 def parse_tile(text: str) -> tuple[int, int, int]:
@@ -132,7 +131,8 @@ def is_export_path(model: str) -> bool:
 
 def upsample_with(args: argparse.Namespace, volume, scale: float, axis: int, tile):
     """The thin volume from what the flags name: label interpolation, a server, an export, or a generator."""
-    if check_adapt_steps(args.adapt) and (args.labels or args.server or (args.model and is_export_path(args.model))):
+    check_adapt_steps(args.adapt)
+    if args.adapt and (args.labels or args.server or (args.model and is_export_path(args.model))):
         raise InputError("--adapt fine-tunes an in-process generator: not with --labels, --server or an export")
     if args.labels:
         from pipeline.labels import upsample_label_volume
