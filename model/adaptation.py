@@ -22,6 +22,7 @@ from model.inputs import volume_pairs_dataset
 from model.super_resolve import super_resolve
 from pipeline.augmentation import AugmentationConfig
 from pipeline.errors import InputError
+from pipeline.geometry import upsampled_length
 from pipeline.random_pairs import SamplerConfig, longest_pair
 from pipeline.volume import Volume
 
@@ -36,10 +37,10 @@ def adaptation_scales(scale: float, generator: SoupGenerator) -> tuple[int, ...]
     return tuple(s for s in sorted({low, high}) if s in generator.scales)
 
 
-def adaptation_pairs(generator: SoupGenerator, volume: Volume, scale: float, criterion: str, axis: int | None = None,
-                     loss_margin: int = 6) -> tuple[Volume, SamplerConfig]:
-    """The volume adaptation pairs are cut from (the generator's super-resolution of the scan along `axis`,
-    default its coarsest) and the sampler settings that cut them along the scan's measured in-plane axes."""
+def adaptation_plan(generator: SoupGenerator, volume: Volume, scale: float, criterion: str, axis: int | None = None,
+                    loss_margin: int = 6) -> tuple[int, tuple[int, ...], int]:
+    """(slice axis, in-plane axes, pair size) for adapting to `volume`, from its geometry alone (nothing is run),
+    or the InputError that says why it cannot be adapted to."""
     if volume.thin_axes() == (0, 1, 2):
         raise InputError("--adapt needs a thick-slice scan: this one has no axis coarser than the others")
     axis = volume.slice_axis(axis)
@@ -49,13 +50,22 @@ def adaptation_pairs(generator: SoupGenerator, volume: Volume, scale: float, cri
     if volume.shape[axis] < MIN_SLICES:
         raise InputError(f"--adapt: {volume.shape[axis]} slices are too few to adapt to (at least {MIN_SLICES}: "
                          "on fewer, the generator's own output is too poor a source and adaptation lost)")
-    source = super_resolve(volume, generator, scale, criterion, axis)
-    scales = adaptation_scales(scale, generator)
-    patch = min(MAX_PATCH, *source.shape,
-                *(longest_pair(source.shape[a], s, criterion) for a in in_plane for s in scales))
+    source_shape = list(volume.shape)
+    source_shape[axis] = upsampled_length(volume.shape[axis], scale, criterion)
+    patch = min(MAX_PATCH, *source_shape, *(longest_pair(source_shape[a], s, criterion)
+                                            for a in in_plane for s in adaptation_scales(scale, generator)))
     if patch < MIN_PATCH or 2 * loss_margin >= patch:
         raise InputError(f"--adapt: a {'x'.join(map(str, volume.shape))} scan is too small to make training pairs from")
-    return source, SamplerConfig(patch_size=patch, scales=scales, criterion=criterion,
+    return axis, in_plane, patch
+
+
+def adaptation_pairs(generator: SoupGenerator, volume: Volume, scale: float, criterion: str, axis: int | None = None,
+                     loss_margin: int = 6) -> tuple[Volume, SamplerConfig]:
+    """The volume adaptation pairs are cut from (the generator's super-resolution of the scan along `axis`,
+    default its coarsest) and the sampler settings that cut them along the scan's measured in-plane axes."""
+    axis, in_plane, patch = adaptation_plan(generator, volume, scale, criterion, axis, loss_margin)
+    source = super_resolve(volume, generator, scale, criterion, axis)
+    return source, SamplerConfig(patch_size=patch, scales=adaptation_scales(scale, generator), criterion=criterion,
                                  augmentation=AugmentationConfig.none(), slice_axes=in_plane)
 
 

@@ -55,7 +55,7 @@ def test_labels_follow_the_image_grid(tmp_path):
     np.testing.assert_allclose(out.affine[2, 2], 1.0)
 
 
-def test_bad_requests_exit_2_with_one_line(tmp_path, thick_ct):
+def test_bad_requests_exit_2_with_one_line(tmp_path, thick_ct, anatomical_path):
     (tmp_path / "exists.nii.gz").write_bytes(b"x")
     (tmp_path / "junk.nii.gz").write_bytes(b"junk")
     cases = {
@@ -70,12 +70,15 @@ def test_bad_requests_exit_2_with_one_line(tmp_path, thick_ct):
         ("upsample", thick_ct, tmp_path / "o.nii.gz", "--scale", "2", "--adapt", "5", "--labels"): "not with --labels",
         ("evaluate", tmp_path / "missing.nii.gz"): "no such file",
         ("evaluate", thick_ct, "--adapt", "-2"): "--adapt -2: the number of steps must be >= 0",
+        ("evaluate", anatomical_path, "--axis", "1", "--scales", "2,3", "--adapt", "2", "--out", tmp_path / "e"):
+            "x3: --adapt: 14 slices are too few to adapt to (at least 16",
     }
     for args, reason in cases.items():
         result = soupgan(*args)
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1 and reason in lines[0], (args, result.stderr)
     assert not (tmp_path / "o.nii.gz").exists() and (tmp_path / "exists.nii.gz").read_bytes() == b"x"
+    assert not (tmp_path / "e").exists()  # refused before any scale was scored
 
 
 def test_evaluate_writes_a_table_json_and_figures(tmp_path, anatomical_path):

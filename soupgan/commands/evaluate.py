@@ -8,6 +8,7 @@ import json
 import os
 
 from pipeline.config import THIN_TO_THIN, parse_scales
+from pipeline.errors import InputError
 from soupgan.commands.upsample import UPSAMPLE_CRITERIA, check_adapt_steps, parse_axis
 from soupgan.console import show_progress
 
@@ -46,8 +47,14 @@ def run(args: argparse.Namespace) -> None:
         "soupgan": lambda lr, s: super_resolve(lr, generator, s, args.criterion, axis),
     }
     if args.adapt:
-        from model.adaptation import adapt_generator
+        from model.adaptation import adapt_generator, adaptation_plan
+        from pipeline.degradation import degrade_volume
 
+        for scale in args.scales:  # refuse now, not after minutes of adapting at the scales before it
+            try:
+                adaptation_plan(generator, degrade_volume(hr, scale, args.criterion, axis), scale, args.criterion, axis)
+            except InputError as error:
+                raise InputError(f"x{scale}: {error}; drop --adapt or this scale") from None
         methods["soupgan+adapt"] = lambda lr, s: super_resolve(
             lr, adapt_generator(generator, lr, s, args.criterion, args.adapt, axis), s, args.criterion, axis)
     if args.reference:
