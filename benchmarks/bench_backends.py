@@ -19,6 +19,8 @@ import subprocess
 import sys
 import time
 
+from soupgan.tensorflow_env import apply_tensorflow_defaults
+
 
 def worker(args: argparse.Namespace) -> dict:
     """Time the portable trainer's steps under the backend this process was started with."""
@@ -72,27 +74,32 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=6)
     parser.add_argument("--precision", default="float32")
     parser.add_argument("--jit-compile", default="auto", type=lambda v: {"on": True, "off": False}.get(v, v))
+    parser.add_argument("--also-onednn-off", action="store_true",
+                        help="also time TensorFlow with TF_ENABLE_ONEDNN_OPTS=0 (its own default on CPUs without AVX-512)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args)))
         return
+    apply_tensorflow_defaults()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    interpreters = {"tensorflow": sys.executable, **dict(args.backend)}
+    variants = {"tensorflow": (sys.executable, "tensorflow", {})}  # name: (interpreter, KERAS_BACKEND, environment)
+    if args.also_onednn_off:
+        variants["tensorflow, oneDNN off"] = (sys.executable, "tensorflow", {"TF_ENABLE_ONEDNN_OPTS": "0"})
+    variants.update({backend: (python, backend, {}) for backend, python in args.backend})
     results = {}
-    for backend, python in interpreters.items():
+    for name, (python, backend, environment) in variants.items():
         runs = []
         for _ in range(args.repeats):
             output = subprocess.run([python, "-m", "benchmarks.bench_backends", "--worker", *sys.argv[1:]], check=True,
                                     capture_output=True, text=True, cwd=root,
-                                    env={**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": root,
-                                         "TF_CPP_MIN_LOG_LEVEL": "3"})
+                                    env={**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": root, **environment})
             runs.append(json.loads(output.stdout.strip().splitlines()[-1]))
-            print(backend, runs[-1], flush=True)
-        results[backend] = {"step_s": statistics.median(r["step_s"] for r in runs),
-                            "draw_s": statistics.median(r["draw_s"] for r in runs)}
+            print(name, runs[-1], flush=True)
+        results[name] = {"step_s": statistics.median(r["step_s"] for r in runs),
+                         "draw_s": statistics.median(r["draw_s"] for r in runs)}
     print(json.dumps({"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-                      "settings": {k: v for k, v in vars(args).items() if k not in ("worker", "backend")},
+                      "settings": {k: v for k, v in vars(args).items() if k not in ("worker", "backend", "also_onednn_off")},
                       "results": results}, indent=2))
 
 

@@ -17,6 +17,8 @@ import sys
 import tempfile
 import time
 
+from soupgan.tensorflow_env import apply_tensorflow_defaults
+
 CONFIGS = ("plain loop", "DirectRunner x1", "DirectRunner x2", "DaskRunner x2", "DaskRunner x2 (no malloc trim)")
 DASK = "--runner=apache_beam.runners.dask.dask_runner.DaskRunner"
 
@@ -87,6 +89,7 @@ def main() -> None:
     parser.add_argument("--input-dir", help=argparse.SUPPRESS)
     parser.add_argument("--output", help=argparse.SUPPRESS)
     flags = parser.parse_args()
+    apply_tensorflow_defaults()
     if flags.one:
         print("RESULT " + json.dumps(run_one(flags.one, flags.input_dir, flags.output, flags)), flush=True)
         return
@@ -105,7 +108,7 @@ def main() -> None:
             output = os.path.join(work, f"out-{repeat}-{config.replace(' ', '_')}")
             child = [sys.executable, "-m", "benchmarks.bench_shards", "--one", config, "--input-dir", input_dir, "--output", output,
                      "--scales", ",".join(map(str, flags.scales)), "--criteria", ",".join(flags.criteria)]
-            result = subprocess.run(child, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+            result = subprocess.run(child, capture_output=True, text=True)
             line = next((l for l in result.stdout.splitlines() if l.startswith("RESULT ")), None)
             if line is None:
                 raise SystemExit(f"{config} failed:\n{result.stderr[-3000:]}")

@@ -17,7 +17,9 @@ import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from soupgan.tensorflow_env import apply_tensorflow_defaults
+
+apply_tensorflow_defaults()
 
 import keras
 import tensorflow as tf

@@ -8,6 +8,8 @@ start to the written NIfTI (imports and model loading included), with the proces
 - authors: their Thin-to-thin SavedModel through `model.reference_model.ReferenceModel` (the same lazy
   cubic upsampling and sliding window, 64x128x128 cores with a 16-voxel halo; their model cannot take a
   whole 512² volume in bounded memory).
+Every process gets the project's TensorFlow settings (`soupgan.tensorflow_env`: oneDNN kernels on);
+--also-onednn-off adds each method once more with them off (TensorFlow's own default on CPUs without AVX-512).
 Runs alternate between methods; the median of --repeats runs is reported.
 """
 from __future__ import annotations
@@ -26,6 +28,7 @@ import nibabel as nib
 import numpy as np
 
 from benchmarks.data import authors_model_path, colin27_path
+from soupgan.tensorflow_env import apply_tensorflow_defaults
 
 SCALE = 4
 AUTHORS_SCRIPT = """
@@ -80,7 +83,10 @@ def main() -> None:
     parser.add_argument("--no-authors", action="store_true")
     parser.add_argument("--model", action="append", default=[], type=named_model, metavar="NAME=GENERATOR",
                         help="also time `soupgan upsample --model GENERATOR` as 'soupgan NAME'; repeatable")
+    parser.add_argument("--also-onednn-off", action="store_true",
+                        help="also time every method with TF_ENABLE_ONEDNN_OPTS=0")
     args = parser.parse_args()
+    apply_tensorflow_defaults()
     soupgan = shutil.which("soupgan", path=os.path.dirname(sys.executable)) or "soupgan"
     folder = tempfile.mkdtemp(prefix="bench-upsample-")
     paths = make_inputs(folder)
@@ -94,6 +100,9 @@ def main() -> None:
             methods[f"soupgan {model_name}"] = [*methods["soupgan"], "--model", generator]
         if not args.no_authors:
             methods["authors"] = [sys.executable, "-c", AUTHORS_SCRIPT, source, out, authors_model_path(), str(SCALE)]
+        if args.also_onednn_off:
+            methods.update({f"{method}, oneDNN off": ["env", "TF_ENABLE_ONEDNN_OPTS=0", *command]
+                            for method, command in list(methods.items())})
         runs = {method: [] for method in methods}
         for _ in range(args.repeats):
             for method, command in methods.items():
@@ -108,8 +117,9 @@ def main() -> None:
                                     "runs_s": [round(v[0], 1) for v in values]}
         if "authors" in runs:
             for method in runs:
-                if method != "authors":
-                    report[name][method]["speedup"] = round(report[name]["authors"]["seconds"]
+                if not method.startswith("authors"):
+                    authors = "authors, oneDNN off" if method.endswith("oneDNN off") else "authors"
+                    report[name][method]["speedup"] = round(report[name][authors]["seconds"]
                                                             / report[name][method]["seconds"], 2)
     shutil.rmtree(folder)
     print(json.dumps(report, indent=2))

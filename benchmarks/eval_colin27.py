@@ -12,7 +12,9 @@ import argparse
 import json
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from soupgan.tensorflow_env import apply_tensorflow_defaults
+
+apply_tensorflow_defaults()
 
 from benchmarks.data import authors_model_path, colin27_path
 from model.evaluation import evaluate_scales, format_table

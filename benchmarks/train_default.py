@@ -15,8 +15,8 @@ quality. Runs on CPU as is; on a GPU add --precision mixed_float16 --jit-compile
 
 On a GPU machine without TensorFlow: `KERAS_BACKEND=jax SOUPGAN_DATA=data python -m benchmarks.train_default
 --portable --train-only ...` trains with Keras fit on JAX (`soupgan train --portable`); then the same command
-without --train-only, where TensorFlow is, finds the runs finished and evaluates and installs them. The same
-split with KERAS_BACKEND=torch stepped 4.5x faster than TensorFlow on a CPU without AVX-512 (BENCHMARKS.md).
+without --train-only, where TensorFlow is, finds the runs finished and evaluates and installs them. On CPU,
+TensorFlow with oneDNN (on by default in `soupgan`) steps as fast as KERAS_BACKEND=torch or faster (BENCHMARKS.md).
 """
 from __future__ import annotations
 

@@ -6,10 +6,11 @@ Bad input prints one line on stderr and exits 2; success exits 0.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF C++ start-up chatter (CUDA factories, CPU flags) off stderr; real failures still raise
+from soupgan.tensorflow_env import apply_tensorflow_defaults
+
+apply_tensorflow_defaults()
 
 from pipeline.errors import InputError
 from soupgan.commands import demo, degrade, evaluate, export, info, shards, train, upsample

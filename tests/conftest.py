@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from soupgan.tensorflow_env import apply_tensorflow_defaults
+
+apply_tensorflow_defaults()
 
 import nibabel as nib
 import numpy as np

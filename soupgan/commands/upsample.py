@@ -40,7 +40,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--batch-size", type=int, default=1, help="tiles per network call")
     parser.add_argument("--adapt", type=int, default=0, metavar="STEPS",
                         help="first fine-tune the generator for STEPS steps on pairs made from this scan's own "
-                             "in-plane resolution (SMORE-style; ~0.4 s a step on 2 CPU cores)")
+                             "in-plane resolution (SMORE-style; 0.4-1 s a step on 2 CPU cores)")
     parser.set_defaults(run=run)
 
 
