@@ -20,8 +20,9 @@ def soupgan_command(*args):
     return ([script] if script else [sys.executable, "-m", "soupgan"]) + [str(a) for a in args]
 
 
-def soupgan(*args):
-    return subprocess.run(soupgan_command(*args), capture_output=True, text=True, cwd=ROOT, timeout=120)
+def soupgan(*args, timeout=120):
+    """Run the console script; `timeout` only stops a hang (a slow CPU may take minutes for the long commands)."""
+    return subprocess.run(soupgan_command(*args), capture_output=True, text=True, cwd=ROOT, timeout=timeout)
 
 
 def test_help_lists_subcommands():
