@@ -8,8 +8,8 @@ grid and prints JSON with each method's voxel rate on this machine.
 
 `--contrast t2-like` scores the same brain in another contrast: a fixed remap of Colin27's intensities (air stays
 dark, CSF turns bright, white matter dark, as on a T2-weighted scan). The training augmentation draws random
-remaps of this kind, so it measures an unseen brain in an unseen contrast, not real T2 physics (noise, partial
-volume and T2 contrast of a real acquisition differ).
+remaps of this kind, so it measures an unseen brain in a contrast of a family seen in training, not real T2
+physics (the noise, partial volume and T2 contrast of a real acquisition differ).
 """
 from __future__ import annotations
 
@@ -39,8 +39,8 @@ CONTRASTS = ("t1", "t2-like")
 
 def t2_like(volume: Volume) -> Volume:
     """Colin27 in a T2-like contrast: x = intensity / p99.5, y = min(x / 0.15, 1) * (1.15 - x), continuous, so the
-    remap adds no edges: air (x ~ 0) stays 0, CSF (x ~ 0.25) -> 0.9, grey matter (~0.55) -> 0.6, white matter
-    (~0.8) -> 0.35."""
+    remap adds no edges. On Colin27: air (x = 0) stays 0, CSF (x ~ 0.16) -> 0.99, grey matter (~0.45) -> 0.70, white
+    matter (~0.6) -> 0.55."""
     x = volume.data / np.percentile(volume.data, 99.5)
     return volume.with_data((np.minimum(x / 0.15, 1.0) * np.clip(1.15 - x, 0.0, None) * 1000.0).astype(np.float32))
 
