@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import multiprocessing
 import os
 import sys
 from typing import Sequence
@@ -85,6 +86,17 @@ def open_run(config: TrainConfig, write: bool = True) -> tuple[RunDirectory, dic
     return run, state, *((state["epoch"], state.get("step", 0)) if state else (0, 0))
 
 
+def compiled_generator(config: TrainConfig, patch_shape: Sequence[int], total_steps: int) -> SoupGenerator:
+    """The run's starting generator, built for `patch_shape` pairs and compiled with Adam on the run's schedule
+    over `total_steps`, its pixel loss and XLA setting (optimizer slots built, so a checkpoint loads into it)."""
+    generator = initial_generator(config)
+    generator.build({"image": (None, *patch_shape, 1), "scale": (None,)})
+    generator.compile(keras.optimizers.Adam(generator_learning_rate(config, total_steps)),
+                      loss=PixelLoss(config.pixel_loss, config.loss_margin), jit_compile=config.keras_jit_compile)
+    generator.optimizer.build(generator.trainable_variables)
+    return generator
+
+
 class RandomPairBatches(keras.utils.PyDataset):
     """`batches` batches of ({"image", "scale"}, target) drawn at random, for one `fit` call over all its epochs
     (Keras keeps one iterator across epochs when `steps_per_epoch` is given). Batch i comes from the seed
@@ -123,11 +135,7 @@ def _train_portable(config: TrainConfig) -> dict:
         LOG.info("%s already finished %d epochs; nothing to do", config.out, initial_epoch)
         return {"epochs": initial_epoch, "resumed_from": initial_epoch, "backend": keras.backend.backend()}
 
-    generator = initial_generator(config)
-    generator.build({"image": (None, *sampler_config.patch_shape, 1), "scale": (None,)})
-    generator.compile(keras.optimizers.Adam(generator_learning_rate(config, config.epochs * steps)),
-                      loss=PixelLoss(config.pixel_loss, config.loss_margin), jit_compile=config.keras_jit_compile)
-    generator.optimizer.build(generator.trainable_variables)
+    generator = compiled_generator(config, sampler_config.patch_shape, config.epochs * steps)
     if state:
         generator.load_weights(os.path.join(run.checkpoints, state["checkpoint"]))
         LOG.info("resuming %s from the checkpoint after epoch %d%s", config.out, initial_epoch,
@@ -146,6 +154,9 @@ def _train_portable(config: TrainConfig) -> dict:
         phases.append((initial_epoch, initial_epoch + 1, steps - initial_step))
         initial_epoch += 1
     phases.append((initial_epoch, config.epochs, steps))
+    if config.data_workers and keras.backend.backend() == "jax":
+        # JAX's threads make a forked worker liable to deadlock (JAX warns so): start workers from a clean server
+        multiprocessing.set_start_method("forkserver", force=True)
     history = {}
     for first, end, per_epoch in phases:
         if first < end:

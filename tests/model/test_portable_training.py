@@ -110,7 +110,7 @@ def test_a_generator_trained_under_another_backend_predicts_the_same_under_tenso
               "y = keras.ops.convert_to_numpy(g({'image': x, 'scale': np.float32(3)}))\n"
               "np.save(sys.argv[-1].replace('x.npy', 'y.npy'), y)\n")
     subprocess.run([python, "-c", script, "train", "--volumes", *scans, "--out", out, "--epochs", "1",
-                    "--steps-per-epoch", "3", *TINY_FLAGS, str(tmp_path / "x.npy")],
+                    "--steps-per-epoch", "3", "--data-workers", "1", *TINY_FLAGS, str(tmp_path / "x.npy")],  # a worker process draws
                    check=True, cwd=ROOT, env={**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": ROOT})
     assert json.load(open(os.path.join(out, "config.json")))["portable"] is True
     generator = load_generator(os.path.join(out, "last_generator.keras"))
