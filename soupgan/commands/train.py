@@ -18,9 +18,14 @@ def add_parser(commands) -> None:
 
 def run(args: argparse.Namespace) -> None:
     show_progress()
-    fields = {field: getattr(args, field) for field in TrainConfig.__dataclass_fields__ if hasattr(args, field)}
-    config = TrainConfig(**fields)
+    config = config_from_args(args)
     print(json.dumps(_train_portable(config) if config.portable else _train_tensorflow(config)))
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The run's TrainConfig from parsed `soupgan train` flags."""
+    return TrainConfig(**{field: getattr(args, field) for field in TrainConfig.__dataclass_fields__
+                          if hasattr(args, field)})
 
 
 def _train_portable(config: TrainConfig) -> dict:
