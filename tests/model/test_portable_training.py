@@ -109,8 +109,9 @@ def test_a_generator_trained_under_another_backend_predicts_the_same_under_tenso
               "x = np.load(sys.argv[-1])\n"
               "y = keras.ops.convert_to_numpy(g({'image': x, 'scale': np.float32(3)}))\n"
               "np.save(sys.argv[-1].replace('x.npy', 'y.npy'), y)\n")
+    # pairs drawn by a worker process, as the GPU recipe draws them (under JAX: started from a fork server)
     subprocess.run([python, "-c", script, "train", "--volumes", *scans, "--out", out, "--epochs", "1",
-                    "--steps-per-epoch", "3", "--data-workers", "1", *TINY_FLAGS, str(tmp_path / "x.npy")],  # a worker process draws
+                    "--steps-per-epoch", "3", "--data-workers", "1", *TINY_FLAGS, str(tmp_path / "x.npy")],
                    check=True, cwd=ROOT, env={**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": ROOT})
     assert json.load(open(os.path.join(out, "config.json")))["portable"] is True
     generator = load_generator(os.path.join(out, "last_generator.keras"))
