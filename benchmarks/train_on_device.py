@@ -42,16 +42,18 @@ class Plan:
     epochs: int
     steps: int
     seconds_per_step: float  # the slower of the step and the workers' draw rate (both, without workers)
-    training_seconds: float  # what the budget leaves for the training process
+    training_seconds: float  # what the budget leaves for the training steps
+    process_seconds: float  # the training process's whole allowance: start, compile, steps, saves (its timeout)
 
 
 def plan_run(budget_seconds: float, probe: Probe, data_workers: int, steps_per_epoch: int) -> Plan:
     """Whole epochs that fit `budget_seconds` of a fresh training process (at least one)."""
     per_step = (max(probe.step_seconds, probe.draw_seconds / data_workers) if data_workers
                 else probe.step_seconds + probe.draw_seconds)  # drawn in the training process, between steps
-    training = budget_seconds - STARTUP_SECONDS - probe.first_step_seconds - SAVE_SECONDS
+    overhead = STARTUP_SECONDS + probe.first_step_seconds + SAVE_SECONDS
+    training = budget_seconds - overhead
     epochs = max(1, math.floor(training / (per_step * steps_per_epoch + EPOCH_SECONDS)))
-    return Plan(epochs, epochs * steps_per_epoch, per_step, training)
+    return Plan(epochs, epochs * steps_per_epoch, per_step, training, training + overhead)
 
 
 def measure(config, steps: int = 8) -> Probe:
@@ -138,7 +140,7 @@ def main() -> None:
     command = [sys.executable, "-m", "soupgan", *train_arguments(args, args.work, plan.epochs)]
     print("$", " ".join(command[1:]), flush=True)
     try:
-        outcome = subprocess.run(command, timeout=plan.training_seconds + STARTUP_SECONDS + SAVE_SECONDS).returncode
+        outcome = subprocess.run(command, timeout=plan.process_seconds).returncode
     except subprocess.TimeoutExpired:
         outcome = "stopped at the budget: the last finished epoch's generator is kept"
     seconds = time.monotonic() - started

@@ -23,6 +23,7 @@ def test_the_plan_fits_the_budget_at_the_slower_of_the_step_and_the_draws():
     overhead = STARTUP_SECONDS + SAVE_SECONDS + 30.0
     compute_bound = plan_run(overhead + 1000.0, Probe(30.0, 0.1, 0.5), data_workers=15, steps_per_epoch=200)
     assert compute_bound.seconds_per_step == 0.1 and compute_bound.training_seconds == pytest.approx(1000.0)
+    assert compute_bound.process_seconds == pytest.approx(overhead + 1000.0)  # its compile included: all the budget
     assert (compute_bound.epochs, compute_bound.steps) == (47, 9_400)  # a second at each epoch's end
     data_bound = plan_run(overhead + 1000.0, Probe(30.0, 0.1, 3.0), data_workers=15, steps_per_epoch=200)
     assert data_bound.seconds_per_step == pytest.approx(0.2) and data_bound.epochs == 24  # whole epochs only
