@@ -1,0 +1,70 @@
+"""Synthetic volumes: reproducible from a seed, air outside a head, labelled structures of the asked sizes,
+intensities as rendered, and usable as training volumes (NIfTI round trip, random pairs)."""
+import numpy as np
+import pytest
+
+from pipeline.augmentation import AugmentationConfig
+from pipeline.nifti_io import read_nifti, write_nifti
+from pipeline.random_pairs import RandomPairSampler, SamplerConfig
+from pipeline.synthetic import SyntheticConfig, random_label_map, render, smooth_noise, synthetic_volume
+
+SMALL = SyntheticConfig(shape=(48, 52, 56), classes=6)
+
+
+def test_a_seed_gives_the_same_volume_and_another_seed_a_different_one():
+    first, again, other = synthetic_volume(3, SMALL), synthetic_volume(3, SMALL), synthetic_volume(4, SMALL)
+    assert first.shape == (48, 52, 56) and first.modality == "MR"
+    np.testing.assert_array_equal(first.data, again.data)
+    assert np.abs(first.data - other.data).mean() > 10.0
+    np.testing.assert_array_equal(first.spacing, [1.0, 1.0, 1.0])
+
+
+def test_smooth_noise_has_the_shape_unit_variance_and_the_smoothness_of_its_spacing():
+    rng = np.random.default_rng(0)
+    coarse, fine = smooth_noise((64, 64, 64), 16.0, rng), smooth_noise((64, 64, 64), 2.0, rng)
+    assert coarse.shape == fine.shape == (64, 64, 64) and coarse.dtype == np.float32
+    assert 0.3 < fine.std() < 1.5
+
+    def neighbour_correlation(field):
+        return np.corrcoef(field[:-1].ravel(), field[1:].ravel())[0, 1]
+
+    assert neighbour_correlation(coarse) > 0.98 > neighbour_correlation(fine)
+
+
+def test_labels_fill_a_head_in_air_with_every_class_and_structures_of_the_asked_size():
+    config = SyntheticConfig(shape=(64, 64, 64), classes=5, feature_mm=(8.0, 8.0), head_fraction=(0.8, 0.8))
+    labels = random_label_map(config, np.random.default_rng(1))
+    inside = labels > 0
+    assert set(np.unique(labels[inside])) == {1, 2, 3, 4, 5}
+    assert inside[32, 32, 32] and not inside[0, 0, 0] and not inside[63, 32, 32]
+    assert 0.15 < inside.mean() < 0.45  # an ellipsoid 0.8 of the field across: π/6·0.8³ ≈ 0.27, wobbled
+    # structures a few voxels to tens across: a label changes between neighbours far less often than at random
+    changes = (labels[1:] != labels[:-1])[inside[1:] & inside[:-1]].mean()
+    assert 0.02 < changes < 0.4
+
+
+def test_render_keeps_air_dark_and_gives_each_label_one_mean_up_to_texture():
+    config = SyntheticConfig(shape=(32, 32, 32), classes=3, texture=0.0, blur_voxels=(0.0, 0.0))
+    labels = np.zeros((32, 32, 32), dtype=np.uint8)
+    labels[8:24, 8:24, 8:16], labels[8:24, 8:24, 16:24] = 1, 3
+    image = render(labels, config, np.random.default_rng(2))
+    assert np.all(image[labels == 0] == 0.0)
+    for label in (1, 3):
+        values = image[labels == label]
+        assert np.ptp(values) < 1e-3 and 50.0 <= values[0] <= 1000.0
+
+
+def test_a_synthetic_volume_round_trips_through_nifti_and_feeds_random_pairs(tmp_path):
+    volume = synthetic_volume(7, SMALL)
+    write_nifti(volume, tmp_path / "synthetic.nii.gz")
+    read = read_nifti(tmp_path / "synthetic.nii.gz")
+    np.testing.assert_allclose(read.data, volume.data, rtol=1e-6)
+    sampler = RandomPairSampler([read], SamplerConfig(24, augmentation=AugmentationConfig.none()))
+    inputs, targets, scales = sampler.batch(6, np.random.default_rng(0))
+    assert inputs.shape == targets.shape == (6, 24, 24, 24)
+    assert (targets > 0.05).mean() > 0.3  # pairs are cut where the head is
+
+
+def test_config_rejects_a_volume_too_small_to_hold_structures():
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        SyntheticConfig(classes=1)
