@@ -11,7 +11,10 @@ along the slice axis added to it (starting as the identity) and fine-tuned on pa
 thin-to-thick from the first run (`--init`, fewer steps) → `soupgan evaluate` of each last generator on
 Colin27 (128² in-plane centre crop), with the authors' released model alongside for thin-to-thin → with
 --install, copy the generators into the package and write `model_card.json` with their sha256 and measured
-quality. Runs on CPU as is; on a GPU add --precision mixed_float16 --jit-compile on.
+quality. `--start GENERATOR` runs only the --refine stages, from that generator (e.g. the shipped one), and
+records its sha256 and, for the installed default, the recipe that made it. `--synthetic N` adds the first N
+synthetic volumes (`pipeline.synthetic`) to every stage's scans. Runs on CPU as is; on a GPU add --precision
+mixed_float16 --jit-compile on.
 
 On a GPU machine without TensorFlow: `KERAS_BACKEND=jax SOUPGAN_DATA=data python -m benchmarks.train_default
 --portable --train-only ...` trains with Keras fit on JAX (`soupgan train --portable`); then the same command
@@ -79,9 +82,24 @@ def average_stages(stages: list[str], work: str) -> str:
     return path
 
 
+def started_from(generator: str) -> dict:
+    """The --start generator's sha256, and the recipe that made it when it is the installed default."""
+    from model.model_source import model_card, sha256_of
+
+    digest = sha256_of(generator)
+    entry = {"generator": os.path.basename(generator), "sha256": digest}
+    card = model_card()
+    if digest == card["models"]["thin-to-thin"]["sha256"]:  # its provenance, back to the first recipe
+        entry.update({key: card[key] for key in ("recipe", "training_data", "started_from") if key in card})
+    return entry
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="runs/default", help="runs and evaluations go here")
+    parser.add_argument("--start", metavar="GENERATOR",
+                        help="the --refine stages start from this generator (e.g. the shipped one) instead of a new "
+                             "MSE run; thin-to-thick is then not trained and --install keeps the installed one")
     parser.add_argument("--epochs", type=int, default=15, help="thin-to-thin epochs")
     parser.add_argument("--refine", type=refine_stage, action="append", default=[], metavar="LOSS:EPOCHS:LR:SEED",
                         help="a thin-to-thin warm restart from the previous stage's last generator, with its own "
@@ -111,8 +129,11 @@ def main() -> None:
     parser.add_argument("--install", action="store_true", help="copy the results into model/default_weights/")
     args = parser.parse_args()
 
-    if not 1 <= args.average_last <= len(args.refine) + 1:
-        parser.error(f"--average-last {args.average_last}: there are {len(args.refine) + 1} thin-to-thin stages")
+    stage_count = len(args.refine) + (0 if args.start else 1)
+    if not 1 <= args.average_last <= stage_count:
+        parser.error(f"--average-last {args.average_last}: there are {stage_count} thin-to-thin stages")
+    if args.start and not os.path.isfile(args.start):
+        parser.error(f"--start {args.start}: no such generator file")
     volumes = training_scans(synthetic=args.synthetic)
     common = ["--volumes", *volumes, "--stage", "mse", "--filters", str(args.filters), "--blocks", str(args.blocks),
               "--patch-size", str(args.patch_size), "--batch-size", str(args.batch_size),
@@ -120,20 +141,27 @@ def main() -> None:
               str(args.steps_per_epoch), "--checkpoint-every", "50", "--precision", args.precision,
               "--jit-compile", args.jit_compile, *(["--portable"] if args.portable else [])]
     first = os.path.join(args.work, "thin-to-thin-mse")
-    soupgan("train", *common, "--out", first, "--criterion", "thin-to-thin", "--epochs", str(args.epochs),
-            "--learning-rate", str(args.learning_rate))
-    stages = [first]
+    stages = []
+    if not args.start:
+        soupgan("train", *common, "--out", first, "--criterion", "thin-to-thin", "--epochs", str(args.epochs),
+                "--learning-rate", str(args.learning_rate))
+        stages.append(first)
+    previous = args.start or os.path.join(first, "last_generator.keras")
     for number, (loss, epochs, learning_rate, seed) in enumerate(args.refine, start=1):
         stage = os.path.join(args.work, f"thin-to-thin-refine{number}")
-        soupgan("train", *common, "--out", stage, "--criterion", "thin-to-thin",
-                "--init", os.path.join(stages[-1], "last_generator.keras"), "--pixel-loss", loss,
-                "--epochs", str(epochs), "--learning-rate", str(learning_rate), "--seed", str(seed))
+        soupgan("train", *common, "--out", stage, "--criterion", "thin-to-thin", "--init", previous,
+                "--pixel-loss", loss, "--epochs", str(epochs), "--learning-rate", str(learning_rate),
+                "--seed", str(seed))
         stages.append(stage)
-    # thin-to-thick starts from the first run: from a refined one it came out 0.6 dB worse at x2 (BENCHMARKS.md)
-    thick = os.path.join(args.work, "thin-to-thick")
-    soupgan("train", *common, "--out", thick, "--criterion", "thin-to-thick",
-            "--init", first, "--epochs", str(args.thick_epochs),
-            "--learning-rate", str(args.learning_rate / 2))
+        previous = os.path.join(stage, "last_generator.keras")
+    generators = {}
+    if not args.start:
+        # thin-to-thick starts from the first run: from a refined one it came out 0.6 dB worse at x2 (BENCHMARKS.md)
+        thick = os.path.join(args.work, "thin-to-thick")
+        soupgan("train", *common, "--out", thick, "--criterion", "thin-to-thick",
+                "--init", first, "--epochs", str(args.thick_epochs),
+                "--learning-rate", str(args.learning_rate / 2))
+        generators["thin-to-thick"] = os.path.join(thick, "last_generator.keras")
     thin = (average_stages(stages[-args.average_last:], args.work) if args.average_last > 1
             else os.path.join(stages[-1], "last_generator.keras"))
     if args.grow:
@@ -144,15 +172,18 @@ def main() -> None:
                 "--pixel-loss", loss, "--epochs", str(epochs), "--learning-rate", str(learning_rate),
                 "--seed", str(seed))
         thin = os.path.join(grown, "last_generator.keras")
-    generators = {"thin-to-thin": thin, "thin-to-thick": os.path.join(thick, "last_generator.keras")}
+    generators = {"thin-to-thin": thin, **generators}
     if args.train_only:
         return
+    from model.model_source import DEFAULT_WEIGHTS, MODEL_CARD, model_card, sha256_of
+
     card = {"created": datetime.date.today().isoformat(),
             "recipe": " ".join(["python -m benchmarks.train_default", *sys.argv[1:]]),
             "architecture": f"residual, {args.filters} filters, {args.blocks} blocks",
             **({"thin-to-thin slice reach": f"residual blocks dilated {args.grow[4]} along the slice axis"}
                if args.grow else {}),
             "training_data": [os.path.basename(v) for v in volumes], "validation": "Colin27 (never trained on)",
+            **({"started_from": started_from(args.start)} if args.start else {}),
             "models": {}}
     for criterion, generator in generators.items():
         # No val split: "best" would follow the noisy training loss; the cosine schedule ends low, ship the last.
@@ -161,7 +192,8 @@ def main() -> None:
             "file": f"{criterion}.keras",
             "training": {"stage": "mse", "batch_size": args.batch_size, "patch_size": args.patch_size,
                          "loss_margin": args.loss_margin, "lr_schedule": "cosine", "augmentation": True,
-                         "steps": ([{"mse": args.epochs * args.steps_per_epoch},
+                         "steps": ([{"started from": os.path.basename(args.start)} if args.start else
+                                    {"mse": args.epochs * args.steps_per_epoch},
                                     *[{f"{loss} warm restart": epochs * args.steps_per_epoch}
                                       for loss, epochs, _, _ in args.refine],
                                     *([{"weights averaged over the last stages": args.average_last}]
@@ -175,12 +207,13 @@ def main() -> None:
             "colin27_centre128": evaluate(args.work, criterion, generator, reference),
         }
     if args.install:
-        from model.model_source import DEFAULT_WEIGHTS, MODEL_CARD, sha256_of
-
+        if args.start:  # thin-to-thick was not trained: the installed one and its entry stay
+            card["models"] = {**model_card()["models"], **card["models"]}
         for criterion, entry in card["models"].items():
             target = os.path.join(DEFAULT_WEIGHTS, entry["file"])
-            shutil.copyfile(generators[criterion], target)
-            entry["sha256"] = sha256_of(target)
+            if criterion in generators:
+                shutil.copyfile(generators[criterion], target)
+                entry["sha256"] = sha256_of(target)
         with open(MODEL_CARD, "w", encoding="utf-8") as handle:
             json.dump(card, handle, indent=2)
     print(json.dumps(card, indent=2))

@@ -1,0 +1,64 @@
+"""The default weights' recipe (`benchmarks/train_default.py`) started from an existing generator: the refine
+stages chain from it, nothing else is trained, and the card's provenance names the installed default."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from benchmarks.train_default import started_from
+from model.generator import SoupGenerator, load_generator
+from model.model_source import DEFAULT_WEIGHTS, model_card
+from pipeline.nifti_io import write_nifti
+from tests.benchmarks.test_train_on_device import SCAN_NAMES
+from tests.pipeline.test_random_pairs import head
+from tests.test_cli import ROOT
+
+TINY = ["--filters", "4", "--blocks", "1", "--batch-size", "2", "--patch-size", "16", "--loss-margin", "2",
+        "--steps-per-epoch", "2"]
+
+
+def test_refine_stages_start_from_the_given_generator_and_chain(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for seed, name in enumerate(SCAN_NAMES):
+        write_nifti(head(seed=seed), str(data / name))
+    start = SoupGenerator(filters=4, blocks=1)
+    start({"image": np.zeros((1, 16, 16, 16, 1), np.float32), "scale": np.float32(2.0)})
+    start.save(str(tmp_path / "start.keras"))
+    work = tmp_path / "work"
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.train_default", "--work", str(work), "--start", str(tmp_path / "start.keras"),
+         "--synthetic", "1", "--refine", "log-mse:1:1e-4:3", "--refine", "log-mse:1:1e-4:4", "--average-last", "2",
+         "--train-only", *TINY],
+        capture_output=True, text=True, cwd=ROOT, timeout=600, env={**os.environ, "SOUPGAN_DATA": str(data)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(os.listdir(work)) == ["thin-to-thin-average.keras", "thin-to-thin-refine1", "thin-to-thin-refine2"]
+    first, second = (json.load(open(work / f"thin-to-thin-refine{n}" / "config.json")) for n in (1, 2))
+    assert first["init"] == str(tmp_path / "start.keras")
+    assert second["init"] == str(work / "thin-to-thin-refine1" / "last_generator.keras")
+    assert first["volumes"] == [str(data / name) for name in SCAN_NAMES]  # the synthetic volume found cached
+    averaged = load_generator(str(work / "thin-to-thin-average.keras"))
+    stages = [load_generator(str(work / f"thin-to-thin-refine{n}" / "last_generator.keras")) for n in (1, 2)]
+    np.testing.assert_allclose(averaged.get_weights()[0], (stages[0].get_weights()[0] + stages[1].get_weights()[0]) / 2,
+                               rtol=1e-6)
+
+
+def test_a_bad_start_is_one_line_and_refused_before_training(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "benchmarks.train_default", "--work", str(tmp_path / "w"),
+                             "--start", str(tmp_path / "missing.keras"), "--refine", "log-mse:1:1e-4:3"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 2 and "no such generator file" in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "w").exists()
+
+
+def test_provenance_names_the_installed_recipe_only_for_the_installed_generator(tmp_path):
+    card = model_card()
+    shipped = started_from(os.path.join(DEFAULT_WEIGHTS, "thin-to-thin.keras"))
+    assert shipped["sha256"] == card["models"]["thin-to-thin"]["sha256"] and shipped["recipe"] == card["recipe"]
+    other = tmp_path / "other.keras"
+    other.write_bytes(b"not the default")
+    assert set(started_from(str(other))) == {"generator", "sha256"}
