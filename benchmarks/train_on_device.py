@@ -121,8 +121,9 @@ def main() -> None:
     parser.add_argument("--precision", default="float32")
     parser.add_argument("--data-workers", type=int, default=max((os.cpu_count() or 1) - 1, 0))
     parser.add_argument("--seed", type=int, default=21)
-    parser.add_argument("--synthetic", type=int, default=0, metavar="N",
-                        help="also train on the first N synthetic volumes (pipeline.synthetic; carried or made here)")
+    parser.add_argument("--synthetic", type=int, default=3, metavar="N",
+                        help="also train on the first N synthetic volumes (pipeline.synthetic; carried or made here), "
+                             "as the shipped default's last stages did")
     args = parser.parse_args()
 
     from soupgan.commands.train import add_train_arguments, config_from_args
