@@ -29,8 +29,8 @@ class SyntheticConfig:
     blur_voxels: tuple[float, float] = (0.3, 1.0)  # point-spread σ
 
     def __post_init__(self):
-        if self.classes < 2 or min(self.shape) < 8:
-            raise ValueError("a synthetic volume needs at least 2 classes and 8 voxels along each axis")
+        if not 2 <= self.classes <= 255 or min(self.shape) < 8:
+            raise ValueError("a synthetic volume needs 2 to 255 classes and 8 voxels along each axis")
 
 
 def smooth_noise(shape: tuple[int, ...], spacing: float, rng: np.random.Generator) -> np.ndarray:

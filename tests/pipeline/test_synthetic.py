@@ -65,6 +65,7 @@ def test_a_synthetic_volume_round_trips_through_nifti_and_feeds_random_pairs(tmp
     assert (targets > 0.05).mean() > 0.3  # pairs are cut where the head is
 
 
-def test_config_rejects_a_volume_too_small_to_hold_structures():
-    with pytest.raises(ValueError, match="at least 2 classes"):
-        SyntheticConfig(classes=1)
+def test_config_rejects_class_counts_a_label_map_cannot_hold():
+    for classes in (1, 256):  # labels are uint8
+        with pytest.raises(ValueError, match="2 to 255 classes"):
+            SyntheticConfig(classes=classes)
