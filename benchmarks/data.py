@@ -118,7 +118,7 @@ def training_scans(cache: str = CACHE, synthetic: int = 0) -> list[str]:
 
 
 def synthetic_scans(count: int, first_seed: int = 0, cache: str = CACHE) -> list[str]:
-    """Paths of the synthetic volumes of seeds first_seed.., written as NIfTI on first use (~20 s each)."""
+    """Paths of the synthetic volumes of seeds first_seed.., written as NIfTI on first use (~13 s each)."""
     from pipeline.nifti_io import write_nifti
     from pipeline.synthetic import synthetic_volume
 

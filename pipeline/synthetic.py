@@ -34,12 +34,17 @@ class SyntheticConfig:
 
 
 def smooth_noise(shape: tuple[int, ...], spacing: float, rng: np.random.Generator) -> np.ndarray:
-    """Unit-variance Gaussian noise on a grid `spacing` voxels apart, cubic-interpolated to `shape`."""
+    """Unit-variance Gaussian noise on a coarse grid of ceil(n / spacing) + 1 nodes per axis, cubic-interpolated.
+
+    Nodes sit (z − 1) / (c − 1) voxels apart, z = round(c·(n − 1) / (c − 1)) (c nodes, n voxels): the first n
+    voxels of `ndimage.zoom` to z, which the shipped default's synthetic volumes were made with, interpolated
+    without the z − n beyond them."""
     coarse_shape = [max(2, int(np.ceil(n / spacing)) + 1) for n in shape]
     coarse = rng.standard_normal(coarse_shape).astype(np.float32)
-    zoom = [(n - 1) / (c - 1) for n, c in zip(shape, coarse_shape)]
-    field = ndimage.zoom(coarse, zoom, order=3, mode="mirror", grid_mode=False, output=np.float32)
-    return field[tuple(slice(0, n) for n in shape)]
+    zoomed = [round(c * (n - 1) / (c - 1)) for n, c in zip(shape, coarse_shape)]
+    step = [(c - 1) / (z - 1) for c, z in zip(coarse_shape, zoomed)]
+    return ndimage.affine_transform(coarse, step, output_shape=tuple(shape), order=3, mode="mirror",
+                                    output=np.float32)
 
 
 def random_label_map(config: SyntheticConfig, rng: np.random.Generator) -> np.ndarray:
@@ -68,8 +73,9 @@ def _head_mask(config: SyntheticConfig, rng: np.random.Generator) -> np.ndarray:
 
 def render(labels: np.ndarray, config: SyntheticConfig, rng: np.random.Generator) -> np.ndarray:
     """Intensities for a label map: a random mean per label (air stays 0), smooth per-label texture, blur."""
-    means = np.concatenate([[0.0], rng.uniform(0.05, 1.0, int(labels.max()))]).astype(np.float32)
-    amplitudes = np.concatenate([[0.0], rng.uniform(0.0, config.texture, int(labels.max()))]).astype(np.float32)
+    count = int(labels.max())
+    means = np.concatenate([[0.0], rng.uniform(0.05, 1.0, count)]).astype(np.float32)
+    amplitudes = np.concatenate([[0.0], rng.uniform(0.0, config.texture, count)]).astype(np.float32)
     texture = smooth_noise(labels.shape, float(rng.uniform(2.0, 6.0)), rng)
     image = means[labels] * (1.0 + amplitudes[labels] * texture)
     image = ndimage.gaussian_filter(image, float(rng.uniform(*config.blur_voxels)), output=np.float32)
