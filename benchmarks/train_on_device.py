@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from benchmarks.data import training_scans
+from benchmarks.data import add_synthetic_arguments, recipe_scans
 
 SHIPPED = os.path.join("model", "default_weights", "thin-to-thin.keras")
 PROBE_STREAM = 999_983  # the probe's batches come from their own seed stream, not the run's
@@ -83,7 +83,7 @@ def measure(config, steps: int = 8) -> Probe:
 
 def train_arguments(args: argparse.Namespace, work: str, epochs: int) -> list[str]:
     """`soupgan train` flags of the run."""
-    return ["train", "--portable", "--volumes", *training_scans(synthetic=args.synthetic),
+    return ["train", "--portable", "--volumes", *recipe_scans(args),
             "--out", work, "--criterion", "thin-to-thin", "--epochs", str(epochs),
             "--steps-per-epoch", str(args.steps_per_epoch), "--batch-size", str(args.batch_size),
             "--patch-size", str(args.patch_size), "--loss-margin", str(args.loss_margin),
@@ -121,9 +121,7 @@ def main() -> None:
     parser.add_argument("--precision", default="float32")
     parser.add_argument("--data-workers", type=int, default=max((os.cpu_count() or 1) - 1, 0))
     parser.add_argument("--seed", type=int, default=21)
-    parser.add_argument("--synthetic", type=int, default=3, metavar="N",
-                        help="also train on the first N synthetic volumes (pipeline.synthetic; carried or made here), "
-                             "as the shipped default's last stages did")
+    add_synthetic_arguments(parser, default=3)  # carried or made here; the shipped default's last stages had 3
     args = parser.parse_args()
 
     from soupgan.commands.train import add_train_arguments, config_from_args

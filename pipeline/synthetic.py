@@ -4,12 +4,16 @@ real heads hold (SynthMorph's random label maps rendered with SynthSR-style rand
 A volume: each of `classes` labels gets a random smooth field (noise on a coarse grid of a random spacing,
 cubic-zoomed up), the voxel takes the label whose field is largest, so boundaries are smooth curved surfaces
 and structures range from a few to tens of millimetres; a warped ellipsoid of "head" sits in dark air. Each
-label gets a random mean and texture, then a Gaussian point-spread blur. NumPy and SciPy only, seeded, so a
+label gets a random mean and texture, then a Gaussian point-spread blur. Optional thin folded sheets (each
+voxel within half a random thickness of a smooth field's zero level, inside a random region) add what blobs
+lack and brains are full of: cortex- and sulcus-like ribbons a few millimetres thick that bend between slices,
+the structure thick slices lose most. NumPy and SciPy only, seeded, so a
 volume is reproducible from its seed on any machine (the GPU image included).
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import numpy as np
 from scipy import ndimage
@@ -27,10 +31,22 @@ class SyntheticConfig:
     head_fraction: tuple[float, float] = (0.7, 0.95)  # head ellipsoid diameter / field of view, per axis
     texture: float = 0.1  # per-label texture amplitude ~ U(0, texture) of the label's mean
     blur_voxels: tuple[float, float] = (0.3, 1.0)  # point-spread σ
+    sheets: int = 0  # thin folded sheets laid over the labels, each a label of its own
+    sheet_mm: tuple[float, float] = (1.0, 4.0)  # sheet thickness, uniform
+    folding_mm: tuple[float, float] = (6.0, 24.0)  # coarse-grid spacing of a sheet's field, log-uniform: its folds
 
     def __post_init__(self):
-        if not 2 <= self.classes <= 255 or min(self.shape) < 8:
-            raise ValueError("a synthetic volume needs 2 to 255 classes and 8 voxels along each axis")
+        if not 2 <= self.classes + self.sheets <= 255 or self.sheets < 0 or min(self.shape) < 8:
+            raise ValueError("a synthetic volume needs 2 to 255 classes and sheets together, no negative sheet "
+                             "count, and 8 voxels along each axis")
+
+    @property
+    def tag(self) -> str:
+        """A short name for volumes made with this config: empty for the default (the shipped weights' data),
+        else a hash of the fields, so volumes of different configs never share a cache file."""
+        if self == SyntheticConfig():
+            return ""
+        return hashlib.sha256(repr(dataclasses.astuple(self)).encode()).hexdigest()[:8]
 
 
 def smooth_noise(shape: tuple[int, ...], spacing: float, rng: np.random.Generator) -> np.ndarray:
@@ -57,8 +73,22 @@ def random_label_map(config: SyntheticConfig, rng: np.random.Generator) -> np.nd
         larger = field > best
         labels[larger] = label
         np.maximum(best, field, out=best)
-    labels[~_head_mask(config, rng)] = 0
+    head = _head_mask(config, rng)
+    labels[~head] = 0
+    for sheet in range(config.sheets):  # drawn after the rest: sheets=0 leaves the shipped seeds' volumes as they were
+        labels[head & _sheet_mask(config, rng)] = config.classes + 1 + sheet
     return labels
+
+
+def _sheet_mask(config: SyntheticConfig, rng: np.random.Generator) -> np.ndarray:
+    """A folded sheet of random thickness: voxels whose first-order distance |f| / |∇f| to the zero level of a
+    smooth field f is under half the thickness, kept where a second, coarser field exceeds a random level."""
+    low, high = np.log(config.folding_mm)
+    field = smooth_noise(config.shape, float(np.exp(rng.uniform(low, high))), rng)
+    gradient = np.sqrt(sum(g ** 2 for g in np.gradient(field)))
+    distance = np.abs(field) / np.maximum(gradient, 1e-6)
+    region = smooth_noise(config.shape, 32.0, rng) > rng.uniform(-0.5, 1.0)
+    return region & (distance < 0.5 * rng.uniform(*config.sheet_mm))
 
 
 def _head_mask(config: SyntheticConfig, rng: np.random.Generator) -> np.ndarray:

@@ -1,5 +1,7 @@
 """Synthetic volumes: reproducible from a seed, air outside a head, labelled structures of the asked sizes,
 intensities as rendered, and usable as training volumes (NIfTI round trip, random pairs)."""
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -77,7 +79,40 @@ def test_a_synthetic_volume_round_trips_through_nifti_and_feeds_random_pairs(tmp
     assert (targets > 0.05).mean() > 0.3  # pairs are cut where the head is
 
 
+def test_sheets_are_thin_folded_labels_of_their_own_laid_over_the_head():
+    plain = SyntheticConfig(shape=(64, 64, 64), classes=4)
+    config = dataclasses.replace(plain, sheets=2, sheet_mm=(2.0, 2.0))
+    labels, without = random_label_map(config, np.random.default_rng(5)), random_label_map(plain, np.random.default_rng(5))
+    head = without > 0
+    np.testing.assert_array_equal(labels > 0, head)  # sheets stay inside the head, which they do not move
+    changed = labels != without
+    assert set(np.unique(labels[changed])) <= {5, 6} and 0.02 < changed[head].mean() < 0.6
+    for sheet in (5, 6):
+        mask = labels == sheet
+        assert mask.sum() > 100
+        # 2 mm thick: a 5³ cube never fits inside, while a structure as large as the labels' would
+        assert not ndimage.binary_erosion(mask, np.ones((5, 5, 5))).any()
+        # folded: a sheet spans the volume along every axis rather than lying in one plane
+        assert all(np.ptp(np.nonzero(mask)[axis]) > 32 for axis in range(3))
+
+
+def test_without_sheets_a_seed_draws_what_it_always_drew():
+    """Sheets are drawn last: the default's training volumes (seeds 0..2, no sheets) keep their labels."""
+    plain = SyntheticConfig(shape=(40, 40, 40), classes=4)
+    with_sheets = random_label_map(dataclasses.replace(plain, sheets=1), np.random.default_rng(8))
+    without = random_label_map(plain, np.random.default_rng(8))
+    unchanged = with_sheets != 5
+    np.testing.assert_array_equal(with_sheets[unchanged], without[unchanged])
+
+
+def test_the_config_tag_is_empty_for_the_default_and_tells_configs_apart():
+    assert SyntheticConfig().tag == ""
+    tags = {SyntheticConfig(sheets=4).tag, SyntheticConfig(sheets=3).tag, SyntheticConfig(classes=11).tag}
+    assert len(tags) == 3 and all(len(tag) == 8 for tag in tags)
+    assert SyntheticConfig(sheets=4).tag == SyntheticConfig(sheets=4).tag
+
+
 def test_config_rejects_class_counts_a_label_map_cannot_hold():
-    for classes in (1, 256):  # labels are uint8
-        with pytest.raises(ValueError, match="2 to 255 classes"):
-            SyntheticConfig(classes=classes)
+    for classes, sheets in ((1, 0), (256, 0), (250, 6), (12, -1)):  # labels are uint8
+        with pytest.raises(ValueError, match="2 to 255 classes and sheets"):
+            SyntheticConfig(classes=classes, sheets=sheets)
