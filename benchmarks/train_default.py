@@ -12,7 +12,9 @@ thin-to-thick from the first run (`--init`, fewer steps) → `soupgan evaluate` 
 Colin27 (128² in-plane centre crop), with the authors' released model alongside for thin-to-thin → with
 --install, copy the generators into the package and write `model_card.json` with their sha256 and measured
 quality. `--start GENERATOR` runs only the --refine stages, from that generator (e.g. the shipped one), and
-records its sha256 and, for the installed default, the recipe that made it. `--synthetic N` adds N synthetic
+records its sha256 and, for an installed default, the recipe that made it; `--criterion thin-to-thick` refines
+the thin-to-thick generator that way instead. With --install the generator not trained stays, its entry in the
+card keeping its own `provenance`. `--synthetic N` adds N synthetic
 volumes (`pipeline.synthetic`; seeds from --synthetic-from, --sheets folded sheets each) to every stage's scans. Runs on CPU as is; on a GPU add --precision
 mixed_float16 --jit-compile on.
 
@@ -73,25 +75,26 @@ def grow_stage(text: str) -> tuple[str, int, float, int, list[int]]:
     return (*refine_stage(head), dilation_list(dilations))
 
 
-def average_stages(stages: list[str], work: str) -> str:
+def average_stages(stages: list[str], work: str, criterion: str) -> str:
     """The weight-space mean of these runs' last generators, saved in `work`; its path."""
     from model.generator import average_generators, load_generator
 
-    path = os.path.join(work, "thin-to-thin-average.keras")
+    path = os.path.join(work, f"{criterion}-average.keras")
     print(f"averaging the weights of {', '.join(map(os.path.basename, stages))} into {path}", flush=True)
     average_generators([load_generator(os.path.join(stage, "last_generator.keras")) for stage in stages]).save(path)
     return path
 
 
 def started_from(generator: str) -> dict:
-    """The --start generator's sha256, and the recipe that made it when it is the installed default."""
-    from model.model_source import model_card, sha256_of
+    """The --start generator's sha256, and the recipe that made it when it is an installed default."""
+    from model.model_source import model_card, provenance, sha256_of
 
     digest = sha256_of(generator)
     entry = {"generator": os.path.basename(generator), "sha256": digest}
     card = model_card()
-    if digest == card["models"]["thin-to-thin"]["sha256"]:  # its provenance, back to the first recipe
-        entry.update({key: card[key] for key in ("recipe", "training_data", "started_from") if key in card})
+    for criterion, model in card["models"].items():
+        if digest == model.get("sha256"):  # its provenance, back to the first recipe
+            entry.update({key: value for key, value in provenance(card, criterion).items() if key != "created"})
     return entry
 
 
@@ -100,13 +103,15 @@ def main() -> None:
     parser.add_argument("--work", default="runs/default", help="runs and evaluations go here")
     parser.add_argument("--start", metavar="GENERATOR",
                         help="the --refine stages start from this generator (e.g. the shipped one) instead of a new "
-                             "MSE run; thin-to-thick is then not trained and --install keeps the installed one")
+                             "MSE run; only --criterion is trained and --install keeps the other installed one")
+    parser.add_argument("--criterion", choices=("thin-to-thin", "thin-to-thick"), default="thin-to-thin",
+                        help="with --start: the generator the --refine stages refine")
     parser.add_argument("--epochs", type=int, default=15, help="thin-to-thin epochs")
     parser.add_argument("--refine", type=refine_stage, action="append", default=[], metavar="LOSS:EPOCHS:LR:SEED",
                         help="a thin-to-thin warm restart from the previous stage's last generator, with its own "
                              "pixel loss (mse or log-mse), epochs, peak rate and data seed; repeatable")
     parser.add_argument("--average-last", type=int, default=1, metavar="N",
-                        help="ship the weight-space mean of the last N thin-to-thin stages' generators (1: the last)")
+                        help="ship the weight-space mean of the last N refined stages' generators (1: the last)")
     parser.add_argument("--grow", type=grow_stage, metavar="LOSS:EPOCHS:LR:SEED:D,D,...",
                         help="last, add slice-axis reach blocks (dilations D) to the thin-to-thin generator so far "
                              "and fine-tune it on pairs --grow-patch-depth long along the slice axis")
@@ -131,9 +136,12 @@ def main() -> None:
 
     stage_count = len(args.refine) + (0 if args.start else 1)
     if not 1 <= args.average_last <= stage_count:
-        parser.error(f"--average-last {args.average_last}: there are {stage_count} thin-to-thin stages")
+        parser.error(f"--average-last {args.average_last}: there are {stage_count} {args.criterion} stages")
     if args.start and not os.path.isfile(args.start):
         parser.error(f"--start {args.start}: no such generator file")
+    if args.criterion != "thin-to-thin" and not (args.start and args.refine and not args.grow):
+        parser.error(f"--criterion {args.criterion} refines a --start generator: give --start and --refine, no --grow")
+    refined = args.criterion
     volumes = recipe_scans(args)
     common = ["--volumes", *volumes, "--stage", "mse", "--filters", str(args.filters), "--blocks", str(args.blocks),
               "--patch-size", str(args.patch_size), "--batch-size", str(args.batch_size),
@@ -148,8 +156,8 @@ def main() -> None:
         stages.append(first)
     previous = args.start or os.path.join(first, "last_generator.keras")
     for number, (loss, epochs, learning_rate, seed) in enumerate(args.refine, start=1):
-        stage = os.path.join(args.work, f"thin-to-thin-refine{number}")
-        soupgan("train", *common, "--out", stage, "--criterion", "thin-to-thin", "--init", previous,
+        stage = os.path.join(args.work, f"{refined}-refine{number}")
+        soupgan("train", *common, "--out", stage, "--criterion", refined, "--init", previous,
                 "--pixel-loss", loss, "--epochs", str(epochs), "--learning-rate", str(learning_rate),
                 "--seed", str(seed))
         stages.append(stage)
@@ -162,20 +170,20 @@ def main() -> None:
                 "--init", first, "--epochs", str(args.thick_epochs),
                 "--learning-rate", str(args.learning_rate / 2))
         generators["thin-to-thick"] = os.path.join(thick, "last_generator.keras")
-    thin = (average_stages(stages[-args.average_last:], args.work) if args.average_last > 1
+    last = (average_stages(stages[-args.average_last:], args.work, refined) if args.average_last > 1
             else os.path.join(stages[-1], "last_generator.keras"))
     if args.grow:
         loss, epochs, learning_rate, seed, dilations = args.grow
         grown = os.path.join(args.work, "thin-to-thin-grown")
-        soupgan("train", *common, "--out", grown, "--criterion", "thin-to-thin", "--init", thin,
+        soupgan("train", *common, "--out", grown, "--criterion", "thin-to-thin", "--init", last,
                 "--slice-dilations", ",".join(map(str, dilations)), "--patch-depth", str(args.grow_patch_depth),
                 "--pixel-loss", loss, "--epochs", str(epochs), "--learning-rate", str(learning_rate),
                 "--seed", str(seed))
-        thin = os.path.join(grown, "last_generator.keras")
-    generators = {"thin-to-thin": thin, **generators}
+        last = os.path.join(grown, "last_generator.keras")
+    generators = {refined: last, **generators}
     if args.train_only:
         return
-    from model.model_source import DEFAULT_WEIGHTS, MODEL_CARD, model_card, sha256_of
+    from model.model_source import DEFAULT_WEIGHTS, MODEL_CARD, model_card, provenance, sha256_of
     from pipeline.synthetic import SyntheticConfig
 
     card = {"created": datetime.date.today().isoformat(),
@@ -203,14 +211,16 @@ def main() -> None:
                                     *([{f"{args.grow[0]} with slice reach blocks {args.grow[4]} added, "
                                         f"{args.grow_patch_depth}-deep patches": args.grow[1] * args.steps_per_epoch}]
                                       if args.grow else [])]
-                                   if criterion == "thin-to-thin" else
+                                   if criterion == refined else
                                    [{"mse from the first thin-to-thin run": args.thick_epochs * args.steps_per_epoch}]),
                          "generator": "last epoch"},
             "colin27_centre128": evaluate(args.work, criterion, generator, reference),
         }
     if args.install:
-        if args.start:  # thin-to-thick was not trained: the installed one and its entry stay
-            card["models"] = {**model_card()["models"], **card["models"]}
+        if args.start:  # the other generator was not trained: the installed one stays, with how it was made
+            installed = model_card()
+            card["models"] = {**{criterion: {**entry, "provenance": provenance(installed, criterion)}
+                                 for criterion, entry in installed["models"].items()}, **card["models"]}
         for criterion, entry in card["models"].items():
             target = os.path.join(DEFAULT_WEIGHTS, entry["file"])
             if criterion in generators:

@@ -2,7 +2,8 @@
 `.keras` file; each checked against the degradation criterion it is asked to undo.
 
 The defaults live in `model/default_weights/`: one `.keras` per criterion and `model_card.json`, which
-names each file with its sha256, how it was trained and its measured quality.
+names each file with its sha256, how it was trained and its measured quality (`provenance`: the card's recipe,
+or an entry's own where a later run that refined the other generator kept it).
 """
 from __future__ import annotations
 
@@ -29,6 +30,16 @@ def sha256_of(path: str) -> str:
 def model_card() -> dict:
     with open(MODEL_CARD, encoding="utf-8") as handle:
         return json.load(handle)
+
+
+PROVENANCE_KEYS = ("created", "recipe", "training_data", "synthetic_config", "started_from")
+
+
+def provenance(card: dict, criterion: str) -> dict:
+    """How the shipped `criterion` generator was made (recipe, training data, start): its entry's own record
+    when a later recipe run kept it as it was, else the card's."""
+    entry = card["models"][criterion]
+    return entry.get("provenance") or {key: card[key] for key in PROVENANCE_KEYS if key in card}
 
 
 def default_generator_path(criterion: str) -> str:

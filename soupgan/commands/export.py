@@ -37,13 +37,13 @@ def parse_float_scales(text: str) -> list[float]:
 
 def source_card(model: str | None, criterion: str, path: str) -> dict:
     """What the model card says of where the generator comes from: the shipped card's entry or the run's config."""
-    from model.model_source import model_card, sha256_of
+    from model.model_source import model_card, provenance, sha256_of
     from model.run_dir import RunDirectory
 
     card = {"generator_file": os.path.basename(path), "generator_sha256": sha256_of(path)}
     if model is None:
         shipped = model_card()
-        card.update({"source": "soupgan default weights", "training_data": shipped.get("training_data"),
+        card.update({"source": "soupgan default weights", "training_data": provenance(shipped, criterion).get("training_data"),
                      "measured": shipped["models"][criterion]})
     elif os.path.isdir(model):
         card.update({"source": "training run", "training": RunDirectory(model).read_config()})

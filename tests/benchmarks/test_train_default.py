@@ -11,7 +11,7 @@ import numpy as np
 
 from benchmarks.train_default import started_from
 from model.generator import SoupGenerator, load_generator
-from model.model_source import DEFAULT_WEIGHTS, model_card
+from model.model_source import DEFAULT_WEIGHTS, model_card, provenance
 from pipeline.nifti_io import write_nifti
 from tests.benchmarks.test_train_on_device import SCAN_NAMES
 from tests.pipeline.test_random_pairs import head
@@ -62,3 +62,37 @@ def test_provenance_names_the_installed_recipe_only_for_the_installed_generator(
     other = tmp_path / "other.keras"
     other.write_bytes(b"not the default")
     assert set(started_from(str(other))) == {"generator", "sha256"}
+
+
+def test_a_generator_kept_from_an_earlier_run_keeps_its_own_provenance():
+    """The shipped thin-to-thick was trained by an earlier full recipe on the real scans only, not by the card's
+    latest run: its entry says so, and a run started from it records that recipe."""
+    card = model_card()
+    thick = provenance(card, "thin-to-thick")
+    assert thick == card["models"]["thin-to-thick"]["provenance"] and thick["recipe"] != card["recipe"]
+    assert not any(name.startswith("synthetic") for name in thick["training_data"])
+    assert provenance(card, "thin-to-thin")["recipe"] == card["recipe"]
+    started = started_from(os.path.join(DEFAULT_WEIGHTS, "thin-to-thick.keras"))
+    assert started["recipe"] == thick["recipe"] and started["training_data"] == thick["training_data"]
+
+
+def test_thin_to_thick_stages_refine_a_start_and_need_one(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for seed, name in enumerate(SCAN_NAMES[:3]):
+        write_nifti(head(seed=seed), str(data / name))
+    start = SoupGenerator(filters=4, blocks=1)
+    start({"image": np.zeros((1, 16, 16, 16, 1), np.float32), "scale": np.float32(2.0)})
+    start.save(str(tmp_path / "start.keras"))
+    work = tmp_path / "work"
+    command = [sys.executable, "-m", "benchmarks.train_default", "--work", str(work), "--criterion", "thin-to-thick",
+               "--refine", "log-mse:1:1e-4:3", "--train-only", *TINY]
+    env = {**os.environ, "SOUPGAN_DATA": str(data)}
+    refused = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=120, env=env)
+    assert refused.returncode == 2 and "give --start and --refine" in refused.stderr.strip().splitlines()[-1]
+    result = subprocess.run([*command, "--start", str(tmp_path / "start.keras")], capture_output=True, text=True,
+                            cwd=ROOT, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert os.listdir(work) == ["thin-to-thick-refine1"]
+    config = json.load(open(work / "thin-to-thick-refine1" / "config.json"))
+    assert config["criterion"] == "thin-to-thick" and config["init"] == str(tmp_path / "start.keras")

@@ -137,6 +137,20 @@ def test_export_cli_writes_every_scale_with_the_default_weights(tmp_path):
     assert bad.returncode == 2 and "outside the model's range" in bad.stderr.strip().splitlines()[-1]
 
 
+def test_an_exported_default_names_the_data_its_own_generator_was_trained_on():
+    from model.model_source import DEFAULT_WEIGHTS, model_card
+    from soupgan.commands.export import source_card
+
+    card = model_card()
+    for criterion in ("thin-to-thin", "thin-to-thick"):
+        exported = source_card(None, criterion, os.path.join(DEFAULT_WEIGHTS, f"{criterion}.keras"))
+        assert exported["generator_sha256"] == card["models"][criterion]["sha256"]
+        entry = card["models"][criterion]
+        assert exported["training_data"] == entry.get("provenance", card)["training_data"]
+    thick = source_card(None, "thin-to-thick", os.path.join(DEFAULT_WEIGHTS, "thin-to-thick.keras"))
+    assert not any(name.startswith("synthetic") for name in thick["training_data"])  # trained before them
+
+
 def test_an_export_runs_in_process_tiled_or_whole_with_the_same_result(exported, monkeypatch):
     import serving.local_export as local_export
 
