@@ -14,9 +14,9 @@ Colin27 (128² in-plane centre crop), with the authors' released model alongside
 quality. `--start GENERATOR` runs only the --refine stages, from that generator (e.g. the shipped one), and
 records its sha256 and, for an installed default, the recipe that made it; `--criterion thin-to-thick` refines
 the thin-to-thick generator that way instead. With --install the generator not trained stays, its entry in the
-card keeping its own `provenance`. `--synthetic N` adds N synthetic
-volumes (`pipeline.synthetic`; seeds from --synthetic-from, --sheets folded sheets each) to every stage's scans. Runs on CPU as is; on a GPU add --precision
-mixed_float16 --jit-compile on.
+card keeping its own `provenance`. `--synthetic N` adds N synthetic volumes (`pipeline.synthetic`; seeds from
+--synthetic-from, --sheets folded sheets each) to every stage's scans. Runs on CPU as is; on a GPU add
+--precision mixed_float16 --jit-compile on.
 
 On a GPU machine without TensorFlow: `KERAS_BACKEND=jax SOUPGAN_DATA=data python -m benchmarks.train_default
 --portable --train-only ...` trains with Keras fit on JAX (`soupgan train --portable`); then the same command
@@ -108,7 +108,7 @@ def main() -> None:
                         help="with --start: the generator the --refine stages refine")
     parser.add_argument("--epochs", type=int, default=15, help="thin-to-thin epochs")
     parser.add_argument("--refine", type=refine_stage, action="append", default=[], metavar="LOSS:EPOCHS:LR:SEED",
-                        help="a thin-to-thin warm restart from the previous stage's last generator, with its own "
+                        help="a warm restart from the previous stage's (or --start's) last generator, with its own "
                              "pixel loss (mse or log-mse), epochs, peak rate and data seed; repeatable")
     parser.add_argument("--average-last", type=int, default=1, metavar="N",
                         help="ship the weight-space mean of the last N refined stages' generators (1: the last)")

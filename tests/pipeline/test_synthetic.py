@@ -82,7 +82,8 @@ def test_a_synthetic_volume_round_trips_through_nifti_and_feeds_random_pairs(tmp
 def test_sheets_are_thin_folded_labels_of_their_own_laid_over_the_head():
     plain = SyntheticConfig(shape=(64, 64, 64), classes=4)
     config = dataclasses.replace(plain, sheets=2, sheet_mm=(2.0, 2.0))
-    labels, without = random_label_map(config, np.random.default_rng(5)), random_label_map(plain, np.random.default_rng(5))
+    labels = random_label_map(config, np.random.default_rng(5))
+    without = random_label_map(plain, np.random.default_rng(5))
     head = without > 0
     np.testing.assert_array_equal(labels > 0, head)  # sheets stay inside the head, which they do not move
     changed = labels != without
