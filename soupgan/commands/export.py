@@ -43,7 +43,8 @@ def source_card(model: str | None, criterion: str, path: str) -> dict:
     card = {"generator_file": os.path.basename(path), "generator_sha256": sha256_of(path)}
     if model is None:
         shipped = model_card()
-        card.update({"source": "soupgan default weights", "training_data": provenance(shipped, criterion).get("training_data"),
+        card.update({"source": "soupgan default weights",
+                     "training_data": provenance(shipped, criterion).get("training_data"),
                      "measured": shipped["models"][criterion]})
     elif os.path.isdir(model):
         card.update({"source": "training run", "training": RunDirectory(model).read_config()})

@@ -21,14 +21,21 @@ TINY = ["--filters", "4", "--blocks", "1", "--batch-size", "2", "--patch-size", 
         "--steps-per-epoch", "2"]
 
 
-def test_refine_stages_start_from_the_given_generator_and_chain(tmp_path):
+def phantom_scans_and_start(tmp_path, names):
+    """Phantom heads under the recipe's scan names in tmp_path/data (its path, for SOUPGAN_DATA) and a tiny
+    untrained generator to start from in tmp_path/start.keras."""
     data = tmp_path / "data"
     data.mkdir()
-    for seed, name in enumerate(SCAN_NAMES):
+    for seed, name in enumerate(names):
         write_nifti(head(seed=seed), str(data / name))
     start = SoupGenerator(filters=4, blocks=1)
     start({"image": np.zeros((1, 16, 16, 16, 1), np.float32), "scale": np.float32(2.0)})
     start.save(str(tmp_path / "start.keras"))
+    return data
+
+
+def test_refine_stages_start_from_the_given_generator_and_chain(tmp_path):
+    data = phantom_scans_and_start(tmp_path, SCAN_NAMES)
     work = tmp_path / "work"
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.train_default", "--work", str(work), "--start", str(tmp_path / "start.keras"),
@@ -77,13 +84,7 @@ def test_a_generator_kept_from_an_earlier_run_keeps_its_own_provenance():
 
 
 def test_thin_to_thick_stages_refine_a_start_and_need_one(tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    for seed, name in enumerate(SCAN_NAMES[:3]):
-        write_nifti(head(seed=seed), str(data / name))
-    start = SoupGenerator(filters=4, blocks=1)
-    start({"image": np.zeros((1, 16, 16, 16, 1), np.float32), "scale": np.float32(2.0)})
-    start.save(str(tmp_path / "start.keras"))
+    data = phantom_scans_and_start(tmp_path, SCAN_NAMES[:3])
     work = tmp_path / "work"
     command = [sys.executable, "-m", "benchmarks.train_default", "--work", str(work), "--criterion", "thin-to-thick",
                "--refine", "log-mse:1:1e-4:3", "--train-only", *TINY]
