@@ -2,11 +2,13 @@
 
 The output grid is cut into tiles of one fixed shape (the last tile of each axis flush with the end, so a
 single compiled function serves every tile). Each tile's *core* is what it contributes; its input is the
-core grown by a `halo` on every side (shifted inward at the volume's edges, where the network's own zero
-padding then matches a whole-volume pass). With `halo` ≥ the network's receptive radius, each core equals
-one pass over the whole volume. Cores may also overlap and be blended with Gaussian or Hann weights, which
-hides seams when the halo is smaller than the receptive radius. Tile inputs come from a caller's
-`read(region)` (e.g. a lazily upsampled volume); blended outputs go into one preallocated float32 array.
+core grown by a `halo` on every side. At the volume's edges that input either shifts inward (the network's
+own zero padding then matches a whole-volume pass) or, with `beyond_edges`, reaches past the edge, where
+`edge_padded` repeats the edge voxels (then each core matches a pass over the edge-padded volume). With
+`halo` ≥ the network's receptive radius, each core equals that one pass. Cores may also overlap and be
+blended with Gaussian or Hann weights, which hides seams when the halo is smaller than the receptive radius.
+Tile inputs come from a caller's `read(region)` (e.g. a lazily upsampled volume); blended outputs go into
+one preallocated float32 array.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ class AxisTiling:
     core: int
     halo: int
     overlap: float
+    beyond_edges: bool = False
 
     @property
     def core_length(self) -> int:
@@ -37,7 +40,8 @@ class AxisTiling:
 
     @property
     def input_length(self) -> int:
-        return min(self.core_length + 2 * self.halo, self.size)
+        length = self.core_length + 2 * self.halo
+        return length if self.beyond_edges else min(length, self.size)
 
     @property
     def core_starts(self) -> list[int]:
@@ -48,7 +52,10 @@ class AxisTiling:
         return starts + [self.size - length]
 
     def input_start(self, core_start: int) -> int:
-        """The input window holding the core with `halo` on each side, moved inward at the edges."""
+        """The input window holding the core with `halo` on each side, moved inward at the edges unless the
+        window may reach past them."""
+        if self.beyond_edges:
+            return core_start - self.halo
         return int(np.clip(core_start - self.halo, 0, self.size - self.input_length))
 
     def blend_window(self, blending: str) -> np.ndarray:
@@ -84,7 +91,7 @@ class SlidingWindow:
     """Tiles of a 3D grid and the weights that blend them (separable, so no 3D weight map is kept)."""
 
     def __init__(self, shape: Sequence[int], core: Sequence[int] | int, halo: Sequence[int] | int = 0,
-                 overlap: float = 0.0, blending: str = "gaussian"):
+                 overlap: float = 0.0, blending: str = "gaussian", beyond_edges: bool = False):
         core = (core,) * 3 if np.isscalar(core) else tuple(core)
         halo = (halo,) * 3 if np.isscalar(halo) else tuple(halo)
         if blending not in BLENDINGS:
@@ -95,7 +102,7 @@ class SlidingWindow:
             raise ValueError(f"tile cores must be >= 1 and halos >= 0, got {core} and {halo}")
         self.shape = tuple(int(n) for n in shape)
         self.blending = blending
-        self.axes = [AxisTiling(n, int(c), int(h), overlap) for n, c, h in zip(self.shape, core, halo)]
+        self.axes = [AxisTiling(n, int(c), int(h), overlap, beyond_edges) for n, c, h in zip(self.shape, core, halo)]
         # The blend of a tile is w0 ⊗ w1 ⊗ w2, normalised by the separable sum of the weights of all tiles.
         self._windows = [axis.blend_window(blending) for axis in self.axes]
         self._sums = [axis.weight_sum(blending) for axis in self.axes]
@@ -124,6 +131,18 @@ class SlidingWindow:
         factors = [window / total[region] for window, total, region in zip(self._windows, self._sums,
                                                                             tile.output_region)]
         return (factors[0][:, None, None] * factors[1][None, :, None] * factors[2][None, None, :]).astype(np.float32)
+
+
+def edge_padded(read: Callable[[Region], np.ndarray], shape: Sequence[int]) -> Callable[[Region], np.ndarray]:
+    """`read` for regions that may reach past a volume of `shape`: what lies outside repeats the nearest edge
+    voxel (NumPy's "edge" mode), so a scan that ends inside tissue is not given a wall of zeros there."""
+    def read_padded(region: Region) -> np.ndarray:
+        inside = tuple(slice(max(r.start, 0), min(r.stop, n)) for r, n in zip(region, shape))
+        pads = [(i.start - r.start, r.stop - i.stop) for r, i in zip(region, inside)]
+        data = np.asarray(read(inside))
+        return np.pad(data, pads, mode="edge") if any(a or b for a, b in pads) else data
+
+    return read_padded
 
 
 def sliding_window_inference(

@@ -4,7 +4,9 @@ CLI, the benchmarks and (by a parity test) the serving graph share.
 Steps: the [p0.5, p99.5] window of the **whole thick volume** (what training records carry), slice axis
 first, cubic spline upsampling + normalisation of one in-plane column at a time (the spline runs along
 the slice axis only, so an in-plane chunk is exact and the full upsampled volume never exists), the
-generator over 3D tiles (`model.sliding_window`), denormalisation, slice axis back, the affine that
+generator over 3D tiles (`model.sliding_window`) whose inputs reach its receptive radius past the volume's
+edges, filled with the edge voxels (a scan that ends inside tissue, a slab or a CT field of view, would
+otherwise meet the network's zero padding as a wall of air), denormalisation, slice axis back, the affine that
 puts every thin slice at its true position and, for thin-to-thin, the measured slices as measured
 (`pipeline.consistency`: the network's output there is discarded).
 """
@@ -16,7 +18,7 @@ import keras
 import numpy as np
 
 from model.generator import SoupGenerator
-from model.sliding_window import Region, SlidingWindow, sliding_window_inference
+from model.sliding_window import Region, SlidingWindow, edge_padded, sliding_window_inference
 from pipeline.config import THIN_TO_THIN
 from pipeline.consistency import keep_measured_slices
 from pipeline.errors import InputError
@@ -82,12 +84,13 @@ def tiled_over_volume(volume: Volume, predict: Callable[[np.ndarray], np.ndarray
                       axis: int | None, tiles: Callable[[tuple], SlidingWindow], batch_size: int = 1,
                       progress: Callable[[int, int], None] | None = None) -> Volume:
     """Run a normalised-intensity network `predict` over the whole volume: window of the whole thick volume,
-    lazily upsampled columns, `tiles(shape)` of the thin grid, denormalised output with its geometry."""
+    lazily upsampled columns (edge-padded where a tile reaches past the volume), `tiles(shape)` of the thin grid,
+    denormalised output with its geometry."""
     axis = volume.slice_axis(axis)
     window = robust_window(volume.data)
     source = UpsampledColumns(np.moveaxis(volume.data, axis, 0), scale, criterion, window)
-    output = sliding_window_inference(source, predict, tiles(source.shape), batch_size, transform=window.denormalize,
-                                      progress=progress)
+    output = sliding_window_inference(edge_padded(source, source.shape), predict, tiles(source.shape), batch_size,
+                                      transform=window.denormalize, progress=progress)
     return thin_volume(volume, output, scale, criterion, axis)
 
 
@@ -107,12 +110,14 @@ def super_resolve(
     """The thin-slice volume, in the input's units, with the affine of `pipeline.geometry`'s conventions.
 
     `halo` (one for all axes, or per axis, slice axis first) defaults to the generator's receptive field, which
-    makes the tiled result equal one pass over the whole volume; `overlap`/`blending` matter only with a smaller halo.
+    makes the tiled result equal one pass over the whole volume padded by it with its edge voxels;
+    `overlap`/`blending` matter only with a smaller halo.
     """
     scale = check_scale(generator, scale)
     halo = generator.receptive_field if halo is None else halo
     axis = volume.slice_axis(axis)
     result = tiled_over_volume(volume, compiled_predictor(generator, scale), scale, criterion, axis,
-                               lambda shape: SlidingWindow(shape, tile, halo, overlap, blending), batch_size, progress)
+                               lambda shape: SlidingWindow(shape, tile, halo, overlap, blending, beyond_edges=True),
+                               batch_size, progress)
     keep_measured_slices(result.data, volume.data, scale, criterion, axis)
     return result

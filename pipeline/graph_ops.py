@@ -2,7 +2,8 @@
 
 Each mirrors one NumPy definition and is tested against it: `upsample_tf` against
 `pipeline.interpolation.upsample`, `robust_window_tf` against `pipeline.normalization.robust_window`,
-`keep_measured_slices_tf` against `pipeline.consistency.keep_measured_slices`.
+`keep_measured_slices_tf` against `pipeline.consistency.keep_measured_slices`, `pad_edges_tf` against
+`np.pad(..., mode="edge")`.
 Shapes may be dynamic; everything is plain TF ops, so it exports and runs in TF Serving.
 """
 from __future__ import annotations
@@ -70,6 +71,16 @@ def upsample_tf(volume: tf.Tensor, scale: float, criterion: str, axis: int) -> t
     out = tf.tensordot(matrix, tf.transpose(volume, perm), axes=1)
     inverse = [perm.index(i) for i in range(rank)]
     return tf.transpose(out, inverse)
+
+
+def pad_edges_tf(volume: tf.Tensor, pads: list[tuple[int, int]]) -> tf.Tensor:
+    """Pad each axis by (before, after) copies of its edge values, as `np.pad(..., mode="edge")` (tf.pad has
+    no such mode); any size ≥ 1 works, where SYMMETRIC/REFLECT need the axis longer than the padding."""
+    for axis, (before, after) in enumerate(pads):
+        if before or after:
+            size = tf.shape(volume)[axis]
+            volume = tf.gather(volume, tf.clip_by_value(tf.range(-before, size + after), 0, size - 1), axis=axis)
+    return volume
 
 
 def robust_window_tf(volume: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

@@ -3,7 +3,8 @@ intensities in, thin-slice volume in the same units out.
 
 Everything a client would otherwise have to know runs in the graph (`pipeline.graph_ops`): the [p0.5, p99.5]
 window of the whole thick volume, cubic spline upsampling along the slice axis (the first axis), normalisation,
-the generator at the model's one scalar scale (a fractional scale interpolates the neighbouring parameters,
+the edge padding by the receptive field that in-process inference gives (`model.super_resolve`), the
+generator at the model's one scalar scale (a fractional scale interpolates the neighbouring parameters,
 paper Eq. 3; never the every-kernel path), the inverse normalisation, so CT stays in HU, and (thin-to-thin)
 the measured slices put back as measured (`pipeline.consistency`). Bad requests
 (fewer than 2 slices, non-finite voxels, an output over the voxel limit) fail with INVALID_ARGUMENT before
@@ -29,7 +30,8 @@ from model.generator import SoupGenerator
 from model.super_resolve import check_scale
 from pipeline.config import THIN_TO_THIN
 from pipeline.errors import InputError
-from pipeline.graph_ops import denormalize_tf, keep_measured_slices_tf, normalize_tf, robust_window_tf, upsample_tf
+from pipeline.graph_ops import (denormalize_tf, keep_measured_slices_tf, normalize_tf, pad_edges_tf, robust_window_tf,
+                                upsample_tf)
 
 DEFAULT_MAX_VOXELS = 200_000_000  # output voxels per request: 0.8 GB of float32 out, ~13 GB of activations
 WARMUP_SHAPE = (6, 48, 48)
@@ -53,6 +55,8 @@ class ExportedModel:
 def serving_function(generator: SoupGenerator, scale: float, criterion: str, max_voxels: int):
     """(volume, low, high) → thin-slice volume, with the request checks; traced into the SavedModel."""
     scale = check_scale(generator, scale)
+    radius = generator.receptive_field
+    core = tuple(slice(r, -r if r else None) for r in radius)
 
     def run(volume: tf.Tensor, low: tf.Tensor, high: tf.Tensor) -> tf.Tensor:
         slices = tf.shape(volume)[0]
@@ -66,9 +70,9 @@ def serving_function(generator: SoupGenerator, scale: float, criterion: str, max
         ]
         with tf.control_dependencies(checks):
             upsampled = normalize_tf(upsample_tf(volume, scale, criterion, axis=0), low, high)
-        image = upsampled[None, ..., None]
-        output = generator({"image": image, "scale": tf.constant(scale, tf.float32)}, training=False)
-        return keep_measured_slices_tf(denormalize_tf(output[0, ..., 0], low, high), volume, scale, criterion)
+        image = pad_edges_tf(upsampled, [(r, r) for r in radius])[None, ..., None]
+        output = generator({"image": image, "scale": tf.constant(scale, tf.float32)}, training=False)[0, ..., 0]
+        return keep_measured_slices_tf(denormalize_tf(output[core], low, high), volume, scale, criterion)
 
     def default(volume):
         low, high = robust_window_tf(volume)

@@ -3,7 +3,7 @@ receptive radius makes the tiled result equal one pass, and blending hides seams
 import numpy as np
 import pytest
 
-from model.sliding_window import BLENDINGS, SlidingWindow, sliding_window_inference
+from model.sliding_window import BLENDINGS, SlidingWindow, edge_padded, sliding_window_inference
 from tests.generators import random_generator
 
 RNG = np.random.default_rng(0)
@@ -61,6 +61,40 @@ def test_halo_of_the_receptive_field_equals_one_pass(variant, dilations):
     window = SlidingWindow(image.shape, core=(9, 11, 10), halo=generator.receptive_field, overlap=0.0)
     assert len(window) > 8  # interior tiles and flush-end tiles on every axis
     np.testing.assert_allclose(_tiled(generator, image, window), whole, atol=2e-5)
+
+
+def test_tiles_beyond_the_edges_have_their_core_a_halo_in_from_every_side():
+    shape, halo = (30, 41, 19), 4
+    window = SlidingWindow(shape, core=(8, 16, 32), halo=halo, beyond_edges=True)
+    assert window.input_shape == (16, 24, 27)  # core + 2·halo on every axis, even the one shorter than a core
+    for tile in window.tiles():
+        assert all(core.start == halo for core in tile.core_in_input)
+        assert all(r.stop - r.start == n for r, n in zip(tile.input_region, window.input_shape))
+    assert min(tile.input_region[0].start for tile in window.tiles()) == -halo
+
+
+def test_edge_padded_reads_repeat_the_edge_voxels_outside_the_volume():
+    volume = RNG.random((5, 6, 7), dtype=np.float32)
+    read = edge_padded(lambda region: volume[region], volume.shape)
+    np.testing.assert_array_equal(read((slice(-3, 8), slice(1, 4), slice(-2, 7))),
+                                  np.pad(volume, [(3, 3), (0, 0), (2, 0)], mode="edge")[:, 1:4, :])
+    np.testing.assert_array_equal(read((slice(1, 3), slice(0, 6), slice(2, 5))), volume[1:3, :, 2:5])
+
+
+@pytest.mark.parametrize("variant, dilations", [("residual", ()), ("residual", (3,))], ids=["residual", "slice-reach"])
+def test_beyond_the_edges_a_halo_of_the_receptive_field_equals_one_pass_over_the_edge_padded_volume(variant,
+                                                                                                    dilations):
+    generator = random_generator(variant, std=0.1, slice_dilations=dilations)
+    image = RNG.random((37, 29, 26), dtype=np.float32)
+    radius = generator.receptive_field
+    padded = np.pad(image, [(r, r) for r in radius], mode="edge")
+    whole = generator({"image": padded[None, ..., None], "scale": np.float32(3.5)}).numpy()[0, ..., 0]
+    whole = whole[tuple(slice(r, r + n) for r, n in zip(radius, image.shape))]
+    window = SlidingWindow(image.shape, core=(9, 11, 10), halo=radius, beyond_edges=True)
+    read = edge_padded(lambda region: image[region], image.shape)
+    result = sliding_window_inference(read, lambda batch: generator(
+        {"image": batch[..., None], "scale": np.float32(3.5)}).numpy()[..., 0], window, batch_size=2)
+    np.testing.assert_allclose(result, whole, atol=2e-5)
 
 
 def test_blending_hides_seams_when_the_halo_is_short():

@@ -8,7 +8,8 @@ import pytest
 
 import model.model_source as model_source
 from model.generator import SoupGenerator
-from model.super_resolve import UpsampledColumns, super_resolve
+from model.sliding_window import SlidingWindow
+from model.super_resolve import UpsampledColumns, compiled_predictor, super_resolve, tiled_over_volume
 from pipeline.config import THIN_TO_THICK, THIN_TO_THIN
 from pipeline.errors import InputError
 from pipeline.geometry import upsampled_affine
@@ -44,14 +45,37 @@ def test_tiled_equals_one_pass_and_uses_the_whole_thick_volumes_window():
     ct = ct_volume((30, 34, 8))
     generator = random_generator()
     tiled = super_resolve(ct, generator, 3, tile=(7, 9, 11))
-    # by hand: window of the whole thick volume, cubic, normalise, one pass, denormalise
+    # by hand: window of the whole thick volume, cubic, normalise, edge padding by the receptive field, one
+    # pass, crop, denormalise
     window = robust_window(ct.data)
     image = window.normalize(np.moveaxis(upsample(ct.data, 3, THIN_TO_THIN, axis=2), 2, 0))
-    output = generator({"image": image[None, ..., None], "scale": np.float32(3)}).numpy()[0, ..., 0]
+    radius = generator.receptive_field
+    padded = np.pad(image, [(r, r) for r in radius], mode="edge")
+    output = generator({"image": padded[None, ..., None], "scale": np.float32(3)}).numpy()[0, ..., 0]
+    output = output[tuple(slice(r, r + n) for r, n in zip(radius, image.shape))]
     expected = np.moveaxis(window.denormalize(output), 0, 2)
     expected[..., ::3] = ct.data  # thin-to-thin: the measured slices as measured
     np.testing.assert_allclose(tiled.data, expected, atol=2e-5 * np.ptp(expected))
     np.testing.assert_allclose(tiled.affine, upsampled_affine(ct.affine, 2, 3, THIN_TO_THIN))
+
+
+@pytest.mark.parametrize("criterion", [THIN_TO_THIN, THIN_TO_THICK])
+def test_a_scan_that_ends_inside_tissue_meets_no_wall_of_air_at_its_edges(criterion):
+    # a uniform slab of tissue: a translation-invariant network must change it uniformly, up to the last voxel
+    # on every side; the network's own zero padding (tiles kept inside the volume) bends every edge voxel
+    tissue = Volume(np.full((24, 20, 10), 350.0, np.float32), CT_AFFINE, "CT")
+    tissue.data[0, 0, 0] = -1000.0  # one voxel of air, so the window is not degenerate
+    generator = random_generator(std=0.3)
+    # the cubic spline spreads the air voxel along the slice axis (2) only, the network by its radius in-plane;
+    # slices 1, 4, 7, ... are computed by the network under both criteria
+    inside = (slice(generator.receptive_field[1] + 1, None), slice(None), slice(1, None, 3))
+    result = super_resolve(tissue, generator, 3, criterion, tile=(8, 16, 16)).data[inside]
+    zero_padded = tiled_over_volume(tissue, compiled_predictor(generator, 3), 3, criterion, None,
+                                    lambda shape: SlidingWindow(shape, (8, 16, 16), generator.receptive_field))
+    change = abs(float(np.median(result)) - 350.0)
+    assert change > 0.5  # the random network does change the tissue
+    assert np.ptp(result) < 1e-3 * change
+    assert np.ptp(zero_padded.data[inside]) > change
 
 
 @pytest.mark.parametrize("scale", [2, 2.5, 4])
