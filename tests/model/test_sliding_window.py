@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from model.sliding_window import BLENDINGS, SlidingWindow, edge_padded, sliding_window_inference
-from tests.generators import random_generator
+from tests.generators import one_pass_over_edge_padded, random_generator
 
 RNG = np.random.default_rng(0)
 
@@ -86,11 +86,8 @@ def test_beyond_the_edges_a_halo_of_the_receptive_field_equals_one_pass_over_the
                                                                                                     dilations):
     generator = random_generator(variant, std=0.1, slice_dilations=dilations)
     image = RNG.random((37, 29, 26), dtype=np.float32)
-    radius = generator.receptive_field
-    padded = np.pad(image, [(r, r) for r in radius], mode="edge")
-    whole = generator({"image": padded[None, ..., None], "scale": np.float32(3.5)}).numpy()[0, ..., 0]
-    whole = whole[tuple(slice(r, r + n) for r, n in zip(radius, image.shape))]
-    window = SlidingWindow(image.shape, core=(9, 11, 10), halo=radius, beyond_edges=True)
+    whole = one_pass_over_edge_padded(generator, image, 3.5)
+    window = SlidingWindow(image.shape, core=(9, 11, 10), halo=generator.receptive_field, beyond_edges=True)
     read = edge_padded(lambda region: image[region], image.shape)
     result = sliding_window_inference(read, lambda batch: generator(
         {"image": batch[..., None], "scale": np.float32(3.5)}).numpy()[..., 0], window, batch_size=2)

@@ -17,7 +17,7 @@ from pipeline.interpolation import upsample, upsample_volume
 from pipeline.normalization import robust_window
 from pipeline.volume import Volume
 from tests.conftest import phantom
-from tests.generators import random_generator
+from tests.generators import one_pass_over_edge_padded, random_generator
 
 RNG = np.random.default_rng(0)
 CT_AFFINE = np.array([[-0.7, 0, 0, 120.0], [0, -0.7, 0, 95.0], [0, 0, 5.0, -300.0], [0, 0, 0, 1]])
@@ -49,10 +49,7 @@ def test_tiled_equals_one_pass_and_uses_the_whole_thick_volumes_window():
     # pass, crop, denormalise
     window = robust_window(ct.data)
     image = window.normalize(np.moveaxis(upsample(ct.data, 3, THIN_TO_THIN, axis=2), 2, 0))
-    radius = generator.receptive_field
-    padded = np.pad(image, [(r, r) for r in radius], mode="edge")
-    output = generator({"image": padded[None, ..., None], "scale": np.float32(3)}).numpy()[0, ..., 0]
-    output = output[tuple(slice(r, r + n) for r, n in zip(radius, image.shape))]
+    output = one_pass_over_edge_padded(generator, image, 3)
     expected = np.moveaxis(window.denormalize(output), 0, 2)
     expected[..., ::3] = ct.data  # thin-to-thin: the measured slices as measured
     np.testing.assert_allclose(tiled.data, expected, atol=2e-5 * np.ptp(expected))
