@@ -7,8 +7,8 @@ the slice axis only, so an in-plane chunk is exact and the full upsampled volume
 generator over 3D tiles (`model.sliding_window`) whose inputs reach its receptive radius past the volume's
 edges, filled with the edge voxels (a scan that ends inside tissue, a slab or a CT field of view, would
 otherwise meet the network's zero padding as a wall of air), denormalisation, slice axis back, the affine that
-puts every thin slice at its true position and, for thin-to-thin, the measured slices as measured
-(`pipeline.consistency`: the network's output there is discarded).
+puts every thin slice at its true position and data consistency (`pipeline.consistency`): thin-to-thin keeps
+the measured slices as measured, thin-to-thick restores each slab's mean to its thick slice.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import numpy as np
 from model.generator import SoupGenerator
 from model.sliding_window import Region, SlidingWindow, edge_padded, sliding_window_inference
 from pipeline.config import THIN_TO_THIN
-from pipeline.consistency import keep_measured_slices
+from pipeline.consistency import make_consistent
 from pipeline.errors import InputError
 from pipeline.geometry import upsampled_affine, upsampled_length
 from pipeline.interpolation import upsample
@@ -119,5 +119,5 @@ def super_resolve(
     result = tiled_over_volume(volume, compiled_predictor(generator, scale), scale, criterion, axis,
                                lambda shape: SlidingWindow(shape, tile, halo, overlap, blending, beyond_edges=True),
                                batch_size, progress)
-    keep_measured_slices(result.data, volume.data, scale, criterion, axis)
+    make_consistent(result.data, volume.data, scale, criterion, axis)
     return result

@@ -2,7 +2,7 @@
 
 Each mirrors one NumPy definition and is tested against it: `upsample_tf` against
 `pipeline.interpolation.upsample`, `robust_window_tf` against `pipeline.normalization.robust_window`,
-`keep_measured_slices_tf` against `pipeline.consistency.keep_measured_slices`, `pad_edges_tf` against
+`make_consistent_tf` against `pipeline.consistency.make_consistent`, `pad_edges_tf` against
 `np.pad(..., mode="edge")`.
 Shapes may be dynamic; everything is plain TF ops, so it exports and runs in TF Serving.
 """
@@ -116,3 +116,28 @@ def keep_measured_slices_tf(thin: tf.Tensor, thick: tf.Tensor, scale: float, cri
     thin_index = tf.cast(tf.round(tf.boolean_mask(positions, on_grid)), tf.int32)
     measured = tf.gather(tf.cast(thick, thin.dtype), tf.boolean_mask(thick_index, on_grid))
     return tf.tensor_scatter_nd_update(thin, thin_index[:, None], measured)
+
+
+def slab_means_matrix_tf(n_lr: tf.Tensor, n_hr: tf.Tensor, scale: float) -> tf.Tensor:
+    """(n_lr, n_hr) float64 slab-mean weights, as `pipeline.consistency.slab_means_matrix`."""
+    j = tf.range(n_hr, dtype=tf.float64)[None, :]
+    k = tf.range(n_lr, dtype=tf.float64)[:, None]
+    overlap = tf.maximum(tf.minimum(j + 1.0, (k + 1.0) * scale) - tf.maximum(j, k * scale), 0.0)
+    return overlap / tf.reduce_sum(overlap, axis=1, keepdims=True)
+
+
+def restore_slab_means_tf(thin: tf.Tensor, thick: tf.Tensor, scale: float, criterion: str) -> tf.Tensor:
+    """`thin` (thin-to-thick, axis 0) with each slab's mean restored to its thick slice, as
+    `pipeline.consistency.restore_slab_means`; other criteria unchanged."""
+    if criterion != THIN_TO_THICK:
+        return thin
+    means = slab_means_matrix_tf(tf.shape(thick)[0], tf.shape(thin)[0], scale)
+    spread = tf.transpose(tf.linalg.solve(tf.matmul(means, means, transpose_b=True), means))
+    flat_thin = tf.reshape(tf.cast(thin, tf.float64), [tf.shape(thin)[0], -1])
+    residual = tf.reshape(tf.cast(thick, tf.float64), [tf.shape(thick)[0], -1]) - tf.matmul(means, flat_thin)
+    return thin + tf.cast(tf.reshape(tf.matmul(spread, residual), tf.shape(thin)), thin.dtype)
+
+
+def make_consistent_tf(thin: tf.Tensor, thick: tf.Tensor, scale: float, criterion: str) -> tf.Tensor:
+    """`thin` made to agree with `thick` along axis 0 as its criterion defines (`pipeline.consistency`)."""
+    return restore_slab_means_tf(keep_measured_slices_tf(thin, thick, scale, criterion), thick, scale, criterion)

@@ -5,8 +5,9 @@ Everything a client would otherwise have to know runs in the graph (`pipeline.gr
 window of the whole thick volume, cubic spline upsampling along the slice axis (the first axis), normalisation,
 the edge padding by the receptive field that in-process inference gives (`model.super_resolve`), the
 generator at the model's one scalar scale (a fractional scale interpolates the neighbouring parameters,
-paper Eq. 3; never the every-kernel path), the inverse normalisation, so CT stays in HU, and (thin-to-thin)
-the measured slices put back as measured (`pipeline.consistency`). Bad requests
+paper Eq. 3; never the every-kernel path), the inverse normalisation, so CT stays in HU, and data
+consistency (`pipeline.consistency`: thin-to-thin's measured slices put back as measured, thin-to-thick's slab
+means restored to the thick slices; per voxel column, so in-plane tiles stay exact). Bad requests
 (fewer than 2 slices, non-finite voxels, an output over the voxel limit) fail with INVALID_ARGUMENT before
 any large allocation. Signatures:
 - `serving_default`: {"volume": [Z, H, W] float32} → {"volume": [Z', H, W] float32};
@@ -30,7 +31,7 @@ from model.generator import SoupGenerator
 from model.super_resolve import check_scale
 from pipeline.config import THIN_TO_THIN
 from pipeline.errors import InputError
-from pipeline.graph_ops import (denormalize_tf, keep_measured_slices_tf, normalize_tf, pad_edges_tf, robust_window_tf,
+from pipeline.graph_ops import (denormalize_tf, make_consistent_tf, normalize_tf, pad_edges_tf, robust_window_tf,
                                 upsample_tf)
 
 DEFAULT_MAX_VOXELS = 200_000_000  # output voxels per request: 0.8 GB of float32 out, ~13 GB of activations
@@ -72,7 +73,7 @@ def serving_function(generator: SoupGenerator, scale: float, criterion: str, max
             upsampled = normalize_tf(upsample_tf(volume, scale, criterion, axis=0), low, high)
         image = pad_edges_tf(upsampled, [(r, r) for r in radius])[None, ..., None]
         output = generator({"image": image, "scale": tf.constant(scale, tf.float32)}, training=False)[0, ..., 0]
-        return keep_measured_slices_tf(denormalize_tf(output[core], low, high), volume, scale, criterion)
+        return make_consistent_tf(denormalize_tf(output[core], low, high), volume, scale, criterion)
 
     def default(volume):
         low, high = robust_window_tf(volume)

@@ -11,6 +11,7 @@ from model.generator import SoupGenerator
 from model.sliding_window import SlidingWindow
 from model.super_resolve import UpsampledColumns, compiled_predictor, super_resolve, tiled_over_volume
 from pipeline.config import THIN_TO_THICK, THIN_TO_THIN
+from pipeline.consistency import make_consistent, slab_means_matrix
 from pipeline.errors import InputError
 from pipeline.geometry import upsampled_affine
 from pipeline.interpolation import upsample, upsample_volume
@@ -37,7 +38,10 @@ def test_untrained_generator_is_tricubic_in_hounsfield_units_with_exact_geometry
     tricubic = upsample_volume(ct, scale, criterion)
     assert result.shape == tricubic.shape and result.modality == "CT" and result.volume_id == ct.volume_id
     np.testing.assert_allclose(result.affine, tricubic.affine, atol=1e-9)
-    np.testing.assert_allclose(result.data, tricubic.data, atol=1e-3)  # HU through normalise/denormalise
+    # HU through normalise/denormalise; the spline already keeps thin-to-thin's measured slices, while its
+    # slab means are not thin-to-thick's thick slices until they are restored
+    expected = make_consistent(tricubic.data.copy(), ct.data, scale, criterion, axis=2)
+    np.testing.assert_allclose(result.data, expected, atol=1e-3)
     assert result.data.min() < -990  # still Hounsfield units
 
 
@@ -59,7 +63,8 @@ def test_tiled_equals_one_pass_and_uses_the_whole_thick_volumes_window():
 @pytest.mark.parametrize("criterion", [THIN_TO_THIN, THIN_TO_THICK])
 def test_a_scan_that_ends_inside_tissue_meets_no_wall_of_air_at_its_edges(criterion):
     # a uniform slab of tissue: a translation-invariant network must change it uniformly, up to the last voxel
-    # on every side; the network's own zero padding (tiles kept inside the volume) bends every edge voxel
+    # on every side (and thin-to-thick's slab means then restore the tissue exactly); the network's own zero
+    # padding (tiles kept inside the volume) bends every edge voxel, consistency or not
     tissue = Volume(np.full((24, 20, 10), 350.0, np.float32), CT_AFFINE, "CT")
     tissue.data[0, 0, 0] = -1000.0  # one voxel of air, so the window is not degenerate
     generator = random_generator(std=0.3)
@@ -69,10 +74,13 @@ def test_a_scan_that_ends_inside_tissue_meets_no_wall_of_air_at_its_edges(criter
     result = super_resolve(tissue, generator, 3, criterion, tile=(8, 16, 16)).data[inside]
     zero_padded = tiled_over_volume(tissue, compiled_predictor(generator, 3), 3, criterion, None,
                                     lambda shape: SlidingWindow(shape, (8, 16, 16), generator.receptive_field))
-    change = abs(float(np.median(result)) - 350.0)
-    assert change > 0.5  # the random network does change the tissue
-    assert np.ptp(result) < 1e-3 * change
-    assert np.ptp(zero_padded.data[inside]) > change
+    zero_padded = make_consistent(zero_padded.data, tissue.data, 3, criterion, axis=2)[inside]
+    assert np.ptp(zero_padded) > 0.5
+    assert np.ptp(result) < 1e-3 * np.ptp(zero_padded)
+    if criterion == THIN_TO_THICK:
+        np.testing.assert_allclose(result, 350.0, atol=1e-3)
+    else:
+        assert abs(float(np.median(result)) - 350.0) > 0.5  # the random network does change the tissue
 
 
 @pytest.mark.parametrize("scale", [2, 2.5, 4])
@@ -85,6 +93,17 @@ def test_thin_to_thin_keeps_the_measured_slices_and_changes_the_others(scale):
     np.testing.assert_array_equal(result[..., np.round(measured * scale).astype(int)], ct.data[..., measured])
     between = [j for j in range(result.shape[2]) if j not in np.round(measured * scale)]
     assert np.abs(result[..., between] - tricubic[..., between]).max() > 1.0  # the network still acts there (HU)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 2.5])
+def test_thin_to_thick_output_averages_back_to_the_thick_slices(scale):
+    ct = ct_volume()
+    result = super_resolve(ct, random_generator(), scale, THIN_TO_THICK, tile=(8, 16, 16)).data
+    means = slab_means_matrix(ct.shape[2], result.shape[2], scale)
+    np.testing.assert_allclose(result @ means.T, ct.data, atol=1e-4 * np.ptp(ct.data))
+    tricubic = upsample_volume(ct, scale, THIN_TO_THICK).data
+    assert np.abs(result - tricubic).max() > 1.0  # the network still acts (HU)
+    assert np.abs(tricubic @ means.T - ct.data).max() > 1.0  # which the spline alone would not give
 
 
 def test_other_slice_axes_and_overrides():
