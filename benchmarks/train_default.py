@@ -117,6 +117,8 @@ def main() -> None:
                              "and fine-tune it on pairs --grow-patch-depth long along the slice axis")
     parser.add_argument("--grow-patch-depth", type=int, default=56, help="--grow: pair length along the slice axis")
     parser.add_argument("--thick-epochs", type=int, default=6, help="thin-to-thick epochs, from the first thin-to-thin run")
+    parser.add_argument("--consistent-input", action="store_true",
+                        help="thin-to-thick stages train on inputs with each slab's mean restored after the spline")
     parser.add_argument("--steps-per-epoch", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=6)
     parser.add_argument("--patch-size", type=int, default=40)
@@ -148,6 +150,7 @@ def main() -> None:
               "--loss-margin", str(args.loss_margin), "--lr-schedule", "cosine", "--steps-per-epoch",
               str(args.steps_per_epoch), "--checkpoint-every", "50", "--precision", args.precision,
               "--jit-compile", args.jit_compile, *(["--portable"] if args.portable else [])]
+    thick_input = ["--consistent-input"] if args.consistent_input else []
     first = os.path.join(args.work, "thin-to-thin-mse")
     stages = []
     if not args.start:
@@ -159,7 +162,7 @@ def main() -> None:
         stage = os.path.join(args.work, f"{refined}-refine{number}")
         soupgan("train", *common, "--out", stage, "--criterion", refined, "--init", previous,
                 "--pixel-loss", loss, "--epochs", str(epochs), "--learning-rate", str(learning_rate),
-                "--seed", str(seed))
+                "--seed", str(seed), *(thick_input if refined == "thin-to-thick" else []))
         stages.append(stage)
         previous = os.path.join(stage, "last_generator.keras")
     generators = {}
@@ -168,7 +171,7 @@ def main() -> None:
         thick = os.path.join(args.work, "thin-to-thick")
         soupgan("train", *common, "--out", thick, "--criterion", "thin-to-thick",
                 "--init", first, "--epochs", str(args.thick_epochs),
-                "--learning-rate", str(args.learning_rate / 2))
+                "--learning-rate", str(args.learning_rate / 2), *thick_input)
         generators["thin-to-thick"] = os.path.join(thick, "last_generator.keras")
     last = (average_stages(stages[-args.average_last:], args.work, refined) if args.average_last > 1
             else os.path.join(stages[-1], "last_generator.keras"))

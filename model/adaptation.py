@@ -66,7 +66,8 @@ def adaptation_pairs(generator: SoupGenerator, volume: Volume, scale: float, cri
     axis, in_plane, patch = adaptation_plan(generator, volume, scale, criterion, axis, loss_margin)
     source = super_resolve(volume, generator, scale, criterion, axis)
     return source, SamplerConfig(patch_size=patch, scales=adaptation_scales(scale, generator), criterion=criterion,
-                                 augmentation=AugmentationConfig.none(), slice_axes=in_plane)
+                                 augmentation=AugmentationConfig.none(), slice_axes=in_plane,
+                                 consistent_input=generator.consistent_input)
 
 
 def adapt_generator(generator: SoupGenerator, volume: Volume, scale: float, criterion: str, steps: int,

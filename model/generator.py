@@ -2,7 +2,9 @@
 
 It learns the residual between the cubic-pre-upsampled input and the thin-slice target, on
 normalised intensities ([p0.5, p99.5] of the thick volume → [0, 1]); `pipeline.graph_ops` holds the
-normalisation that training input and serving graphs wrap around it.
+normalisation that training input and serving graphs wrap around it. A generator with `consistent_input`
+was trained on thin-to-thick inputs whose slab means were restored after the spline
+(`pipeline.consistency.consistent_upsample`), and every path that feeds it builds its input that way.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from pipeline.config import SCALES
 from pipeline.errors import InputError
 
 VARIANTS = ("residual", "rrdb")
-ARCHITECTURE_KEYS = ("variant", "filters", "blocks", "growth", "scales", "slice_dilations")
+ARCHITECTURE_KEYS = ("variant", "filters", "blocks", "growth", "scales", "slice_dilations", "consistent_input")
 
 
 @keras.saving.register_keras_serializable(package="soupgan")
@@ -32,7 +34,8 @@ class SoupGenerator(keras.Model):
     """
 
     def __init__(self, variant: str = "residual", filters: int = 16, blocks: int = 4, growth: int = 8,
-                 scales: Sequence[int] = SCALES, slice_dilations: Sequence[int] = (), **kwargs):
+                 scales: Sequence[int] = SCALES, slice_dilations: Sequence[int] = (), consistent_input: bool = False,
+                 **kwargs):
         super().__init__(**kwargs)
         if variant not in VARIANTS:
             raise ValueError(f"unknown generator variant {variant!r}; choose from {', '.join(VARIANTS)}")
@@ -42,6 +45,7 @@ class SoupGenerator(keras.Model):
         self.growth = int(growth)
         self.scales = tuple(int(s) for s in scales)
         self.slice_dilations = tuple(int(d) for d in slice_dilations)
+        self.consistent_input = bool(consistent_input)  # its input: the spline with slab means restored
         if any(d < 1 for d in self.slice_dilations):
             raise ValueError(f"slice dilations must be >= 1, got {list(self.slice_dilations)}")
         self.entrance = ScaleInterpolatedConv3D(self.filters, scales=self.scales, name="entrance")
@@ -90,7 +94,8 @@ class SoupGenerator(keras.Model):
 
     def get_config(self):
         return {**super().get_config(), "variant": self.variant, "filters": self.filters, "blocks": self.blocks,
-                "growth": self.growth, "scales": list(self.scales), "slice_dilations": list(self.slice_dilations)}
+                "growth": self.growth, "scales": list(self.scales), "slice_dilations": list(self.slice_dilations),
+                "consistent_input": self.consistent_input}
 
 
 @contextlib.contextmanager

@@ -35,16 +35,20 @@ LOG = logging.getLogger("soupgan")
 
 def initial_generator(config: TrainConfig) -> SoupGenerator:
     """The generator a run starts from: `--init` (a run folder's best generator or a `.keras` file, grown by
-    `--slice-dilations` when it has no reach blocks yet) or a new one."""
+    `--slice-dilations` when it has no reach blocks yet) or a new one, set to the run's `--consistent-input`."""
     dilations = tuple(config.slice_dilations or ())
     if not config.init:
         return SoupGenerator(config.generator, config.filters, config.blocks, config.growth,
-                             slice_dilations=dilations)
+                             slice_dilations=dilations, consistent_input=config.consistent_input)
     path = config.init if config.init.endswith(".keras") else RunDirectory(config.init).best_generator
     if not os.path.isfile(path):
         raise InputError(f"--init {config.init}: no such generator .keras file" if config.init.endswith(".keras")
                          else f"--init {config.init}: no best_generator.keras there (is it a finished stage-1 run?)")
     generator = load_generator(path)
+    if generator.consistent_input and not config.consistent_input:
+        raise InputError(f"--init {config.init} was trained on consistent thin-to-thick inputs: "
+                         "give --consistent-input")
+    generator.consistent_input = config.consistent_input  # a plain-input generator may learn the consistent one
     if not dilations or generator.slice_dilations == dilations:
         return generator
     if generator.slice_dilations:
@@ -63,7 +67,7 @@ def generator_learning_rate(config: TrainConfig, total_steps: int):
 def pair_sampler_config(config: TrainConfig) -> SamplerConfig:
     """How `--volumes` pairs are drawn: the run's patch size and criterion, every scale, augmentation on or off."""
     return SamplerConfig(patch_size=config.patch_size, patch_depth=config.patch_depth, scales=SCALES,
-                         criterion=config.criterion,
+                         criterion=config.criterion, consistent_input=config.consistent_input,
                          augmentation=AugmentationConfig() if config.augment else AugmentationConfig.none())
 
 

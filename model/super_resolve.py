@@ -2,8 +2,9 @@
 CLI, the benchmarks and (by a parity test) the serving graph share.
 
 Steps: the [p0.5, p99.5] window of the **whole thick volume** (what training records carry), slice axis
-first, cubic spline upsampling + normalisation of one in-plane column at a time (the spline runs along
-the slice axis only, so an in-plane chunk is exact and the full upsampled volume never exists), the
+first, cubic spline upsampling (slab means restored for a generator trained with `consistent_input`) +
+normalisation of one in-plane column at a time (both run along the slice axis only, so an in-plane chunk is
+exact and the full upsampled volume never exists), the
 generator over 3D tiles (`model.sliding_window`) whose inputs reach its receptive radius past the volume's
 edges, filled with the edge voxels (a scan that ends inside tissue, a slab or a CT field of view, would
 otherwise meet the network's zero padding as a wall of air), denormalisation, slice axis back, the affine that
@@ -20,7 +21,7 @@ import numpy as np
 from model.generator import SoupGenerator
 from model.sliding_window import Region, SlidingWindow, edge_padded, sliding_window_inference
 from pipeline.config import THIN_TO_THIN
-from pipeline.consistency import make_consistent
+from pipeline.consistency import consistent_upsample, make_consistent
 from pipeline.errors import InputError
 from pipeline.geometry import upsampled_affine, upsampled_length
 from pipeline.interpolation import upsample
@@ -31,11 +32,13 @@ DEFAULT_TILE = (64, 128, 128)  # tile cores, slice axis first (512x512x100 at s=
 
 
 class UpsampledColumns:
-    """Tiles of the normalised, cubic-upsampled thick volume (slice axis first), made one in-plane column
-    at a time and cached while consecutive tiles share it."""
+    """Tiles of the normalised, cubic-upsampled thick volume (slice axis first; `consistent`: with slab means
+    restored), made one in-plane column at a time and cached while consecutive tiles share it."""
 
-    def __init__(self, thick: np.ndarray, scale: float, criterion: str, window: IntensityWindow):
+    def __init__(self, thick: np.ndarray, scale: float, criterion: str, window: IntensityWindow,
+                 consistent: bool = False):
         self.thick, self.scale, self.criterion, self.window = thick, scale, criterion, window
+        self.interpolate = consistent_upsample if consistent else upsample
         self._key, self._column = None, None
 
     @property
@@ -46,7 +49,7 @@ class UpsampledColumns:
         depth, rows, columns = region
         key = (rows.start, rows.stop, columns.start, columns.stop)
         if key != self._key:
-            upsampled = upsample(self.thick[:, rows, columns], self.scale, self.criterion, axis=0)
+            upsampled = self.interpolate(self.thick[:, rows, columns], self.scale, self.criterion, axis=0)
             self._key, self._column = key, self.window.normalize(upsampled)
         return self._column[depth]
 
@@ -82,13 +85,13 @@ def thin_volume(volume: Volume, thin: np.ndarray, scale: float, criterion: str, 
 
 def tiled_over_volume(volume: Volume, predict: Callable[[np.ndarray], np.ndarray], scale: float, criterion: str,
                       axis: int | None, tiles: Callable[[tuple], SlidingWindow], batch_size: int = 1,
-                      progress: Callable[[int, int], None] | None = None) -> Volume:
+                      progress: Callable[[int, int], None] | None = None, consistent_input: bool = False) -> Volume:
     """Run a normalised-intensity network `predict` over the whole volume: window of the whole thick volume,
     lazily upsampled columns (edge-padded where a tile reaches past the volume), `tiles(shape)` of the thin grid,
     denormalised output with its geometry."""
     axis = volume.slice_axis(axis)
     window = robust_window(volume.data)
-    source = UpsampledColumns(np.moveaxis(volume.data, axis, 0), scale, criterion, window)
+    source = UpsampledColumns(np.moveaxis(volume.data, axis, 0), scale, criterion, window, consistent_input)
     output = sliding_window_inference(edge_padded(source, source.shape), predict, tiles(source.shape), batch_size,
                                       transform=window.denormalize, progress=progress)
     return thin_volume(volume, output, scale, criterion, axis)
@@ -118,6 +121,6 @@ def super_resolve(
     axis = volume.slice_axis(axis)
     result = tiled_over_volume(volume, compiled_predictor(generator, scale), scale, criterion, axis,
                                lambda shape: SlidingWindow(shape, tile, halo, overlap, blending, beyond_edges=True),
-                               batch_size, progress)
+                               batch_size, progress, generator.consistent_input)
     make_consistent(result.data, volume.data, scale, criterion, axis)
     return result

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.config import PATCH_SIZE, THIN_TO_THIN
+from pipeline.config import PATCH_SIZE, THIN_TO_THICK, THIN_TO_THIN
 from pipeline.errors import InputError
 
 STAGES = ("mse", "gan")
@@ -55,6 +55,7 @@ class TrainConfig:
     patch_depth: int | None = None  # --volumes pairs' length along the slice axis (default patch_size)
     slice_dilations: list[int] | None = None  # slice-axis reach blocks (with --init: added to that generator)
     augment: bool = True  # intensity augmentation of pairs drawn from --volumes
+    consistent_input: bool = False  # thin-to-thick --volumes inputs with slab means restored after the spline
     lr_schedule: str = "plateau"
     precision: str = "float32"
     jit_compile: str = "auto"  # auto: XLA where Keras picks it (GPUs), on, off
@@ -93,6 +94,9 @@ class TrainConfig:
             raise InputError("--patch-depth applies to pairs drawn from --volumes; a shard set has its own patch size")
         if any(d < 1 for d in self.slice_dilations or ()):
             raise InputError(f"--slice-dilations must be >= 1, got {self.slice_dilations}")
+        if self.consistent_input and (self.data or self.criterion != THIN_TO_THICK):
+            raise InputError("--consistent-input is for --criterion thin-to-thick pairs drawn from --volumes "
+                             "(a shard set carries plain spline inputs)")
         if self.loss_margin < 0:
             raise InputError("--loss-margin must be >= 0")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:

@@ -16,6 +16,7 @@ import numpy as np
 
 from pipeline.augmentation import AugmentationConfig, Histogram, augment_block
 from pipeline.config import PATCH_SIZE, SCALES, THIN_TO_THIN, check_criterion
+from pipeline.consistency import consistent_upsample
 from pipeline.degradation import degrade
 from pipeline.errors import VolumeShapeError
 from pipeline.geometry import degraded_length, upsampled_length
@@ -36,6 +37,7 @@ class SamplerConfig:
     flips: bool = True
     augmentation: AugmentationConfig = AugmentationConfig()
     slice_axes: tuple[int, ...] | None = None  # degrade along these axes only (default: each volume's thin axes)
+    consistent_input: bool = False  # inputs with thin-to-thick's slab means restored after the spline
 
     def __post_init__(self):
         check_criterion(self.criterion)
@@ -93,7 +95,8 @@ class RandomPairSampler:
                 break
         phase = int(rng.integers(scale))  # which thin slice the first thick one starts at
         hr = augment_block(column[phase:], (phase, row, col), moved.shape, self.histograms[index], rng, config.augmentation)
-        thin = upsample(degrade(hr, scale, config.criterion, axis=0), scale, config.criterion, axis=0)
+        interpolate = consistent_upsample if config.consistent_input else upsample
+        thin = interpolate(degrade(hr, scale, config.criterion, axis=0), scale, config.criterion, axis=0)
         target = hr[: len(thin)]
         start = self._tissue_start(target, depth, rng)
         pair_in, pair_out = thin[start:start + depth], target[start:start + depth]

@@ -2,7 +2,8 @@
 intensities in, thin-slice volume in the same units out.
 
 Everything a client would otherwise have to know runs in the graph (`pipeline.graph_ops`): the [p0.5, p99.5]
-window of the whole thick volume, cubic spline upsampling along the slice axis (the first axis), normalisation,
+window of the whole thick volume, cubic spline upsampling along the slice axis (the first axis; slab means
+restored for a generator trained with `consistent_input`), normalisation,
 the edge padding by the receptive field that in-process inference gives (`model.super_resolve`), the
 generator at the model's one scalar scale (a fractional scale interpolates the neighbouring parameters,
 paper Eq. 3; never the every-kernel path), the inverse normalisation, so CT stays in HU, and data
@@ -70,7 +71,10 @@ def serving_function(generator: SoupGenerator, scale: float, criterion: str, max
             tf.debugging.assert_all_finite(volume, "the volume holds NaN or infinite values"),
         ]
         with tf.control_dependencies(checks):
-            upsampled = normalize_tf(upsample_tf(volume, scale, criterion, axis=0), low, high)
+            upsampled = upsample_tf(volume, scale, criterion, axis=0)
+            if generator.consistent_input:
+                upsampled = make_consistent_tf(upsampled, volume, scale, criterion)
+            upsampled = normalize_tf(upsampled, low, high)
         image = pad_edges_tf(upsampled, [(r, r) for r in radius])[None, ..., None]
         output = generator({"image": image, "scale": tf.constant(scale, tf.float32)}, training=False)[0, ..., 0]
         return make_consistent_tf(denormalize_tf(output[core], low, high), volume, scale, criterion)

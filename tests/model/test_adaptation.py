@@ -48,6 +48,9 @@ def test_pairs_are_cut_on_the_super_resolved_grid_not_the_thick_one():
     assert config.patch_shape == (32, 32, 32) and config.slice_axes == (0, 1) and config.scales == (3,)
     pair_in, pair_out, _ = RandomPairSampler([source], config).pair(np.random.default_rng(0))
     assert pair_in.shape == pair_out.shape == (32, 32, 32)
+    assert not config.consistent_input
+    generator.consistent_input = True  # a generator trained on consistent thin-to-thick inputs adapts on them too
+    assert adaptation_pairs(generator, thick, 3, "thin-to-thick")[1].consistent_input
 
 
 def test_too_few_slices_to_adapt_to_are_refused():

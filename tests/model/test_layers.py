@@ -10,7 +10,7 @@ from model.scale_conv import ScaleInterpolatedConv3D, scale_weights
 from pipeline.errors import InputError
 
 from tests.model.keras_checks import (RNG, assert_jit_matches, assert_mixed_precision_matches, assert_round_trip,
-                                     dtype_policy, randomise)
+                                     dtype_policy, randomise, round_trip)
 
 
 def volume(batch=2, size=12, channels=1):
@@ -74,6 +74,9 @@ def test_generator_round_trip_at_integer_and_fractional_scales(variant, tmp_path
     loaded = assert_round_trip(generator, generator_call(x, np.float32(3.7)), tmp_path)
     for scale in (np.float32(2.0), np.array([2.0, 6.0], np.float32)):
         np.testing.assert_array_equal(loaded({"image": x, "scale": scale}), generator({"image": x, "scale": scale}))
+    assert not loaded.consistent_input
+    generator.consistent_input = True  # what the generator expects its input to be travels with it
+    assert round_trip(generator, tmp_path).consistent_input
 
 
 @pytest.mark.parametrize("scale", [np.float32(3.5), np.array([2.0, 6.0], np.float32)], ids=["scalar", "per-sample"])

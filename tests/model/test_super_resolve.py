@@ -11,7 +11,7 @@ from model.generator import SoupGenerator
 from model.sliding_window import SlidingWindow
 from model.super_resolve import UpsampledColumns, compiled_predictor, super_resolve, tiled_over_volume
 from pipeline.config import THIN_TO_THICK, THIN_TO_THIN
-from pipeline.consistency import make_consistent, slab_means_matrix
+from pipeline.consistency import consistent_upsample, make_consistent, slab_means_matrix
 from pipeline.errors import InputError
 from pipeline.geometry import upsampled_affine
 from pipeline.interpolation import upsample, upsample_volume
@@ -104,6 +104,20 @@ def test_thin_to_thick_output_averages_back_to_the_thick_slices(scale):
     tricubic = upsample_volume(ct, scale, THIN_TO_THICK).data
     assert np.abs(result - tricubic).max() > 1.0  # the network still acts (HU)
     assert np.abs(tricubic @ means.T - ct.data).max() > 1.0  # which the spline alone would not give
+
+
+def test_a_generator_trained_on_consistent_inputs_gets_them():
+    ct = ct_volume((30, 34, 8))
+    generator = random_generator()
+    generator.consistent_input = True
+    result = super_resolve(ct, generator, 3, THIN_TO_THICK, tile=(7, 9, 11)).data
+    window = robust_window(ct.data)
+    thin = consistent_upsample(np.moveaxis(ct.data, 2, 0), 3, THIN_TO_THICK, axis=0)
+    output = window.denormalize(one_pass_over_edge_padded(generator, window.normalize(thin), 3))
+    expected = np.moveaxis(make_consistent(output, np.moveaxis(ct.data, 2, 0), 3, THIN_TO_THICK, axis=0), 0, 2)
+    np.testing.assert_allclose(result, expected, atol=2e-5 * np.ptp(expected))
+    generator.consistent_input = False  # the same weights on the plain spline: another result
+    assert np.abs(super_resolve(ct, generator, 3, THIN_TO_THICK, tile=(7, 9, 11)).data - result).max() > 1.0
 
 
 def test_other_slice_axes_and_overrides():

@@ -85,6 +85,8 @@ def test_killed_run_resumes_from_its_last_checkpoint(shard_set, tmp_path):
     (["--strategy", "multiworker"], "needs TF_CONFIG"),
     (["--checkpoint-every", "0"], "--checkpoint-every must be at least 1"),
     (["--patch-depth", "24"], "--patch-depth applies to pairs drawn from --volumes"),
+    (["--consistent-input", "--criterion", "thin-to-thick"], "--consistent-input is for --criterion thin-to-thick "
+                                                             "pairs drawn from --volumes"),
 ])
 def test_bad_settings_exit_2_with_one_line(shard_set, tmp_path, extra, message, capsys, monkeypatch):
     """In-process through the CLI's own entry point: these fail before any training starts."""
@@ -100,6 +102,12 @@ def test_unreadable_slice_dilations_are_an_argument_error(tmp_path, capsys):
     assert exit_.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "soupgan train: error: argument --slice-dilations: '2,x': expected positive integers like 2,4")
+
+
+def test_consistent_input_is_for_thin_to_thick_only(tmp_path, capsys):
+    assert cli.main(["train", "--volumes", "a.nii.gz", "--out", str(tmp_path / "run"), "--steps-per-epoch", "2",
+                     "--consistent-input"]) == 2
+    assert "--consistent-input is for --criterion thin-to-thick" in capsys.readouterr().err
 
 
 def test_volumes_need_steps_per_epoch(tmp_path, capsys):

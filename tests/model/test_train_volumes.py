@@ -5,11 +5,13 @@ import os
 
 import keras
 import numpy as np
+import pytest
 
 from model.generator import load_generator
 from model.inputs import volume_pairs_dataset
 from model.train_config import TrainConfig
 from model.training import train
+from pipeline.errors import InputError
 from pipeline.random_pairs import SamplerConfig
 from pipeline.volume_io import read_volume
 from tests.generators import random_generator
@@ -70,6 +72,20 @@ def test_init_from_a_generator_file_starts_from_its_weights(scans, tmp_path):
     assert (tuned.filters, tuned.blocks) == (4, 1)  # not TrainConfig's default architecture
     change = max(np.abs(a - b).max() for a, b in zip(tuned.get_weights(), initial.get_weights()))
     assert 0 < change < 1e-3  # one small Adam step from the file's weights (random ones differ by ~0.05)
+
+
+def test_consistent_input_is_recorded_in_the_generator_and_never_dropped_silently(scans, tmp_path):
+    """A plain-input generator may be fine-tuned onto consistent thin-to-thick inputs (and then carries the flag
+    that makes inference build them); fine-tuning a consistent one without --consistent-input is refused."""
+    random_generator(filters=4, blocks=1, seed=3).save(str(tmp_path / "plain.keras"))
+    out = str(tmp_path / "run")
+    settings = dict(volumes=scans, steps_per_epoch=1, epochs=1, batch_size=2, patch_size=16, learning_rate=1e-4,
+                    criterion="thin-to-thick")
+    train(TrainConfig(out=out, init=str(tmp_path / "plain.keras"), consistent_input=True, **settings))
+    tuned = os.path.join(out, "last_generator.keras")
+    assert load_generator(tuned).consistent_input
+    with pytest.raises(InputError, match="was trained on consistent thin-to-thick inputs: give --consistent-input"):
+        train(TrainConfig(out=str(tmp_path / "again"), init=tuned, **settings))
 
 
 def test_slice_dilations_grow_the_init_generator_and_deeper_patches_train_it(scans, tmp_path):

@@ -31,5 +31,9 @@ def test_the_average_of_one_generator_computes_the_same_function():
 def test_different_architectures_are_refused():
     with pytest.raises(InputError, match="one architecture"):
         average_generators([random_generator(filters=4), random_generator(filters=8)])
+    consistent = random_generator(filters=4)
+    consistent.consistent_input = True  # it expects another input: its weights mean something else
+    with pytest.raises(InputError, match="one architecture"):
+        average_generators([random_generator(filters=4), consistent])
     with pytest.raises(InputError, match="no generators"):
         average_generators([])

@@ -63,6 +63,31 @@ def test_thin_to_thick_inputs_keep_each_slab_mean():
     assert min(errors) < 0.5 * max(errors)
 
 
+def slab_offset(pair_in, pair_out, scale, atol):
+    """The slab phase o at which every complete slab of the input averages to the target's slab, if any."""
+    for offset in range(scale):
+        slabs = (len(pair_in) - offset) // scale
+        window = slice(offset, offset + slabs * scale)
+        means = [a[window].reshape(slabs, scale, *a.shape[1:]).mean(axis=1) for a in (pair_in, pair_out)]
+        if np.allclose(*means, atol=atol):
+            return offset
+    return None
+
+
+def test_consistent_thin_to_thick_inputs_average_back_to_the_target_slabs_exactly():
+    """With `consistent_input` every complete slab of the input has the target's slab mean (its thick slice),
+    under augmentation and flips too; the plain spline only comes close."""
+    config = SamplerConfig(SIZE, criterion=THIN_TO_THICK)
+    consistent = RandomPairSampler([head()], dataclasses.replace(config, consistent_input=True))
+    plain = RandomPairSampler([head()], config)
+    for seed in range(12):
+        pair_in, pair_out, scale = consistent.pair(np.random.default_rng(seed))
+        assert slab_offset(pair_in, pair_out, scale, atol=1e-5) is not None, f"x{scale}: no slab phase matches"
+        plain_in, plain_out, _ = plain.pair(np.random.default_rng(seed))
+        np.testing.assert_array_equal(plain_out, pair_out)  # the same draw, only the input differs
+        assert slab_offset(plain_in, plain_out, scale, atol=1e-5) is None
+
+
 def test_isotropic_scans_are_degraded_along_every_axis_thick_ones_only_in_plane():
     assert head().thin_axes() == (0, 1, 2)
     assert head(spacing=(0.9, 0.9, 3.0)).thin_axes() == (0, 1)

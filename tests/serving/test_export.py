@@ -70,6 +70,19 @@ def test_a_saved_weight_average_exports_and_serves_what_it_computes(tmp_path):
     assert np.abs(served.numpy() - expected).max() <= 1e-4 * np.ptp(expected)
 
 
+@pytest.mark.parametrize("scale", [3.0, 2.5])
+def test_a_generator_trained_on_consistent_inputs_is_served_on_them(scale, tmp_path):
+    generator = random_generator()
+    generator.consistent_input = True
+    model = export_scale(generator, str(tmp_path / "base"), scale, "thin-to-thick", max_voxels=50_000, card={})
+    volume = thick_ct()
+    served = tf.saved_model.load(model.path).signatures["serving_default"](volume=tf.constant(volume.data))["volume"]
+    expected = super_resolve(volume, generator, scale, "thin-to-thick", axis=0).data
+    assert np.abs(served.numpy() - expected).max() <= 1e-4 * np.ptp(expected)
+    generator.consistent_input = False  # in-process inference on the plain spline would differ
+    assert np.abs(super_resolve(volume, generator, scale, "thin-to-thick", axis=0).data - expected).max() > 1.0
+
+
 def test_a_thin_to_thin_export_keeps_the_measured_slices_as_in_process_inference_does(tmp_path):
     generator = random_generator()
     model = export_scale(generator, str(tmp_path), 2.5, "thin-to-thin", max_voxels=50_000)
