@@ -1,5 +1,6 @@
-"""Quality on Colin27 (never trained on), thin-to-thin: soupgan's generator against tricubic interpolation (TCI)
-and the SOUP-GAN authors' released model, through the library's whole-volume path (`model.evaluation`).
+"""Quality on Colin27 (never trained on): soupgan's generator against tricubic interpolation (TCI) and, thin-to-thin,
+the SOUP-GAN authors' released model (a thin-to-thin model), through the library's whole-volume path
+(`model.evaluation`).
 
 Protocol (the reference numbers in BENCHMARKS.md use it): degrade the whole volume along its slice axis by s (decimation), bring it back
 with each method (the intensity window is the whole thick volume's, as training records carry), score
@@ -29,7 +30,7 @@ from model.figures import plot_comparison, plot_metrics_vs_scale
 from model.model_source import resolve_generator
 from model.reference_model import ReferenceModel
 from model.super_resolve import super_resolve
-from pipeline.config import THIN_TO_THIN, parse_scales
+from pipeline.config import THIN_TO_THICK, THIN_TO_THIN, parse_scales
 from pipeline.interpolation import upsample_volume
 from pipeline.nifti_io import read_nifti
 from pipeline.volume import Volume
@@ -51,25 +52,29 @@ def main() -> None:
     parser.add_argument("--scales", type=parse_scales, default=parse_scales("2,3,4,5,6"))
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--contrast", choices=CONTRASTS, default="t1", help="t2-like: a fixed T2-like remap of Colin27")
+    parser.add_argument("--criterion", choices=(THIN_TO_THIN, THIN_TO_THICK), default=THIN_TO_THIN,
+                        help="the degradation (the authors' model is thin-to-thin only: left out for thin-to-thick)")
     parser.add_argument("--no-authors", action="store_true", help="skip the authors' model")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
 
-    generator = resolve_generator(args.model, THIN_TO_THIN)
-    methods = {"TCI": lambda lr, s: upsample_volume(lr, s, THIN_TO_THIN),
-               "soupgan": lambda lr, s: super_resolve(lr, generator, s, THIN_TO_THIN)}
-    if not args.no_authors:
+    criterion = args.criterion
+    generator = resolve_generator(args.model, criterion)
+    methods = {"TCI": lambda lr, s: upsample_volume(lr, s, criterion),
+               "soupgan": lambda lr, s: super_resolve(lr, generator, s, criterion)}
+    if not args.no_authors and criterion == THIN_TO_THIN:
         authors = ReferenceModel(authors_model_path())
         methods["authors"] = lambda lr, s: authors(lr, s, THIN_TO_THIN)
     hr = read_nifti(colin27_path(), "MR")
     if args.contrast == "t2-like":
         hr = t2_like(hr)
-    rows, planes = evaluate_scales(hr, args.scales, THIN_TO_THIN, methods, crop=args.crop,
+    rows, planes = evaluate_scales(hr, args.scales, criterion, methods, crop=args.crop,
                                    on_row=lambda row: print(json.dumps(row), flush=True))
     os.makedirs(args.out, exist_ok=True)
-    name = "colin27" if args.contrast == "t1" else f"colin27_{args.contrast}"
+    name = "_".join(["colin27", *([args.contrast] if args.contrast != "t1" else []),
+                     *([criterion] if criterion != THIN_TO_THIN else [])])
     plot_metrics_vs_scale(rows, os.path.join(args.out, f"{name}_metrics.png"),
-                          f"Colin27 ({args.contrast}) thin-to-thin, centre {args.crop}²")
+                          f"Colin27 ({args.contrast}) {criterion}, centre {args.crop}²")
     plot_comparison(planes, os.path.join(args.out, f"{name}_comparison.png"))
     print(format_table(rows))
     print(json.dumps({"generator_parameters": generator.count_params(), "rows": rows}, indent=2))
