@@ -216,7 +216,9 @@ def main() -> None:
                                       if args.grow else [])]
                                    if criterion == refined else
                                    [{"mse from the first thin-to-thin run": args.thick_epochs * args.steps_per_epoch}]),
-                         "generator": "last epoch"},
+                         "generator": "last epoch",
+                         **({"input": "cubic spline with slab means restored (--consistent-input)"}
+                            if criterion == "thin-to-thick" and args.consistent_input else {})},
             "colin27_centre128": evaluate(args.work, criterion, generator, reference),
         }
     if args.install:

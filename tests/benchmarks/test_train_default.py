@@ -54,6 +54,19 @@ def test_refine_stages_start_from_the_given_generator_and_chain(tmp_path):
                                rtol=1e-6)
 
 
+def test_consistent_input_reaches_the_thin_to_thick_stages_and_their_generator(tmp_path):
+    data = phantom_scans_and_start(tmp_path, SCAN_NAMES)
+    work = tmp_path / "work"
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.train_default", "--work", str(work), "--start", str(tmp_path / "start.keras"),
+         "--criterion", "thin-to-thick", "--consistent-input", "--refine", "log-mse:1:1e-4:3", "--train-only", *TINY],
+        capture_output=True, text=True, cwd=ROOT, timeout=600, env={**os.environ, "SOUPGAN_DATA": str(data)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = json.load(open(work / "thin-to-thick-refine1" / "config.json"))
+    assert config["criterion"] == "thin-to-thick" and config["consistent_input"] is True
+    assert load_generator(str(work / "thin-to-thick-refine1" / "last_generator.keras")).consistent_input
+
+
 def test_a_bad_start_is_one_line_and_refused_before_training(tmp_path):
     result = subprocess.run([sys.executable, "-m", "benchmarks.train_default", "--work", str(tmp_path / "w"),
                              "--start", str(tmp_path / "missing.keras"), "--refine", "log-mse:1:1e-4:3"],
