@@ -108,4 +108,8 @@ def test_in_graph_twin_equals_numpy_with_dynamic_shapes(criterion, scale):
     expected = make_consistent(thin.copy(), thick, scale, criterion, axis=0)
     graph = tf.function(lambda a, b: make_consistent_tf(a, b, scale, criterion),
                         input_signature=[tf.TensorSpec([None, None, None], tf.float32)] * 2)
-    np.testing.assert_allclose(graph(tf.constant(thin), tf.constant(thick)).numpy(), expected, atol=1e-6)
+    served = graph(tf.constant(thin), tf.constant(thick)).numpy()
+    if criterion == THIN_TO_THICK:  # a float64 solve on both sides, summed in another order
+        np.testing.assert_allclose(served, expected, atol=1e-6)
+    else:  # slices copied as they are: exactly
+        np.testing.assert_array_equal(served, expected)
