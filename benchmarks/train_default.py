@@ -75,13 +75,15 @@ def grow_stage(text: str) -> tuple[str, int, float, int, list[int]]:
     return (*refine_stage(head), dilation_list(dilations))
 
 
-def average_stages(stages: list[str], work: str, criterion: str) -> str:
-    """The weight-space mean of these runs' last generators, saved in `work`; its path."""
+def average_stages(stages: list[str], work: str, criterion: str, start: str | None = None) -> str:
+    """The weight-space mean of these runs' last generators (and of `start`, when given), saved in `work`; its
+    path."""
     from model.generator import average_generators, load_generator
 
     path = os.path.join(work, f"{criterion}-average.keras")
-    print(f"averaging the weights of {', '.join(map(os.path.basename, stages))} into {path}", flush=True)
-    average_generators([load_generator(os.path.join(stage, "last_generator.keras")) for stage in stages]).save(path)
+    sources = [*([start] if start else []), *(os.path.join(stage, "last_generator.keras") for stage in stages)]
+    print(f"averaging the weights of {', '.join(sources)} into {path}", flush=True)
+    average_generators([load_generator(source) for source in sources]).save(path)
     return path
 
 
@@ -112,6 +114,9 @@ def main() -> None:
                              "pixel loss (mse or log-mse), epochs, peak rate and data seed; repeatable")
     parser.add_argument("--average-last", type=int, default=1, metavar="N",
                         help="ship the weight-space mean of the last N refined stages' generators (1: the last)")
+    parser.add_argument("--average-start", action="store_true",
+                        help="with --start: the --start generator joins that mean (a fine-tune's mean with where it "
+                             "began)")
     parser.add_argument("--grow", type=grow_stage, metavar="LOSS:EPOCHS:LR:SEED:D,D,...",
                         help="last, add slice-axis reach blocks (dilations D) to the thin-to-thin generator so far "
                              "and fine-tune it on pairs --grow-patch-depth long along the slice axis")
@@ -139,6 +144,8 @@ def main() -> None:
     stage_count = len(args.refine) + (0 if args.start else 1)
     if not 1 <= args.average_last <= stage_count:
         parser.error(f"--average-last {args.average_last}: there are {stage_count} {args.criterion} stages")
+    if args.average_start and not args.start:
+        parser.error("--average-start averages with the --start generator: give --start")
     if args.start and not os.path.isfile(args.start):
         parser.error(f"--start {args.start}: no such generator file")
     if args.criterion != "thin-to-thin" and not (args.start and args.refine and not args.grow):
@@ -173,8 +180,9 @@ def main() -> None:
                 "--init", first, "--epochs", str(args.thick_epochs),
                 "--learning-rate", str(args.learning_rate / 2), *thick_input)
         generators["thin-to-thick"] = os.path.join(thick, "last_generator.keras")
-    last = (average_stages(stages[-args.average_last:], args.work, refined) if args.average_last > 1
-            else os.path.join(stages[-1], "last_generator.keras"))
+    averaged = args.average_last > 1 or args.average_start
+    last = (average_stages(stages[-args.average_last:], args.work, refined, args.start if args.average_start else None)
+            if averaged else os.path.join(stages[-1], "last_generator.keras"))
     if args.grow:
         loss, epochs, learning_rate, seed, dilations = args.grow
         grown = os.path.join(args.work, "thin-to-thin-grown")
@@ -211,6 +219,7 @@ def main() -> None:
                                       for loss, epochs, _, _ in args.refine],
                                     *([{"weights averaged over the last stages": args.average_last}]
                                       if args.average_last > 1 else []),
+                                    *([{"weights averaged with the start": True}] if args.average_start else []),
                                     *([{f"{args.grow[0]} with slice reach blocks {args.grow[4]} added, "
                                         f"{args.grow_patch_depth}-deep patches": args.grow[1] * args.steps_per_epoch}]
                                       if args.grow else [])]

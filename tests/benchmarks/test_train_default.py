@@ -54,6 +54,25 @@ def test_refine_stages_start_from_the_given_generator_and_chain(tmp_path):
                                rtol=1e-6)
 
 
+def test_average_start_ships_the_mean_of_the_start_and_the_stage(tmp_path):
+    data = phantom_scans_and_start(tmp_path, SCAN_NAMES[:3])
+    work, start = tmp_path / "work", str(tmp_path / "start.keras")
+    command = [sys.executable, "-m", "benchmarks.train_default", "--work", str(work), "--refine", "log-mse:1:1e-4:3",
+               "--average-start", "--train-only", *TINY]
+    env = {**os.environ, "SOUPGAN_DATA": str(data)}
+    refused = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=120, env=env)
+    assert refused.returncode == 2 and "give --start" in refused.stderr.strip().splitlines()[-1]
+    result = subprocess.run([*command, "--start", start], capture_output=True, text=True, cwd=ROOT, timeout=600,
+                            env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    averaged = load_generator(str(work / "thin-to-thin-average.keras")).get_weights()
+    ends = [load_generator(path).get_weights()
+            for path in (start, str(work / "thin-to-thin-refine1" / "last_generator.keras"))]
+    assert not np.allclose(ends[0][-2], ends[1][-2])  # the stage moved its exit (zero at the start)
+    for mean, first, last in zip(averaged, *ends):
+        np.testing.assert_allclose(mean, (first + last) / 2, rtol=1e-6, atol=1e-7)
+
+
 def test_consistent_input_reaches_the_thin_to_thick_stages_and_their_generator(tmp_path):
     data = phantom_scans_and_start(tmp_path, SCAN_NAMES)
     work = tmp_path / "work"
