@@ -7,8 +7,8 @@ phases, flips and contrasts; MSE on the inner patch; cosine learning rate) → o
 warm restarts, each from the previous last generator, with a new data order and MSE or `--pixel-loss
 log-mse` (every sample's gain in dB, so x2 counts as much as x6) → optionally (--average-last N) the mean, in
 weight space, of the last N thin-to-thin stages' generators (--average-start: and of the --start one) →
-optionally (--grow) residual blocks dilated
-along the slice axis added to it (starting as the identity) and fine-tuned on pairs deeper along that axis →
+optionally (--grow) residual blocks dilated along the slice axis added to it (starting as the identity) and
+fine-tuned on pairs deeper along that axis →
 thin-to-thick from the first run (`--init`, fewer steps) → `soupgan evaluate` of each last generator on
 Colin27 (128² in-plane centre crop), with the authors' released model alongside for thin-to-thin → with
 --install, copy the generators into the package and write `model_card.json` with their sha256 and measured
