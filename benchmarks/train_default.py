@@ -88,6 +88,13 @@ def average_stages(stages: list[str], work: str, criterion: str, start: str | No
     return path
 
 
+def starts_consistent(generator: str) -> bool:
+    """Whether a generator file takes thin-to-thick's consistent input (checked before any stage is trained)."""
+    from model.generator import load_generator
+
+    return load_generator(generator).consistent_input
+
+
 def started_from(generator: str) -> dict:
     """The --start generator's sha256, and the recipe that made it when it is an installed default."""
     from model.model_source import model_card, provenance, sha256_of
@@ -152,6 +159,9 @@ def main() -> None:
     if args.criterion != "thin-to-thin" and not (args.start and args.refine and not args.grow):
         parser.error(f"--criterion {args.criterion} refines a --start generator: give --start and --refine, no --grow")
     refined = args.criterion
+    if args.average_start and starts_consistent(args.start) != (refined == "thin-to-thick" and args.consistent_input):
+        parser.error(f"--average-start: --start {args.start} and its stages take different inputs "
+                     "(--consistent-input); their weights cannot be averaged")
     volumes = recipe_scans(args)
     common = ["--volumes", *volumes, "--stage", "mse", "--filters", str(args.filters), "--blocks", str(args.blocks),
               "--patch-size", str(args.patch_size), "--batch-size", str(args.batch_size),

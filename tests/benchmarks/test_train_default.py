@@ -62,6 +62,10 @@ def test_average_start_ships_the_mean_of_the_start_and_the_stage(tmp_path):
     env = {**os.environ, "SOUPGAN_DATA": str(data)}
     refused = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=120, env=env)
     assert refused.returncode == 2 and "give --start" in refused.stderr.strip().splitlines()[-1]
+    mixed = subprocess.run([*command, "--start", start, "--criterion", "thin-to-thick", "--consistent-input"],
+                           capture_output=True, text=True, cwd=ROOT, timeout=120, env=env)
+    assert mixed.returncode == 2 and "cannot be averaged" in mixed.stderr.strip().splitlines()[-1]
+    assert not work.exists()  # refused before any stage trained
     result = subprocess.run([*command, "--start", start], capture_output=True, text=True, cwd=ROOT, timeout=600,
                             env=env)
     assert result.returncode == 0, result.stderr[-3000:]
