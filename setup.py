@@ -19,6 +19,7 @@ INSTALL_REQUIRES = [
     "pydicom>=3.0,<4",
     "numpy>=1.26,<2",  # TF 2.16 wheels are built against NumPy 1.x
     "scipy>=1.11,<2",
+    "scikit-image>=0.24,<0.27",  # TV-L1 optical flow of the flow-guided slice interpolation (pipeline.slice_flow)
     "matplotlib>=3.8",  # training curves and comparison figures saved as PNG (Agg backend, no display)
 ]
 
@@ -29,7 +30,6 @@ EXTRAS_REQUIRE = {
     "dask": [f"apache-beam[dask]=={BEAM}"],
     "test": [
         "pytest>=8",
-        "scikit-image>=0.22",  # independent SSIM reference for pipeline.metrics
         "moto[server]>=5",  # local S3-compatible server for the s3:// round trip
         f"apache-beam[aws,dask]=={BEAM}",  # s3:// through Beam and the DaskRunner, both tested
     ],
