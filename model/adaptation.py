@@ -67,7 +67,7 @@ def adaptation_pairs(generator: SoupGenerator, volume: Volume, scale: float, cri
     source = super_resolve(volume, generator, scale, criterion, axis)
     return source, SamplerConfig(patch_size=patch, scales=adaptation_scales(scale, generator), criterion=criterion,
                                  augmentation=AugmentationConfig.none(), slice_axes=in_plane,
-                                 consistent_input=generator.consistent_input)
+                                 consistent_input=generator.consistent_input, flow_input=generator.flow_input)
 
 
 def adapt_generator(generator: SoupGenerator, volume: Volume, scale: float, criterion: str, steps: int,

@@ -4,7 +4,9 @@ It learns the residual between the cubic-pre-upsampled input and the thin-slice 
 normalised intensities ([p0.5, p99.5] of the thick volume → [0, 1]); `pipeline.graph_ops` holds the
 normalisation that training input and serving graphs wrap around it. A generator with `consistent_input`
 was trained on thin-to-thick inputs whose slab means were restored after the spline
-(`pipeline.consistency.consistent_upsample`), and every path that feeds it builds its input that way.
+(`pipeline.consistency.consistent_upsample`); one with `flow_input` on the flow-guided interpolation
+(`pipeline.slice_flow`) instead of the spline. Every path that feeds it builds its input that way
+(`pipeline.slice_flow.input_upsample`).
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ from pipeline.config import SCALES
 from pipeline.errors import InputError
 
 VARIANTS = ("residual", "rrdb")
-ARCHITECTURE_KEYS = ("variant", "filters", "blocks", "growth", "scales", "slice_dilations", "consistent_input")
+ARCHITECTURE_KEYS = ("variant", "filters", "blocks", "growth", "scales", "slice_dilations", "consistent_input",
+                      "flow_input")
 
 
 @keras.saving.register_keras_serializable(package="soupgan")
@@ -35,7 +38,7 @@ class SoupGenerator(keras.Model):
 
     def __init__(self, variant: str = "residual", filters: int = 16, blocks: int = 4, growth: int = 8,
                  scales: Sequence[int] = SCALES, slice_dilations: Sequence[int] = (), consistent_input: bool = False,
-                 **kwargs):
+                 flow_input: bool = False, **kwargs):
         super().__init__(**kwargs)
         if variant not in VARIANTS:
             raise ValueError(f"unknown generator variant {variant!r}; choose from {', '.join(VARIANTS)}")
@@ -46,6 +49,7 @@ class SoupGenerator(keras.Model):
         self.scales = tuple(int(s) for s in scales)
         self.slice_dilations = tuple(int(d) for d in slice_dilations)
         self.consistent_input = bool(consistent_input)  # its input: the spline with slab means restored
+        self.flow_input = bool(flow_input)  # its input: the flow-guided interpolation, not the spline
         if any(d < 1 for d in self.slice_dilations):
             raise ValueError(f"slice dilations must be >= 1, got {list(self.slice_dilations)}")
         self.entrance = ScaleInterpolatedConv3D(self.filters, scales=self.scales, name="entrance")
@@ -95,7 +99,7 @@ class SoupGenerator(keras.Model):
     def get_config(self):
         return {**super().get_config(), "variant": self.variant, "filters": self.filters, "blocks": self.blocks,
                 "growth": self.growth, "scales": list(self.scales), "slice_dilations": list(self.slice_dilations),
-                "consistent_input": self.consistent_input}
+                "consistent_input": self.consistent_input, "flow_input": self.flow_input}
 
 
 @contextlib.contextmanager

@@ -35,11 +35,12 @@ LOG = logging.getLogger("soupgan")
 
 def initial_generator(config: TrainConfig) -> SoupGenerator:
     """The generator a run starts from: `--init` (a run folder's best generator or a `.keras` file, grown by
-    `--slice-dilations` when it has no reach blocks yet) or a new one, set to the run's `--consistent-input`."""
+    `--slice-dilations` when it has no reach blocks yet) or a new one, set to the run's `--consistent-input` and `--flow-input`."""
     dilations = tuple(config.slice_dilations or ())
     if not config.init:
         return SoupGenerator(config.generator, config.filters, config.blocks, config.growth,
-                             slice_dilations=dilations, consistent_input=config.consistent_input)
+                             slice_dilations=dilations, consistent_input=config.consistent_input,
+                             flow_input=config.flow_input)
     path = config.init if config.init.endswith(".keras") else RunDirectory(config.init).best_generator
     if not os.path.isfile(path):
         raise InputError(f"--init {config.init}: no such generator .keras file" if config.init.endswith(".keras")
@@ -48,7 +49,10 @@ def initial_generator(config: TrainConfig) -> SoupGenerator:
     if generator.consistent_input and not config.consistent_input:
         raise InputError(f"--init {config.init} was trained on consistent thin-to-thick inputs: "
                          "give --consistent-input")
+    if generator.flow_input and not config.flow_input:
+        raise InputError(f"--init {config.init} was trained on flow-guided inputs: give --flow-input")
     generator.consistent_input = config.consistent_input  # a plain-input generator may learn the consistent one
+    generator.flow_input = config.flow_input  # or the flow-guided one
     if not dilations or generator.slice_dilations == dilations:
         return generator
     if generator.slice_dilations:
@@ -68,6 +72,7 @@ def pair_sampler_config(config: TrainConfig) -> SamplerConfig:
     """How `--volumes` pairs are drawn: the run's patch size and criterion, every scale, augmentation on or off."""
     return SamplerConfig(patch_size=config.patch_size, patch_depth=config.patch_depth, scales=SCALES,
                          criterion=config.criterion, consistent_input=config.consistent_input,
+                         flow_input=config.flow_input,
                          augmentation=AugmentationConfig() if config.augment else AugmentationConfig.none())
 
 

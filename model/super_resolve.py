@@ -4,7 +4,8 @@ CLI, the benchmarks and (by a parity test) the serving graph share.
 Steps: the [p0.5, p99.5] window of the **whole thick volume** (what training records carry), slice axis
 first, cubic spline upsampling (slab means restored for a generator trained with `consistent_input`) +
 normalisation of one in-plane column at a time (both run along the slice axis only, so an in-plane chunk is
-exact and the full upsampled volume never exists), the
+exact and the full upsampled volume never exists; a `flow_input` generator's flow-guided interpolation needs
+whole slices, so its input is made whole, once), the
 generator over 3D tiles (`model.sliding_window`) whose inputs reach its receptive radius past the volume's
 edges, filled with the edge voxels (a scan that ends inside tissue, a slab or a CT field of view, would
 otherwise meet the network's zero padding as a wall of air), denormalisation, slice axis back, the affine that
@@ -13,6 +14,8 @@ the measured slices as measured, thin-to-thick restores each slab's mean to its 
 """
 from __future__ import annotations
 
+import logging
+import time
 from typing import Callable, Sequence
 
 import keras
@@ -21,12 +24,14 @@ import numpy as np
 from model.generator import SoupGenerator
 from model.sliding_window import Region, SlidingWindow, edge_padded, sliding_window_inference
 from pipeline.config import THIN_TO_THIN
-from pipeline.consistency import consistent_upsample, make_consistent
+from pipeline.consistency import make_consistent
 from pipeline.errors import InputError
 from pipeline.geometry import upsampled_affine, upsampled_length
-from pipeline.interpolation import upsample
 from pipeline.normalization import IntensityWindow, robust_window
+from pipeline.slice_flow import input_upsample
 from pipeline.volume import Volume
+
+LOG = logging.getLogger("soupgan")
 
 DEFAULT_TILE = (64, 128, 128)  # tile cores, slice axis first (512x512x100 at s=4 peaks at 2.9 GB RSS)
 
@@ -38,7 +43,7 @@ class UpsampledColumns:
     def __init__(self, thick: np.ndarray, scale: float, criterion: str, window: IntensityWindow,
                  consistent: bool = False):
         self.thick, self.scale, self.criterion, self.window = thick, scale, criterion, window
-        self.interpolate = consistent_upsample if consistent else upsample
+        self.consistent = consistent
         self._key, self._column = None, None
 
     @property
@@ -49,9 +54,29 @@ class UpsampledColumns:
         depth, rows, columns = region
         key = (rows.start, rows.stop, columns.start, columns.stop)
         if key != self._key:
-            upsampled = self.interpolate(self.thick[:, rows, columns], self.scale, self.criterion, axis=0)
+            upsampled = input_upsample(self.thick[:, rows, columns], self.scale, self.criterion, 0,
+                                       consistent=self.consistent)
             self._key, self._column = key, self.window.normalize(upsampled)
         return self._column[depth]
+
+
+class FlowUpsampledVolume:
+    """The normalised thick volume (slice axis first) upsampled by flow-guided interpolation, made whole once
+    (the in-plane flow needs whole slices); the same tiles as `UpsampledColumns`."""
+
+    def __init__(self, thick: np.ndarray, scale: float, criterion: str, window: IntensityWindow,
+                 consistent: bool = False):
+        start = time.perf_counter()
+        self.data = input_upsample(window.normalize(thick), scale, criterion, 0, flow=True, consistent=consistent)
+        LOG.info("flow-guided input: %d thin slices from %d thick ones in %.1f s", len(self.data), len(thick),
+                 time.perf_counter() - start)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.data.shape
+
+    def __call__(self, region: Region) -> np.ndarray:
+        return self.data[tuple(region)]
 
 
 def compiled_predictor(generator: SoupGenerator, scale: float) -> Callable[[np.ndarray], np.ndarray]:
@@ -85,13 +110,15 @@ def thin_volume(volume: Volume, thin: np.ndarray, scale: float, criterion: str, 
 
 def tiled_over_volume(volume: Volume, predict: Callable[[np.ndarray], np.ndarray], scale: float, criterion: str,
                       axis: int | None, tiles: Callable[[tuple], SlidingWindow], batch_size: int = 1,
-                      progress: Callable[[int, int], None] | None = None, consistent_input: bool = False) -> Volume:
+                      progress: Callable[[int, int], None] | None = None, consistent_input: bool = False,
+                      flow_input: bool = False) -> Volume:
     """Run a normalised-intensity network `predict` over the whole volume: window of the whole thick volume,
-    lazily upsampled columns (edge-padded where a tile reaches past the volume), `tiles(shape)` of the thin grid,
-    denormalised output with its geometry."""
+    lazily upsampled columns or the flow-guided input (edge-padded where a tile reaches past the volume),
+    `tiles(shape)` of the thin grid, denormalised output with its geometry."""
     axis = volume.slice_axis(axis)
     window = robust_window(volume.data)
-    source = UpsampledColumns(np.moveaxis(volume.data, axis, 0), scale, criterion, window, consistent_input)
+    inputs = FlowUpsampledVolume if flow_input else UpsampledColumns
+    source = inputs(np.moveaxis(volume.data, axis, 0), scale, criterion, window, consistent_input)
     output = sliding_window_inference(edge_padded(source, source.shape), predict, tiles(source.shape), batch_size,
                                       transform=window.denormalize, progress=progress)
     return thin_volume(volume, output, scale, criterion, axis)
@@ -121,6 +148,6 @@ def super_resolve(
     axis = volume.slice_axis(axis)
     result = tiled_over_volume(volume, compiled_predictor(generator, scale), scale, criterion, axis,
                                lambda shape: SlidingWindow(shape, tile, halo, overlap, blending, beyond_edges=True),
-                               batch_size, progress, generator.consistent_input)
+                               batch_size, progress, generator.consistent_input, generator.flow_input)
     make_consistent(result.data, volume.data, scale, criterion, axis)
     return result

@@ -56,6 +56,7 @@ class TrainConfig:
     slice_dilations: list[int] | None = None  # slice-axis reach blocks (with --init: added to that generator)
     augment: bool = True  # intensity augmentation of pairs drawn from --volumes
     consistent_input: bool = False  # thin-to-thick --volumes inputs with slab means restored after the spline
+    flow_input: bool = False  # --volumes inputs made by flow-guided interpolation (pipeline.slice_flow)
     lr_schedule: str = "plateau"
     precision: str = "float32"
     jit_compile: str = "auto"  # auto: XLA where Keras picks it (GPUs), on, off
@@ -97,6 +98,8 @@ class TrainConfig:
         if self.consistent_input and (self.data or self.criterion != THIN_TO_THICK):
             raise InputError("--consistent-input is for --criterion thin-to-thick pairs drawn from --volumes "
                              "(a shard set carries plain spline inputs)")
+        if self.flow_input and self.data:
+            raise InputError("--flow-input is for pairs drawn from --volumes (a shard set carries spline inputs)")
         if self.loss_margin < 0:
             raise InputError("--loss-margin must be >= 0")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:

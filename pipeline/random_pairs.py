@@ -5,7 +5,9 @@ two epochs alike; NumPy only, so it feeds any Keras backend (the JAX/GPU recipe 
 
 A draw: volume, slice axis, scale, slice phase, an in-plane column of the patch's width through the whole
 slice axis (the spline runs along it, so the column is exact), augmented, degraded and cubic-upsampled; the
-patch is cut from the column where its target holds tissue.
+patch is cut from the column where its target holds tissue. For a flow-input generator (`flow_input`) the
+column is FLOW_CONTEXT voxels wider on each side (the in-plane flow needs context) and only the patch's thin
+slices are interpolated, from the thick slices around them.
 """
 from __future__ import annotations
 
@@ -16,16 +18,17 @@ import numpy as np
 
 from pipeline.augmentation import AugmentationConfig, Histogram, augment_block
 from pipeline.config import PATCH_SIZE, SCALES, THIN_TO_THIN, check_criterion
-from pipeline.consistency import consistent_upsample
+from pipeline.consistency import make_consistent
 from pipeline.degradation import degrade
 from pipeline.errors import VolumeShapeError
 from pipeline.geometry import degraded_length, upsampled_length
-from pipeline.interpolation import upsample
 from pipeline.normalization import robust_window
 from pipeline.patches import FOREGROUND_FRACTION, FOREGROUND_LEVEL
+from pipeline.slice_flow import flow_upsample, input_upsample
 from pipeline.volume import Volume
 
 MAX_TRIES = 50  # draws per patch before a background one is accepted
+FLOW_CONTEXT = 16  # in-plane voxels around a flow-input patch that its flow is estimated on
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +41,7 @@ class SamplerConfig:
     augmentation: AugmentationConfig = AugmentationConfig()
     slice_axes: tuple[int, ...] | None = None  # degrade along these axes only (default: each volume's thin axes)
     consistent_input: bool = False  # inputs with thin-to-thick's slab means restored after the spline
+    flow_input: bool = False  # inputs made by flow-guided interpolation (`pipeline.slice_flow`), not the spline
 
     def __post_init__(self):
         check_criterion(self.criterion)
@@ -94,15 +98,34 @@ class RandomPairSampler:
             if (column > FOREGROUND_LEVEL).mean() >= FOREGROUND_FRACTION:
                 break
         phase = int(rng.integers(scale))  # which thin slice the first thick one starts at
-        hr = augment_block(column[phase:], (phase, row, col), moved.shape, self.histograms[index], rng, config.augmentation)
-        interpolate = consistent_upsample if config.consistent_input else upsample
-        thin = interpolate(degrade(hr, scale, config.criterion, axis=0), scale, config.criterion, axis=0)
-        target = hr[: len(thin)]
+        margin = FLOW_CONTEXT if config.flow_input else 0
+        top, left = max(row - margin, 0), max(col - margin, 0)
+        block = moved[phase:, top:row + size + margin, left:col + size + margin]
+        hr = augment_block(block, (phase, top, left), moved.shape, self.histograms[index], rng, config.augmentation)
+        low = degrade(hr, scale, config.criterion, axis=0)
+        inner = (slice(None), slice(row - top, row - top + size), slice(col - left, col - left + size))
+        target = hr[: upsampled_length(len(low), scale, config.criterion)][inner]
         start = self._tissue_start(target, depth, rng)
-        pair_in, pair_out = thin[start:start + depth], target[start:start + depth]
+        depth_range = slice(start, start + depth)
+        if config.flow_input:
+            pair_in = self._flow_input(low, scale, depth_range)[inner]
+        else:
+            pair_in = input_upsample(low, scale, config.criterion, 0, consistent=config.consistent_input)[depth_range]
+        pair_out = target[depth_range]
         if config.flips:
             pair_in, pair_out = _flip(pair_in, pair_out, rng)
         return pair_in, pair_out, scale
+
+    def _flow_input(self, low: np.ndarray, scale: int, depth_range: slice) -> np.ndarray:
+        """The flow-guided input's thin slices in `depth_range` only; with `consistent_input` made from whole
+        slabs, whose means are restored slab by slab (exact: at an integer scale each slab's correction is its
+        own)."""
+        if not self.config.consistent_input:
+            return flow_upsample(low, scale, self.config.criterion, 0, depth_range)
+        first, last = depth_range.start // scale, -(-depth_range.stop // scale)
+        slabs = flow_upsample(low, scale, self.config.criterion, 0, slice(first * scale, last * scale))
+        make_consistent(slabs, low[first:last], scale, self.config.criterion, 0)
+        return slabs[depth_range.start - first * scale: depth_range.stop - first * scale]
 
     @staticmethod
     def _tissue_start(target: np.ndarray, depth: int, rng: np.random.Generator) -> int:

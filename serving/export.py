@@ -120,6 +120,9 @@ def export_scale(generator: SoupGenerator, base: str, scale: float, criterion: s
                  version: int | None = None, max_voxels: int = DEFAULT_MAX_VOXELS,
                  card: dict | None = None) -> ExportedModel:
     """Write `base/soupgan_x<s>/<version>/` atomically and return where it went."""
+    if generator.flow_input:
+        raise InputError("this generator takes flow-guided inputs, which have no in-graph twin to serve yet: "
+                         "export a spline-input generator (--model)")
     name = model_name(scale)
     model_base = os.path.join(base, name)
     version = next_version(model_base) if version is None else int(version)

@@ -1,5 +1,5 @@
-"""`soupgan evaluate`: degrade a thin-slice volume by each scale, then score tricubic, the model, optionally the
-model adapted to each degraded scan (`--adapt`) and a reference SavedModel against it (RMSE/PSNR/SSIM table,
+"""`soupgan evaluate`: degrade a thin-slice volume by each scale, then score tricubic, the flow-guided
+interpolation a flow-input model refines, the model, optionally the model adapted to each degraded scan (`--adapt`) and a reference SavedModel against it (RMSE/PSNR/SSIM table,
 JSON and a PNG like the paper's Fig. 5)."""
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> None:
     from model.model_source import resolve_generator
     from model.super_resolve import super_resolve
     from pipeline.interpolation import upsample_volume
+    from pipeline.slice_flow import flow_upsample_volume
     from pipeline.volume_io import read_volume
 
     show_progress()
@@ -44,6 +45,8 @@ def run(args: argparse.Namespace) -> None:
     generator = resolve_generator(args.model, args.criterion)
     methods = {
         "tricubic": lambda lr, s: upsample_volume(lr, s, args.criterion, axis),
+        **({"flow-guided": lambda lr, s: flow_upsample_volume(lr, s, args.criterion, axis)}
+           if generator.flow_input else {}),
         "soupgan": lambda lr, s: super_resolve(lr, generator, s, args.criterion, axis),
     }
     if args.adapt:
@@ -64,7 +67,7 @@ def run(args: argparse.Namespace) -> None:
         methods["reference"] = lambda lr, s: reference(lr, s, args.criterion, axis)
     rows, planes = evaluate_scales(
         hr, args.scales, args.criterion, methods, axis, args.crop,
-        on_row=lambda row: print(f"x{row['scale']} {row['method']:10s} PSNR {row['psnr']:6.2f} dB  "
+        on_row=lambda row: print(f"x{row['scale']} {row['method']:13s} PSNR {row['psnr']:6.2f} dB  "
                                  f"SSIM {row['ssim']:.4f}", flush=True),
     )
     os.makedirs(args.out, exist_ok=True)

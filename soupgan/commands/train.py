@@ -107,6 +107,9 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument("--consistent-input", action="store_true",
                        help="--volumes, thin-to-thick: inputs are the spline with each slab's mean restored to its "
                             "thick slice (recorded in the generator; every path that runs it does the same)")
+    train.add_argument("--flow-input", action="store_true",
+                       help="--volumes: inputs are the flow-guided slice interpolation (pipeline.slice_flow), not the "
+                            "spline (recorded in the generator; every path that runs it does the same)")
     train.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=default.lr_schedule,
                        help="plateau: divide by --lr-factor when the monitored loss stalls; cosine: decay over the run")
     train.add_argument("--precision", choices=PRECISIONS, default=default.precision,

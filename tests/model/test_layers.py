@@ -74,9 +74,11 @@ def test_generator_round_trip_at_integer_and_fractional_scales(variant, tmp_path
     loaded = assert_round_trip(generator, generator_call(x, np.float32(3.7)), tmp_path)
     for scale in (np.float32(2.0), np.array([2.0, 6.0], np.float32)):
         np.testing.assert_array_equal(loaded({"image": x, "scale": scale}), generator({"image": x, "scale": scale}))
-    assert not loaded.consistent_input
+    assert not loaded.consistent_input and not loaded.flow_input
     generator.consistent_input = True  # what the generator expects its input to be travels with it
     assert round_trip(generator, tmp_path).consistent_input
+    generator.consistent_input, generator.flow_input = False, True
+    assert round_trip(generator, tmp_path).flow_input
 
 
 @pytest.mark.parametrize("scale", [np.float32(3.5), np.array([2.0, 6.0], np.float32)], ids=["scalar", "per-sample"])

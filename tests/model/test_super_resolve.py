@@ -16,6 +16,7 @@ from pipeline.errors import InputError
 from pipeline.geometry import upsampled_affine
 from pipeline.interpolation import upsample, upsample_volume
 from pipeline.normalization import robust_window
+from pipeline.slice_flow import flow_upsample
 from pipeline.volume import Volume
 from tests.conftest import phantom
 from tests.generators import one_pass_over_edge_padded, random_generator
@@ -118,6 +119,25 @@ def test_a_generator_trained_on_consistent_inputs_gets_them():
     np.testing.assert_allclose(result, expected, atol=2e-5 * np.ptp(expected))
     generator.consistent_input = False  # the same weights on the plain spline: another result
     assert np.abs(super_resolve(ct, generator, 3, THIN_TO_THICK, tile=(7, 9, 11)).data - result).max() > 1.0
+
+
+def test_a_generator_trained_on_flow_guided_inputs_gets_them_whole_slice_by_whole_slice():
+    """A `flow_input` generator's input is the flow-guided interpolation of the normalised thick volume (whole
+    slices, whatever the tiles); the untrained one returns exactly that interpolation, in HU."""
+    ct = ct_volume((30, 34, 8))
+    generator = SoupGenerator(filters=4, blocks=1, flow_input=True)
+    window = robust_window(ct.data)
+    flow = window.denormalize(flow_upsample(window.normalize(ct.data), 3, THIN_TO_THIN, axis=2))
+    identity = super_resolve(ct, generator, 3, THIN_TO_THIN, tile=(7, 9, 11))
+    np.testing.assert_allclose(identity.data, flow, atol=1e-4 * np.ptp(flow))
+    assert np.abs(flow - upsample(ct.data, 3, THIN_TO_THIN, axis=2)).max() > 1.0  # not the spline
+    trained = random_generator()
+    trained.flow_input = True
+    result = super_resolve(ct, trained, 3, THIN_TO_THIN, tile=(7, 9, 11)).data
+    image = window.normalize(np.moveaxis(flow, 2, 0))
+    expected = np.moveaxis(window.denormalize(one_pass_over_edge_padded(trained, image, 3)), 0, 2)
+    expected[..., ::3] = ct.data
+    np.testing.assert_allclose(result, expected, atol=2e-5 * np.ptp(expected))
 
 
 def test_other_slice_axes_and_overrides():

@@ -88,6 +88,19 @@ def test_consistent_thin_to_thick_inputs_average_back_to_the_target_slabs_exactl
         assert slab_offset(plain_in, plain_out, scale, atol=1e-5) is None
 
 
+def test_consistent_flow_inputs_average_back_to_the_target_slabs_exactly():
+    """Flow-guided thin-to-thick inputs with `consistent_input`: the patch's slabs restored whole, so every complete
+    slab still has the target's slab mean, as the spline's do."""
+    config = SamplerConfig(SIZE, criterion=THIN_TO_THICK, flow_input=True, consistent_input=True)
+    flow = RandomPairSampler([head()], config)
+    spline = RandomPairSampler([head()], dataclasses.replace(config, flow_input=False))
+    for seed in range(8):
+        pair_in, pair_out, scale = flow.pair(np.random.default_rng(seed))
+        assert pair_in.shape == (SIZE,) * 3
+        assert slab_offset(pair_in, pair_out, scale, atol=1e-5) is not None, f"x{scale}: no slab phase matches"
+        assert np.abs(pair_in - spline.pair(np.random.default_rng(seed))[0]).max() > 1e-3
+
+
 def test_isotropic_scans_are_degraded_along_every_axis_thick_ones_only_in_plane():
     assert head().thin_axes() == (0, 1, 2)
     assert head(spacing=(0.9, 0.9, 3.0)).thin_axes() == (0, 1)
@@ -179,3 +192,21 @@ def test_gamma_only_mapping_is_monotonic():
     mapping = random_mapping(np.random.default_rng(0), AugmentationConfig(remap_probability=0.0, gamma_probability=1.0))
     x = np.linspace(0, 1.2, 50)
     assert mapping.gamma != 1.0 and np.all(np.diff(mapping(x)) > 0)
+
+
+def test_flow_input_pairs_are_the_same_draws_with_the_flow_guided_input():
+    """`flow_input`: the same targets as spline pairs (the context around the patch only feeds the flow), inputs
+    that keep the measured slices and come closer to the target on oblique structure."""
+    config = SamplerConfig(SIZE, flips=False, augmentation=AugmentationConfig.none())
+    spline = RandomPairSampler([head()], config)
+    flow = RandomPairSampler([head()], dataclasses.replace(config, flow_input=True))
+    spline_errors, flow_errors = [], []
+    for seed in range(12):
+        flow_in, flow_out, scale = flow.pair(np.random.default_rng(seed))
+        spline_in, spline_out, _ = spline.pair(np.random.default_rng(seed))
+        np.testing.assert_array_equal(flow_out, spline_out)
+        assert flow_in.shape == flow_out.shape == (SIZE,) * 3 and flow_in.dtype == np.float32
+        assert kept_slice_offset(flow_in, flow_out, scale) is not None
+        spline_errors.append(np.mean((spline_in - spline_out) ** 2))
+        flow_errors.append(np.mean((flow_in - flow_out) ** 2))
+    assert np.mean(flow_errors) < 0.8 * np.mean(spline_errors), (np.mean(flow_errors), np.mean(spline_errors))

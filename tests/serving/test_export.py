@@ -83,6 +83,15 @@ def test_a_generator_trained_on_consistent_inputs_is_served_on_them(scale, tmp_p
     assert np.abs(super_resolve(volume, generator, scale, "thin-to-thick", axis=0).data - expected).max() > 1.0
 
 
+def test_a_generator_trained_on_flow_guided_inputs_is_refused_before_anything_is_written(tmp_path):
+    """No in-graph twin of the flow-guided interpolation yet: serving it on the spline would be train/serve skew."""
+    generator = random_generator()
+    generator.flow_input = True
+    with pytest.raises(InputError, match="flow-guided inputs, which have no in-graph twin"):
+        export_scale(generator, str(tmp_path / "base"), 3.0, "thin-to-thin", max_voxels=50_000, card={})
+    assert not (tmp_path / "base").exists()
+
+
 def test_a_thin_to_thin_export_keeps_the_measured_slices_as_in_process_inference_does(tmp_path):
     generator = random_generator()
     model = export_scale(generator, str(tmp_path), 2.5, "thin-to-thin", max_voxels=50_000)
