@@ -88,11 +88,35 @@ def average_stages(stages: list[str], work: str, criterion: str, start: str | No
     return path
 
 
-def starts_consistent(generator: str) -> bool:
-    """Whether a generator file takes thin-to-thick's consistent input (checked before any stage is trained)."""
+def input_kind(generator: str) -> tuple[bool, bool]:
+    """Whether a generator file takes thin-to-thick's consistent input and whether flow-guided input (checked
+    before any stage is trained)."""
     from model.generator import load_generator
 
-    return load_generator(generator).consistent_input
+    loaded = load_generator(generator)
+    return loaded.consistent_input, loaded.flow_input
+
+
+def served_default(criterion: str, generator: str) -> dict | None:
+    """For a flow-input generator about to be installed over the shipped `criterion` one: the spline-input
+    generator `soupgan export` serves instead (the shipped one, copied to `<criterion>-spline.keras`, or the one
+    it already names), as a model-card entry. None for a spline-input generator."""
+    from model.generator import load_generator
+    from model.model_source import DEFAULT_WEIGHTS, model_card, provenance, sha256_of
+
+    if not load_generator(generator).flow_input:
+        return None
+    card = model_card()
+    installed = card["models"][criterion]
+    if "served" in installed:
+        return installed["served"]
+    file = f"{criterion}-spline.keras"
+    shutil.copyfile(os.path.join(DEFAULT_WEIGHTS, installed["file"]), os.path.join(DEFAULT_WEIGHTS, file))
+    consistent = load_generator(os.path.join(DEFAULT_WEIGHTS, file)).consistent_input
+    return {"file": file, "sha256": sha256_of(os.path.join(DEFAULT_WEIGHTS, file)),
+            "input": "cubic spline" + (" with slab means restored" if consistent else ""),
+            "why": "flow-guided input has no in-graph twin yet; TF Serving runs this one",
+            "colin27_centre128": installed["colin27_centre128"], "provenance": provenance(card, criterion)}
 
 
 def started_from(generator: str) -> dict:
@@ -132,6 +156,8 @@ def main() -> None:
     parser.add_argument("--thick-epochs", type=int, default=6, help="thin-to-thick epochs, from the first thin-to-thin run")
     parser.add_argument("--consistent-input", action="store_true",
                         help="thin-to-thick stages train on inputs with each slab's mean restored after the spline")
+    parser.add_argument("--flow-input", action="store_true",
+                        help="every stage trains on flow-guided slice interpolation (pipeline.slice_flow) as input")
     parser.add_argument("--steps-per-epoch", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=6)
     parser.add_argument("--patch-size", type=int, default=40)
@@ -159,15 +185,17 @@ def main() -> None:
     if args.criterion != "thin-to-thin" and not (args.start and args.refine and not args.grow):
         parser.error(f"--criterion {args.criterion} refines a --start generator: give --start and --refine, no --grow")
     refined = args.criterion
-    if args.average_start and starts_consistent(args.start) != (refined == "thin-to-thick" and args.consistent_input):
+    stage_input = (refined == "thin-to-thick" and args.consistent_input, args.flow_input)
+    if args.average_start and input_kind(args.start) != stage_input:
         parser.error(f"--average-start: --start {args.start} and its stages take different inputs "
-                     "(--consistent-input); their weights cannot be averaged")
+                     "(--consistent-input, --flow-input); their weights cannot be averaged")
     volumes = recipe_scans(args)
     common = ["--volumes", *volumes, "--stage", "mse", "--filters", str(args.filters), "--blocks", str(args.blocks),
               "--patch-size", str(args.patch_size), "--batch-size", str(args.batch_size),
               "--loss-margin", str(args.loss_margin), "--lr-schedule", "cosine", "--steps-per-epoch",
               str(args.steps_per_epoch), "--checkpoint-every", "50", "--precision", args.precision,
-              "--jit-compile", args.jit_compile, *(["--portable"] if args.portable else [])]
+              "--jit-compile", args.jit_compile, *(["--portable"] if args.portable else []),
+              *(["--flow-input"] if args.flow_input else [])]
     thick_input = ["--consistent-input"] if args.consistent_input else []
     first = os.path.join(args.work, "thin-to-thin-mse")
     stages = []
@@ -238,7 +266,8 @@ def main() -> None:
                                    [{"mse from the first thin-to-thin run": args.thick_epochs * args.steps_per_epoch}]),
                          "generator": "last epoch",
                          **({"input": "cubic spline with slab means restored (--consistent-input)"}
-                            if criterion == "thin-to-thick" and args.consistent_input else {})},
+                            if criterion == "thin-to-thick" and args.consistent_input else {}),
+                         **({"input": "flow-guided slice interpolation (--flow-input)"} if args.flow_input else {})},
             "colin27_centre128": evaluate(args.work, criterion, generator, reference),
         }
     if args.install:
@@ -249,8 +278,9 @@ def main() -> None:
         for criterion, entry in card["models"].items():
             target = os.path.join(DEFAULT_WEIGHTS, entry["file"])
             if criterion in generators:
+                served = served_default(criterion, generators[criterion]) if args.start else None
                 shutil.copyfile(generators[criterion], target)
-                entry["sha256"] = sha256_of(target)
+                entry.update({"sha256": sha256_of(target), **({"served": served} if served else {})})
         with open(MODEL_CARD, "w", encoding="utf-8") as handle:
             json.dump(card, handle, indent=2)
     print(json.dumps(card, indent=2))

@@ -77,17 +77,19 @@ def test_average_start_ships_the_mean_of_the_start_and_the_stage(tmp_path):
         np.testing.assert_allclose(mean, (first + last) / 2, rtol=1e-6, atol=1e-7)
 
 
-def test_consistent_input_reaches_the_thin_to_thick_stages_and_their_generator(tmp_path):
+def test_consistent_and_flow_input_reach_the_thin_to_thick_stages_and_their_generator(tmp_path):
     data = phantom_scans_and_start(tmp_path, SCAN_NAMES)
     work = tmp_path / "work"
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.train_default", "--work", str(work), "--start", str(tmp_path / "start.keras"),
-         "--criterion", "thin-to-thick", "--consistent-input", "--refine", "log-mse:1:1e-4:3", "--train-only", *TINY],
+         "--criterion", "thin-to-thick", "--consistent-input", "--flow-input", "--refine", "log-mse:1:1e-4:3",
+         "--train-only", *TINY],
         capture_output=True, text=True, cwd=ROOT, timeout=600, env={**os.environ, "SOUPGAN_DATA": str(data)})
     assert result.returncode == 0, result.stderr[-3000:]
     config = json.load(open(work / "thin-to-thick-refine1" / "config.json"))
-    assert config["criterion"] == "thin-to-thick" and config["consistent_input"] is True
-    assert load_generator(str(work / "thin-to-thick-refine1" / "last_generator.keras")).consistent_input
+    assert config["criterion"] == "thin-to-thick" and config["consistent_input"] is config["flow_input"] is True
+    generator = load_generator(str(work / "thin-to-thick-refine1" / "last_generator.keras"))
+    assert generator.consistent_input and generator.flow_input
 
 
 def test_a_bad_start_is_one_line_and_refused_before_training(tmp_path):
@@ -141,3 +143,37 @@ def test_thin_to_thick_stages_refine_a_start_and_need_one(tmp_path):
     assert os.listdir(work) == ["thin-to-thick-refine1"]
     config = json.load(open(work / "thin-to-thick-refine1" / "config.json"))
     assert config["criterion"] == "thin-to-thick" and config["init"] == str(tmp_path / "start.keras")
+
+
+def test_a_flow_input_default_names_the_spline_one_that_export_serves(tmp_path, monkeypatch):
+    """Installing a flow-input generator over a spline-input default keeps the latter as `<criterion>-spline.keras`
+    (TF Serving has no flow-guided interpolation in its graph): the card's `served` entry, sha256-checked."""
+    import model.model_source as model_source
+    from benchmarks.train_default import served_default
+
+    weights = tmp_path / "default_weights"
+    weights.mkdir()
+    spline = SoupGenerator(filters=4, blocks=1)
+    spline({"image": np.zeros((1, 8, 8, 8, 1), np.float32), "scale": np.float32(2.0)})
+    spline.save(str(weights / "thin-to-thin.keras"))
+    card = {"recipe": "the spline recipe", "training_data": ["a.nii.gz"],
+            "models": {"thin-to-thin": {"file": "thin-to-thin.keras", "colin27_centre128": {"x2": {}},
+                                        "sha256": model_source.sha256_of(str(weights / "thin-to-thin.keras"))}}}
+    (weights / "model_card.json").write_text(json.dumps(card))
+    monkeypatch.setattr(model_source, "DEFAULT_WEIGHTS", str(weights))
+    monkeypatch.setattr(model_source, "MODEL_CARD", str(weights / "model_card.json"))
+    flow = SoupGenerator.from_config({**spline.get_config(), "flow_input": True})
+    flow({"image": np.zeros((1, 8, 8, 8, 1), np.float32), "scale": np.float32(2.0)})
+    flow.save(str(tmp_path / "flow.keras"))
+
+    assert served_default("thin-to-thin", str(weights / "thin-to-thin.keras")) is None  # spline over spline
+    served = served_default("thin-to-thin", str(tmp_path / "flow.keras"))
+    assert served["file"] == "thin-to-thin-spline.keras" and served["input"] == "cubic spline"
+    assert served["provenance"]["recipe"] == "the spline recipe"
+    assert served["sha256"] == model_source.sha256_of(str(weights / "thin-to-thin-spline.keras"))
+    card["models"]["thin-to-thin"] = {"file": "thin-to-thin.keras", "served": served,
+                                      "sha256": model_source.sha256_of(str(weights / "thin-to-thin.keras"))}
+    (weights / "model_card.json").write_text(json.dumps(card))
+    assert model_source.default_generator_path("thin-to-thin") == str(weights / "thin-to-thin.keras")
+    assert model_source.default_generator_path("thin-to-thin", served=True) == str(weights / "thin-to-thin-spline.keras")
+    assert served_default("thin-to-thin", str(tmp_path / "flow.keras")) == served  # a later flow one keeps it
