@@ -1,10 +1,10 @@
 """The multi-scale SR generator: scale-specific entrance/exit around a shared residual (or RRDB) trunk.
 
-It learns the residual between the cubic-pre-upsampled input and the thin-slice target, on
+It learns the residual between the pre-upsampled input (cubic spline or flow-guided) and the thin-slice target, on
 normalised intensities ([p0.5, p99.5] of the thick volume → [0, 1]); `pipeline.graph_ops` holds the
 normalisation that training input and serving graphs wrap around it. A generator with `consistent_input`
 was trained on thin-to-thick inputs whose slab means were restored after the spline
-(`pipeline.consistency.consistent_upsample`); one with `flow_input` on the flow-guided interpolation
+(`pipeline.consistency`); one with `flow_input` on the flow-guided interpolation
 (`pipeline.slice_flow`) instead of the spline. Every path that feeds it builds its input that way
 (`pipeline.slice_flow.input_upsample`).
 """

@@ -9,16 +9,15 @@ would have made of them.
 - gaussian thick slices are blurs with no exact inverse constraint worth enforcing: nothing changes.
 
 `make_consistent` picks by criterion; `pipeline.graph_ops.make_consistent_tf` is the in-graph twin used in
-serving. `consistent_upsample` is the cubic spline made consistent the same way: the spline treats thick slabs
-as point samples at their centres, so its slab means miss the thick slices (by 0.3-0.9 dB of PSNR on brain MRI
-at x2..x6); generators trained with `consistent_input` take it as their input.
+serving. Generators trained with `consistent_input` take their input interpolation made consistent the same
+way (`pipeline.slice_flow.input_upsample`): the spline treats thick slabs as point samples at their centres, so
+its slab means miss the thick slices (by 0.3-0.9 dB of PSNR on brain MRI at x2..x6).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from pipeline.config import THIN_TO_THICK, THIN_TO_THIN, check_criterion
-from pipeline.interpolation import upsample
 
 ON_GRID_TOLERANCE = 1e-6  # in thin slices: k·s within this of an integer sits on the thin grid
 COLUMNS_PER_BLOCK = 1 << 14  # in-plane voxels corrected at a time (bounds the float64 temporaries)
@@ -77,8 +76,3 @@ def make_consistent(thin: np.ndarray, thick: np.ndarray, scale: float, criterion
     keep_measured_slices(thin, thick, scale, criterion, axis)
     return restore_slab_means(thin, thick, scale, criterion, axis)
 
-
-def consistent_upsample(data: np.ndarray, scale: float, criterion: str, axis: int) -> np.ndarray:
-    """`pipeline.interpolation.upsample` followed by `make_consistent` against `data` (a change for thin-to-thick
-    only: the spline already passes through thin-to-thin's measured slices)."""
-    return make_consistent(upsample(data, scale, criterion, axis), data, scale, criterion, axis)

@@ -11,12 +11,12 @@ from model.generator import SoupGenerator
 from model.sliding_window import SlidingWindow
 from model.super_resolve import UpsampledColumns, compiled_predictor, super_resolve, tiled_over_volume
 from pipeline.config import THIN_TO_THICK, THIN_TO_THIN
-from pipeline.consistency import consistent_upsample, make_consistent, slab_means_matrix
+from pipeline.consistency import make_consistent, slab_means_matrix
 from pipeline.errors import InputError
 from pipeline.geometry import upsampled_affine
 from pipeline.interpolation import upsample, upsample_volume
 from pipeline.normalization import robust_window
-from pipeline.slice_flow import flow_upsample
+from pipeline.slice_flow import flow_upsample, input_upsample
 from pipeline.volume import Volume
 from tests.conftest import phantom
 from tests.generators import one_pass_over_edge_padded, random_generator
@@ -113,7 +113,7 @@ def test_a_generator_trained_on_consistent_inputs_gets_them():
     generator.consistent_input = True
     result = super_resolve(ct, generator, 3, THIN_TO_THICK, tile=(7, 9, 11)).data
     window = robust_window(ct.data)
-    thin = consistent_upsample(np.moveaxis(ct.data, 2, 0), 3, THIN_TO_THICK, axis=0)
+    thin = input_upsample(np.moveaxis(ct.data, 2, 0), 3, THIN_TO_THICK, axis=0, consistent=True)
     output = window.denormalize(one_pass_over_edge_padded(generator, window.normalize(thin), 3))
     expected = np.moveaxis(make_consistent(output, np.moveaxis(ct.data, 2, 0), 3, THIN_TO_THICK, axis=0), 0, 2)
     np.testing.assert_allclose(result, expected, atol=2e-5 * np.ptp(expected))
