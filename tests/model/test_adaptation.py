@@ -51,6 +51,11 @@ def test_pairs_are_cut_on_the_super_resolved_grid_not_the_thick_one():
     assert not config.consistent_input
     generator.consistent_input = True  # a generator trained on consistent thin-to-thick inputs adapts on them too
     assert adaptation_pairs(generator, thick, 3, "thin-to-thick")[1].consistent_input
+    generator.consistent_input, generator.flow_input = False, True  # and one trained on flow-guided inputs
+    source, config = adaptation_pairs(generator, thick, 3, "thin-to-thin")
+    assert config.flow_input
+    pair_in, pair_out, _ = RandomPairSampler([source], config).pair(np.random.default_rng(0))
+    assert pair_in.shape == pair_out.shape == (32, 32, 32)
 
 
 def test_too_few_slices_to_adapt_to_are_refused():
