@@ -35,7 +35,8 @@ LOG = logging.getLogger("soupgan")
 
 def initial_generator(config: TrainConfig) -> SoupGenerator:
     """The generator a run starts from: `--init` (a run folder's best generator or a `.keras` file, grown by
-    `--slice-dilations` when it has no reach blocks yet) or a new one, set to the run's `--consistent-input` and `--flow-input`."""
+    `--slice-dilations` when it has no reach blocks yet) or a new one, set to the run's `--consistent-input` and
+    `--flow-input`."""
     dilations = tuple(config.slice_dilations or ())
     if not config.init:
         return SoupGenerator(config.generator, config.filters, config.blocks, config.growth,

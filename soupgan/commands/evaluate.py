@@ -1,6 +1,7 @@
 """`soupgan evaluate`: degrade a thin-slice volume by each scale, then score tricubic, the flow-guided
-interpolation a flow-input model refines, the model, optionally the model adapted to each degraded scan (`--adapt`) and a reference SavedModel against it (RMSE/PSNR/SSIM table,
-JSON and a PNG like the paper's Fig. 5)."""
+interpolation a flow-input model refines, the model, optionally the model adapted to each degraded scan
+(`--adapt`) and a reference SavedModel against it (RMSE/PSNR/SSIM table, JSON and a PNG like the paper's
+Fig. 5)."""
 from __future__ import annotations
 
 import argparse

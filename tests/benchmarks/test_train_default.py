@@ -175,5 +175,6 @@ def test_a_flow_input_default_names_the_spline_one_that_export_serves(tmp_path, 
                                       "sha256": model_source.sha256_of(str(weights / "thin-to-thin.keras"))}
     (weights / "model_card.json").write_text(json.dumps(card))
     assert model_source.default_generator_path("thin-to-thin") == str(weights / "thin-to-thin.keras")
-    assert model_source.default_generator_path("thin-to-thin", served=True) == str(weights / "thin-to-thin-spline.keras")
+    served_path = model_source.default_generator_path("thin-to-thin", served=True)
+    assert served_path == str(weights / "thin-to-thin-spline.keras")
     assert served_default("thin-to-thin", str(tmp_path / "flow.keras")) == served  # a later flow one keeps it

@@ -151,7 +151,10 @@ def test_export_cli_writes_every_scale_with_the_default_weights(tmp_path):
     summary = json.loads(result.stdout)
     assert [m["name"] for m in summary["exported"]] == ["soupgan_x2.5", "soupgan_x3"]
     card = json.load(open(tmp_path / "base" / "soupgan_x3" / "1" / "assets.extra" / "model_card.json"))
-    assert card["source"] == "soupgan default weights" and len(card["generator_sha256"]) == 64
+    shipped = json.load(open(os.path.join(ROOT, "model", "default_weights", "model_card.json")))["models"]["thin-to-thin"]
+    served = shipped.get("served", shipped)  # a flow-input default is served by its spline-input predecessor
+    assert card["source"].startswith("soupgan default weights") and card["generator_sha256"] == served["sha256"]
+    assert ("spline-input" in result.stderr) == ("served" in shipped)
     assert (tmp_path / "base" / "batching_parameters.txt").exists()
     config = text_format.Parse((tmp_path / "base" / "models.config").read_text(), model_server_config_pb2.ModelServerConfig())
     assert [c.base_path for c in config.model_config_list.config] == ["/models/soupgan_x2.5", "/models/soupgan_x3"]
@@ -165,10 +168,11 @@ def test_an_exported_default_names_the_data_its_own_generator_was_trained_on():
 
     card = model_card()
     for criterion in ("thin-to-thin", "thin-to-thick"):
-        exported = source_card(None, criterion, os.path.join(DEFAULT_WEIGHTS, f"{criterion}.keras"))
-        assert exported["generator_sha256"] == card["models"][criterion]["sha256"]
         entry = card["models"][criterion]
-        assert exported["training_data"] == entry.get("provenance", card)["training_data"]
+        served = entry.get("served", entry)  # what export serves: the spline-input one beside a flow-input default
+        exported = source_card(None, criterion, os.path.join(DEFAULT_WEIGHTS, served["file"]))
+        assert exported["generator_sha256"] == served["sha256"] and exported["measured"] == served
+        assert exported["training_data"] == served.get("provenance", entry.get("provenance", card))["training_data"]
 
 
 def test_an_export_runs_in_process_tiled_or_whole_with_the_same_result(exported, monkeypatch):
