@@ -86,8 +86,13 @@ def test_evaluate_writes_a_table_json_and_figures(tmp_path, anatomical_path):
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     rows = {(row["scale"], row["method"]): row for row in metrics["rows"]}
-    assert set(rows) == {(2, "tricubic"), (2, "soupgan"), (4, "tricubic"), (4, "soupgan")}
+    # the shipped generator refines the flow-guided interpolation, which gets a row of its own
+    methods = ("tricubic", "flow-guided", "soupgan")
+    assert set(rows) == {(scale, method) for scale in (2, 4) for method in methods}
     assert rows[(2, "tricubic")]["psnr"] > rows[(4, "tricubic")]["psnr"] > 15  # thicker slices, worse
+    for scale in (2, 4):  # on this real scan each step adds: flow over the spline, the network over the flow
+        psnr = {method: rows[(scale, method)]["psnr"] for method in methods}
+        assert psnr["soupgan"] > psnr["flow-guided"] > psnr["tricubic"], psnr
     assert all(0 < row["ssim"] <= 1 and row["mvoxel_per_s"] > 0 for row in rows.values())
     assert (tmp_path / "eval" / "metrics.png").stat().st_size > 10_000
     assert (tmp_path / "eval" / "comparison.png").stat().st_size > 10_000
@@ -100,7 +105,7 @@ def test_evaluate_adapt_scores_the_adapted_generator_beside_the_shipped_one(tmp_
                      "--out", tmp_path / "eval")
     assert result.returncode == 0, result.stderr
     rows = {row["method"]: row for row in json.loads((tmp_path / "eval" / "metrics.json").read_text())["rows"]}
-    assert set(rows) == {"tricubic", "soupgan", "soupgan+adapt"}
+    assert set(rows) == {"tricubic", "flow-guided", "soupgan", "soupgan+adapt"}
     assert rows["soupgan+adapt"]["psnr"] != rows["soupgan"]["psnr"]  # two steps moved the generator
     assert abs(rows["soupgan+adapt"]["psnr"] - rows["soupgan"]["psnr"]) < 1.0
 
