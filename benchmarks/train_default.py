@@ -97,6 +97,12 @@ def input_kind(generator: str) -> tuple[bool, bool]:
     return loaded.consistent_input, loaded.flow_input
 
 
+def input_description(consistent: bool, flow: bool) -> str:
+    """A generator's input, as the model card names it."""
+    interpolation = "flow-guided slice interpolation" if flow else "cubic spline"
+    return interpolation + (" with slab means restored" if consistent else "")
+
+
 def served_default(criterion: str, generator: str) -> dict | None:
     """For a flow-input generator about to be installed over the shipped `criterion` one: the spline-input
     generator `soupgan export` serves instead (the shipped one, copied to `<criterion>-spline.keras`, or the one
@@ -114,7 +120,7 @@ def served_default(criterion: str, generator: str) -> dict | None:
     shutil.copyfile(os.path.join(DEFAULT_WEIGHTS, installed["file"]), os.path.join(DEFAULT_WEIGHTS, file))
     consistent = load_generator(os.path.join(DEFAULT_WEIGHTS, file)).consistent_input
     return {"file": file, "sha256": sha256_of(os.path.join(DEFAULT_WEIGHTS, file)),
-            "input": "cubic spline" + (" with slab means restored" if consistent else ""),
+            "input": input_description(consistent, flow=False),
             "why": "flow-guided input has no in-graph twin yet; TF Serving runs this one",
             "colin27_centre128": installed["colin27_centre128"], "provenance": provenance(card, criterion)}
 
@@ -248,6 +254,7 @@ def main() -> None:
     for criterion, generator in generators.items():
         # No val split: "best" would follow the noisy training loss; the cosine schedule ends low, ship the last.
         reference = authors_model_path() if criterion == "thin-to-thin" and not args.no_authors else None
+        consistent = criterion == "thin-to-thick" and args.consistent_input
         card["models"][criterion] = {
             "file": f"{criterion}.keras",
             "training": {"stage": "mse", "batch_size": args.batch_size, "patch_size": args.patch_size,
@@ -265,9 +272,8 @@ def main() -> None:
                                    if criterion == refined else
                                    [{"mse from the first thin-to-thin run": args.thick_epochs * args.steps_per_epoch}]),
                          "generator": "last epoch",
-                         **({"input": "cubic spline with slab means restored (--consistent-input)"}
-                            if criterion == "thin-to-thick" and args.consistent_input else {}),
-                         **({"input": "flow-guided slice interpolation (--flow-input)"} if args.flow_input else {})},
+                         **({"input": input_description(consistent, args.flow_input)}
+                            if consistent or args.flow_input else {})},
             "colin27_centre128": evaluate(args.work, criterion, generator, reference),
         }
     if args.install:
