@@ -103,28 +103,6 @@ def input_description(consistent: bool, flow: bool) -> str:
     return interpolation + (" with slab means restored" if consistent else "")
 
 
-def served_default(criterion: str, generator: str) -> dict | None:
-    """For a flow-input generator about to be installed over the shipped `criterion` one: the spline-input
-    generator `soupgan export` serves instead (the shipped one, copied to `<criterion>-spline.keras`, or the one
-    it already names), as a model-card entry. None for a spline-input generator."""
-    from model.generator import load_generator
-    from model.model_source import DEFAULT_WEIGHTS, model_card, provenance, sha256_of
-
-    if not load_generator(generator).flow_input:
-        return None
-    card = model_card()
-    installed = card["models"][criterion]
-    if "served" in installed:
-        return installed["served"]
-    file = f"{criterion}-spline.keras"
-    shutil.copyfile(os.path.join(DEFAULT_WEIGHTS, installed["file"]), os.path.join(DEFAULT_WEIGHTS, file))
-    consistent = load_generator(os.path.join(DEFAULT_WEIGHTS, file)).consistent_input
-    return {"file": file, "sha256": sha256_of(os.path.join(DEFAULT_WEIGHTS, file)),
-            "input": input_description(consistent, flow=False),
-            "why": "flow-guided input has no in-graph twin yet; TF Serving runs this one",
-            "colin27_centre128": installed["colin27_centre128"], "provenance": provenance(card, criterion)}
-
-
 def started_from(generator: str) -> dict:
     """The --start generator's sha256, and the recipe that made it when it is an installed default."""
     from model.model_source import model_card, provenance, sha256_of
@@ -284,9 +262,8 @@ def main() -> None:
         for criterion, entry in card["models"].items():
             target = os.path.join(DEFAULT_WEIGHTS, entry["file"])
             if criterion in generators:
-                served = served_default(criterion, generators[criterion]) if args.start else None
                 shutil.copyfile(generators[criterion], target)
-                entry.update({"sha256": sha256_of(target), **({"served": served} if served else {})})
+                entry["sha256"] = sha256_of(target)
         with open(MODEL_CARD, "w", encoding="utf-8") as handle:
             json.dump(card, handle, indent=2)
     print(json.dumps(card, indent=2))

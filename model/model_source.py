@@ -3,9 +3,7 @@
 
 The defaults live in `model/default_weights/`: one `.keras` per criterion and `model_card.json`, which
 names each file with its sha256, how it was trained and its measured quality (`provenance`: the card's recipe,
-or an entry's own where a later run that refined the other generator kept it). A default whose input has no
-in-graph twin (flow-guided, `pipeline.slice_flow`) names the spline-input generator that `soupgan export`
-serves instead (`served`).
+or an entry's own where a later run that refined the other generator kept it).
 """
 from __future__ import annotations
 
@@ -44,13 +42,12 @@ def provenance(card: dict, criterion: str) -> dict:
     return entry.get("provenance") or {key: card[key] for key in PROVENANCE_KEYS if key in card}
 
 
-def default_generator_path(criterion: str, served: bool = False) -> str:
-    """The shipped generator for `criterion` (`served`: the one TF Serving can run, where the card names one),
-    after checking its sha256 against the model card."""
+def default_generator_path(criterion: str) -> str:
+    """The shipped generator for `criterion`, after checking its sha256 against the model card."""
     models = model_card()["models"]
     if criterion not in models:
         raise InputError(f"no shipped default model for {criterion}; shipped: {', '.join(sorted(models))}")
-    entry = models[criterion].get("served", models[criterion]) if served else models[criterion]
+    entry = models[criterion]
     path = os.path.join(DEFAULT_WEIGHTS, entry["file"])
     if not os.path.exists(path):
         raise InputError(f"the shipped default weights {entry['file']} are missing; reinstall soupgan")
@@ -59,11 +56,10 @@ def default_generator_path(criterion: str, served: bool = False) -> str:
     return path
 
 
-def generator_path(model: str | None, criterion: str, served: bool = False) -> str:
-    """The `.keras` file `--model` names (None: the shipped default for `criterion`, the servable one when
-    `served`), checked for `criterion`."""
+def generator_path(model: str | None, criterion: str) -> str:
+    """The `.keras` file `--model` names (None: the shipped default for `criterion`), checked for `criterion`."""
     if model is None:
-        return default_generator_path(criterion, served)
+        return default_generator_path(criterion)
     if os.path.isdir(model):
         run = RunDirectory(model)
         config = run.read_config()

@@ -2,10 +2,10 @@
 intensities in, thin-slice volume in the same units out.
 
 Everything a client would otherwise have to know runs in the graph (`pipeline.graph_ops`): the [p0.5, p99.5]
-window of the whole thick volume, cubic spline upsampling along the slice axis (the first axis; slab means
-restored for a generator trained with `consistent_input`), normalisation,
-the edge padding by the receptive field that in-process inference gives (`model.super_resolve`), the
-generator at the model's one scalar scale (a fractional scale interpolates the neighbouring parameters,
+window of the whole thick volume, normalisation, the generator's input along the slice axis (the first axis):
+the cubic spline, or for a `flow_input` generator the flow-guided interpolation (`pipeline.graph_flow`, TV-L1
+in TF ops), slab means restored for a generator trained with `consistent_input`; the edge padding by the
+receptive field that in-process inference gives (`model.super_resolve`), the generator at the model's one scalar scale (a fractional scale interpolates the neighbouring parameters,
 paper Eq. 3; never the every-kernel path), the inverse normalisation, so CT stays in HU, and data
 consistency (`pipeline.consistency`: thin-to-thin's measured slices put back as measured, thin-to-thick's slab
 means restored to the thick slices; per voxel column, so in-plane tiles stay exact). Bad requests
@@ -14,7 +14,8 @@ any large allocation. Signatures:
 - `serving_default`: {"volume": [Z, H, W] float32} → {"volume": [Z', H, W] float32};
 - `with_window`: the same plus {"window": [2] float32}, the whole volume's (low, high) window, for clients
   that send in-plane tiles of a volume too large for one message (the slice axis stays whole, so the cubic
-  prefilter is exact per tile).
+  prefilter is exact per tile; a flow-input generator's flow is estimated per tile, so tiles there are close
+  to, not equal to, one call).
 Each version is written beside its final name and renamed, so a polling server never sees half a model.
 """
 from __future__ import annotations
@@ -32,6 +33,7 @@ from model.generator import SoupGenerator
 from model.super_resolve import check_scale
 from pipeline.config import THIN_TO_THIN
 from pipeline.errors import InputError
+from pipeline.graph_flow import flow_upsample_tf
 from pipeline.graph_ops import (denormalize_tf, make_consistent_tf, normalize_tf, pad_edges_tf, robust_window_tf,
                                 upsample_tf)
 
@@ -71,10 +73,13 @@ def serving_function(generator: SoupGenerator, scale: float, criterion: str, max
             tf.debugging.assert_all_finite(volume, "the volume holds NaN or infinite values"),
         ]
         with tf.control_dependencies(checks):
-            upsampled = upsample_tf(volume, scale, criterion, axis=0)
-            if generator.consistent_input:
-                upsampled = make_consistent_tf(upsampled, volume, scale, criterion)
-            upsampled = normalize_tf(upsampled, low, high)
+            thick = normalize_tf(volume, low, high)
+        if generator.flow_input:
+            upsampled = flow_upsample_tf(thick, scale, criterion)
+        else:
+            upsampled = upsample_tf(thick, scale, criterion, axis=0)
+        if generator.consistent_input:
+            upsampled = make_consistent_tf(upsampled, thick, scale, criterion)
         image = pad_edges_tf(upsampled, [(r, r) for r in radius])[None, ..., None]
         output = generator({"image": image, "scale": tf.constant(scale, tf.float32)}, training=False)[0, ..., 0]
         return make_consistent_tf(denormalize_tf(output[core], low, high), volume, scale, criterion)
@@ -120,9 +125,6 @@ def export_scale(generator: SoupGenerator, base: str, scale: float, criterion: s
                  version: int | None = None, max_voxels: int = DEFAULT_MAX_VOXELS,
                  card: dict | None = None) -> ExportedModel:
     """Write `base/soupgan_x<s>/<version>/` atomically and return where it went."""
-    if generator.flow_input:
-        raise InputError("this generator takes flow-guided inputs, which have no in-graph twin to serve yet: "
-                         "export a spline-input generator (--model)")
     name = model_name(scale)
     model_base = os.path.join(base, name)
     version = next_version(model_base) if version is None else int(version)

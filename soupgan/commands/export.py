@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 
 from pipeline.config import THIN_TO_THIN
@@ -44,11 +43,9 @@ def source_card(model: str | None, criterion: str, path: str) -> dict:
     card = {"generator_file": os.path.basename(path), "generator_sha256": sha256_of(path)}
     if model is None:
         shipped = model_card()
-        entry = shipped["models"][criterion]
-        served = entry.get("served")
-        made = (served or {}).get("provenance") or provenance(shipped, criterion)
-        card.update({"source": "soupgan default weights" + (", the spline-input one served in-graph" if served else ""),
-                     "training_data": made.get("training_data"), "measured": served or entry})
+        card.update({"source": "soupgan default weights",
+                     "training_data": provenance(shipped, criterion).get("training_data"),
+                     "measured": shipped["models"][criterion]})
     elif os.path.isdir(model):
         card.update({"source": "training run", "training": RunDirectory(model).read_config()})
     return card
@@ -62,10 +59,7 @@ def run(args: argparse.Namespace) -> None:
     scales = parse_float_scales(args.scales)
     if args.version is not None and args.version < 1:
         raise InputError("--version must be >= 1")
-    path = generator_path(args.model, args.criterion, served=True)
-    if args.model is None and path != generator_path(None, args.criterion):
-        print(f"soupgan: exporting the shipped spline-input {args.criterion} generator: the default one takes "
-              "flow-guided input, which has no in-graph twin yet", file=sys.stderr)
+    path = generator_path(args.model, args.criterion)
     generator = load_generator(path)
     card = source_card(args.model, args.criterion, path)
     os.makedirs(args.out, exist_ok=True)

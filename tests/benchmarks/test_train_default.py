@@ -143,38 +143,3 @@ def test_thin_to_thick_stages_refine_a_start_and_need_one(tmp_path):
     assert os.listdir(work) == ["thin-to-thick-refine1"]
     config = json.load(open(work / "thin-to-thick-refine1" / "config.json"))
     assert config["criterion"] == "thin-to-thick" and config["init"] == str(tmp_path / "start.keras")
-
-
-def test_a_flow_input_default_names_the_spline_one_that_export_serves(tmp_path, monkeypatch):
-    """Installing a flow-input generator over a spline-input default keeps the latter as `<criterion>-spline.keras`
-    (TF Serving has no flow-guided interpolation in its graph): the card's `served` entry, sha256-checked."""
-    import model.model_source as model_source
-    from benchmarks.train_default import served_default
-
-    weights = tmp_path / "default_weights"
-    weights.mkdir()
-    spline = SoupGenerator(filters=4, blocks=1)
-    spline({"image": np.zeros((1, 8, 8, 8, 1), np.float32), "scale": np.float32(2.0)})
-    spline.save(str(weights / "thin-to-thin.keras"))
-    card = {"recipe": "the spline recipe", "training_data": ["a.nii.gz"],
-            "models": {"thin-to-thin": {"file": "thin-to-thin.keras", "colin27_centre128": {"x2": {}},
-                                        "sha256": model_source.sha256_of(str(weights / "thin-to-thin.keras"))}}}
-    (weights / "model_card.json").write_text(json.dumps(card))
-    monkeypatch.setattr(model_source, "DEFAULT_WEIGHTS", str(weights))
-    monkeypatch.setattr(model_source, "MODEL_CARD", str(weights / "model_card.json"))
-    flow = SoupGenerator.from_config({**spline.get_config(), "flow_input": True})
-    flow({"image": np.zeros((1, 8, 8, 8, 1), np.float32), "scale": np.float32(2.0)})
-    flow.save(str(tmp_path / "flow.keras"))
-
-    assert served_default("thin-to-thin", str(weights / "thin-to-thin.keras")) is None  # spline over spline
-    served = served_default("thin-to-thin", str(tmp_path / "flow.keras"))
-    assert served["file"] == "thin-to-thin-spline.keras" and served["input"] == "cubic spline"
-    assert served["provenance"]["recipe"] == "the spline recipe"
-    assert served["sha256"] == model_source.sha256_of(str(weights / "thin-to-thin-spline.keras"))
-    card["models"]["thin-to-thin"] = {"file": "thin-to-thin.keras", "served": served,
-                                      "sha256": model_source.sha256_of(str(weights / "thin-to-thin.keras"))}
-    (weights / "model_card.json").write_text(json.dumps(card))
-    assert model_source.default_generator_path("thin-to-thin") == str(weights / "thin-to-thin.keras")
-    served_path = model_source.default_generator_path("thin-to-thin", served=True)
-    assert served_path == str(weights / "thin-to-thin-spline.keras")
-    assert served_default("thin-to-thin", str(tmp_path / "flow.keras")) == served  # a later flow one keeps it

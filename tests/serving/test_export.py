@@ -13,6 +13,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 from model.generator import average_generators, load_generator
+from model.model_source import default_generator_path
 from model.super_resolve import super_resolve
 from pipeline.errors import InputError
 from pipeline.volume import Volume
@@ -83,13 +84,19 @@ def test_a_generator_trained_on_consistent_inputs_is_served_on_them(scale, tmp_p
     assert np.abs(super_resolve(volume, generator, scale, "thin-to-thick", axis=0).data - expected).max() > 1.0
 
 
-def test_a_generator_trained_on_flow_guided_inputs_is_refused_before_anything_is_written(tmp_path):
-    """No in-graph twin of the flow-guided interpolation yet: serving it on the spline would be train/serve skew."""
+@pytest.mark.parametrize("criterion, scale, consistent", [("thin-to-thin", 3.0, False), ("thin-to-thick", 2.5, True)])
+def test_a_generator_trained_on_flow_guided_inputs_is_served_on_them(criterion, scale, consistent, tmp_path):
+    """The graph estimates TV-L1 flow and warps as `pipeline.slice_flow` does (two pyramid levels at 70 × 76)."""
     generator = random_generator()
-    generator.flow_input = True
-    with pytest.raises(InputError, match="flow-guided inputs, which have no in-graph twin"):
-        export_scale(generator, str(tmp_path / "base"), 3.0, "thin-to-thin", max_voxels=50_000, card={})
-    assert not (tmp_path / "base").exists()
+    generator.flow_input, generator.consistent_input = True, consistent
+    model = export_scale(generator, str(tmp_path / "base"), scale, criterion, max_voxels=500_000, card={})
+    volume = Volume(np.moveaxis(phantom((70, 76, 8)) * 1.2 - 1000.0, 2, 0), np.diag([4.0, 0.8, 0.8, 1.0]), "CT")
+    served = tf.saved_model.load(model.path).signatures["serving_default"](volume=tf.constant(volume.data))["volume"]
+    expected = super_resolve(volume, generator, scale, criterion, axis=0).data
+    error = np.abs(served.numpy() - expected).max() / np.ptp(expected)
+    assert error <= 5e-4, error  # float32 TV-L1 against SciPy's float64 warps: 1.2e-4 and 4e-5 measured
+    generator.flow_input = False  # the same weights on the spline input: another result
+    assert np.abs(super_resolve(volume, generator, scale, criterion, axis=0).data - expected).max() > 1.0
 
 
 def test_a_thin_to_thin_export_keeps_the_measured_slices_as_in_process_inference_does(tmp_path):
@@ -152,9 +159,13 @@ def test_export_cli_writes_every_scale_with_the_default_weights(tmp_path):
     assert [m["name"] for m in summary["exported"]] == ["soupgan_x2.5", "soupgan_x3"]
     card = json.load(open(tmp_path / "base" / "soupgan_x3" / "1" / "assets.extra" / "model_card.json"))
     shipped = json.load(open(os.path.join(ROOT, "model", "default_weights", "model_card.json")))["models"]["thin-to-thin"]
-    served = shipped.get("served", shipped)  # a flow-input default is served by its spline-input predecessor
-    assert card["source"].startswith("soupgan default weights") and card["generator_sha256"] == served["sha256"]
-    assert ("spline-input" in result.stderr) == ("served" in shipped)
+    assert card["source"] == "soupgan default weights" and card["generator_sha256"] == shipped["sha256"]
+    volume = thick_ct()  # the shipped flow-input generator, served with its flow-guided input in the graph
+    served = tf.saved_model.load(str(tmp_path / "base" / "soupgan_x3" / "1")).signatures["serving_default"](
+        volume=tf.constant(volume.data))["volume"].numpy()
+    expected = super_resolve(volume, load_generator(default_generator_path("thin-to-thin")), 3.0, "thin-to-thin",
+                             axis=0).data
+    assert np.abs(served - expected).max() <= 5e-4 * np.ptp(expected)
     assert (tmp_path / "base" / "batching_parameters.txt").exists()
     config = text_format.Parse((tmp_path / "base" / "models.config").read_text(), model_server_config_pb2.ModelServerConfig())
     assert [c.base_path for c in config.model_config_list.config] == ["/models/soupgan_x2.5", "/models/soupgan_x3"]
@@ -169,10 +180,9 @@ def test_an_exported_default_names_the_data_its_own_generator_was_trained_on():
     card = model_card()
     for criterion in ("thin-to-thin", "thin-to-thick"):
         entry = card["models"][criterion]
-        served = entry.get("served", entry)  # what export serves: the spline-input one beside a flow-input default
-        exported = source_card(None, criterion, os.path.join(DEFAULT_WEIGHTS, served["file"]))
-        assert exported["generator_sha256"] == served["sha256"] and exported["measured"] == served
-        assert exported["training_data"] == served.get("provenance", entry.get("provenance", card))["training_data"]
+        exported = source_card(None, criterion, os.path.join(DEFAULT_WEIGHTS, entry["file"]))
+        assert exported["generator_sha256"] == entry["sha256"] and exported["measured"] == entry
+        assert exported["training_data"] == entry.get("provenance", card)["training_data"]
 
 
 def test_an_export_runs_in_process_tiled_or_whole_with_the_same_result(exported, monkeypatch):
