@@ -2,10 +2,12 @@
 
 It checks the model is AVAILABLE (ModelService.GetModelStatus) before use, raises the channel's message
 limits, sets deadlines, retries UNAVAILABLE/RESOURCE_EXHAUSTED with exponential backoff, and speaks TLS when
-asked. A volume whose request or reply would pass `max_message_bytes` (TF Serving's and gRPC's 4 MB default)
-is sent as in-plane tiles with a halo (`model.sliding_window`): the slice axis stays whole, so the cubic
-prefilter is exact, and every tile carries the whole volume's intensity window (`with_window` signature);
-with a halo of at least the generator's receptive radius the tiled result equals the untiled one.
+asked. tensorflow_model_server takes messages up to 2 GiB (it raises gRPC's 4 MB default), so a volume goes
+whole up to the export's output voxel limit; under a lower `max_message_bytes` (a proxy in between:
+`upsample --max-message-mb`) it is sent as in-plane tiles with a halo (`model.sliding_window`): the slice
+axis stays whole, so the cubic prefilter is exact, and every tile carries the whole volume's intensity window
+(`with_window` signature); with a halo of at least the generator's receptive radius the tiled result equals
+the untiled one for a spline-input generator (a flow-input one estimates its flow per tile: close, not equal).
 """
 from __future__ import annotations
 
@@ -21,10 +23,10 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 from model.super_resolve import thin_volume
 from pipeline.errors import InputError
 from pipeline.volume import Volume
-from serving.export import model_name
+from serving.export import DEFAULT_MAX_VOXELS, model_name
 from serving.tiling import upsample_tiled
 
-DEFAULT_MESSAGE_BYTES = 4 * 1024 * 1024
+DEFAULT_MESSAGE_BYTES = 2**31 - 1  # tensorflow_model_server's limit (ServerBuilder::SetMaxMessageSize(kint32max))
 MESSAGE_HEADROOM = 64 * 1024  # protobuf framing, names and shapes around the tensor bytes
 RETRIED = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
 AVAILABLE = get_model_status_pb2.ModelVersionStatus.AVAILABLE
@@ -108,7 +110,7 @@ class ServingClient:
                 return self.predict(name, {"volume": volume})
             return self.predict(name, {"volume": volume, "window": window}, "with_window")
 
-        budget = (self.options.max_message_bytes - MESSAGE_HEADROOM) // 4  # float32 voxels per reply
+        budget = min((self.options.max_message_bytes - MESSAGE_HEADROOM) // 4, DEFAULT_MAX_VOXELS)  # per reply
         return upsample_tiled(thick, scale, criterion, run, budget, self.options.halo)
 
 

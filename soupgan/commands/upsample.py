@@ -31,6 +31,9 @@ def add_parser(commands) -> None:
     parser.add_argument("--server", metavar="HOST:PORT", help="query TF Serving (soupgan export) instead of running in-process")
     parser.add_argument("--tls", action="store_true", help="--server over TLS (system root certificates)")
     parser.add_argument("--timeout", type=float, default=120.0, help="--server: deadline of each request, seconds")
+    parser.add_argument("--max-message-mb", type=float, metavar="MB",
+                        help="--server: the largest gRPC message on the way (a proxy's limit); larger volumes go "
+                             "as in-plane tiles (default: tensorflow_model_server's 2 GiB)")
     parser.add_argument("--labels", action="store_true",
                         help="INPUT is a label map: interpolate per-label signed distances instead of running the model")
     parser.add_argument("--preview", metavar="PNG", help="write thick input / tricubic / super-resolved, three planes")
@@ -143,7 +146,12 @@ def upsample_with(args: argparse.Namespace, volume, scale: float, axis: int, til
 
         if args.model:
             raise InputError("--model and --server exclude each other: the server holds the model")
-        client = ServingClient(args.server, ClientOptions(timeout_s=args.timeout, tls=args.tls))
+        options = ClientOptions(timeout_s=args.timeout, tls=args.tls)
+        if args.max_message_mb is not None:
+            if args.max_message_mb <= 0:
+                raise InputError(f"--max-message-mb {args.max_message_mb:g}: must be > 0")
+            options.max_message_bytes = int(args.max_message_mb * 1024 * 1024)
+        client = ServingClient(args.server, options)
         try:
             return upsample_remote(volume, client, scale, args.criterion, axis)
         finally:

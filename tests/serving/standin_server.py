@@ -1,7 +1,8 @@
 """TEST STAND-IN for tensorflow_model_server (whose C++ binary cannot be installed here): a gRPC
 PredictionService + ModelService on 127.0.0.1, built from the `tensorflow-serving-api` stubs, that serves the
 SavedModels under a model base by name / version / signature and, like the real server, refuses messages
-over 4 MB. `delay_s` makes every Predict slow, to exercise client deadlines."""
+over 2 GiB (`message_limit`: lower, as a proxy in front of it would). `delay_s` makes every Predict slow, to
+exercise client deadlines."""
 from __future__ import annotations
 
 import os
@@ -13,16 +14,16 @@ import tensorflow as tf
 from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc, predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-MESSAGE_LIMIT = 4 * 1024 * 1024
+MESSAGE_LIMIT = 2**31 - 1  # tensorflow_model_server's: ServerBuilder::SetMaxMessageSize(kint32max)
 
 
 class StandInModelServer(prediction_service_pb2_grpc.PredictionServiceServicer,
                          model_service_pb2_grpc.ModelServiceServicer):
-    def __init__(self, base: str, delay_s: float = 0.0):
+    def __init__(self, base: str, delay_s: float = 0.0, message_limit: int = MESSAGE_LIMIT):
         self.base, self.delay_s = base, delay_s
         self.loaded, self.requests = {}, 0
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), options=[
-            ("grpc.max_receive_message_length", MESSAGE_LIMIT), ("grpc.max_send_message_length", MESSAGE_LIMIT)])
+            ("grpc.max_receive_message_length", message_limit), ("grpc.max_send_message_length", message_limit)])
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(self, self.server)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(self, self.server)
         self.port = self.server.add_insecure_port("127.0.0.1:0")

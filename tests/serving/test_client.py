@@ -1,5 +1,6 @@
-"""The gRPC client against the test stand-in server: same result as in-process inference, tiling under the
-4 MB limit equal to the untiled result, and one-line errors for an unknown model, a server down, a deadline."""
+"""The gRPC client against the test stand-in server: same result as in-process inference, one request up to
+the server's 2 GiB, tiles under a proxy's 4 MB equal to the untiled result, and one-line errors for an unknown
+model, a server down, a deadline, a bad message limit."""
 import socket
 
 import numpy as np
@@ -39,13 +40,18 @@ def test_client_result_equals_in_process_inference(served):
 def test_a_volume_over_the_message_limit_is_tiled_with_the_untiled_result(served):
     generator, server = served
     thick = np.moveaxis(phantom((128, 128, 48), seed=2), 2, 0)  # 48 slices of 128² → 189 thin: 12 MB reply
-    client = ServingClient(server.address, ClientOptions(halo=generator.receptive_radius + 2))
-    before = server.requests
-    tiled = client.upsample_array(thick, 4.0, "thin-to-thin")
-    assert server.requests - before > 4  # it had to tile: no message over 4 MB reached the server
     untiled = super_resolve(Volume(thick, np.diag([4.0, 1.0, 1.0, 1.0])), generator, 4.0, axis=0).data
-    assert tiled.shape == untiled.shape == (189, 128, 128)
-    assert np.abs(tiled - untiled).max() <= 1e-4 * np.ptp(untiled)
+    before = server.requests
+    whole = ServingClient(server.address).upsample_array(thick, 4.0, "thin-to-thin")
+    assert server.requests - before == 1  # tensorflow_model_server takes up to 2 GiB: one request
+    proxy_limit = 4 * 1024 * 1024
+    with StandInModelServer(server.base, message_limit=proxy_limit) as proxied:  # gRPC's default, as a proxy may keep
+        options = ClientOptions(max_message_bytes=proxy_limit, halo=generator.receptive_radius + 2)
+        tiled = ServingClient(proxied.address, options).upsample_array(thick, 4.0, "thin-to-thin")
+        assert proxied.requests > 4  # it had to tile: no message over 4 MB reached the server
+    for result in (whole, tiled):
+        assert result.shape == untiled.shape == (189, 128, 128)
+        assert np.abs(result - untiled).max() <= 1e-4 * np.ptp(untiled)
 
 
 def test_unknown_model_server_down_and_deadline_give_one_line_errors(served, tmp_path):
@@ -85,3 +91,6 @@ def test_upsample_cli_queries_the_server(served, tmp_path):
     missing = soupgan("upsample", tmp_path / "thick.nii.gz", tmp_path / "x.nii.gz", "--scale", "3",
                       "--server", server.address)
     assert missing.returncode == 2 and "not served at" in missing.stderr.strip().splitlines()[-1]
+    bad = soupgan("upsample", tmp_path / "thick.nii.gz", tmp_path / "y.nii.gz", "--scale", "4",
+                  "--server", server.address, "--max-message-mb", "0")
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].endswith("--max-message-mb 0: must be > 0")
