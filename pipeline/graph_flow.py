@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from pipeline.graph_ops import upsampled_positions_tf
+from pipeline.graph_ops import cubic_bspline_tf, upsampled_positions_tf
 from pipeline.slice_flow import FLOW_OPTIONS
 
 ATTACHMENT, TIGHTNESS, TOLERANCE = 15.0, 0.3, 1e-4  # optical_flow_tvl1's defaults, which slice_flow keeps
@@ -217,10 +217,7 @@ def _cubic_taps(position: tf.Tensor, length: tf.Tensor) -> tuple[tf.Tensor, tf.T
     base = tf.floor(position)
     offsets = tf.constant([-1.0, 0.0, 1.0, 2.0])
     taps = base[..., None] + offsets
-    distance = tf.abs(position[..., None] - taps)
-    weights = tf.where(distance < 1.0, 2.0 / 3.0 - distance * distance * (1.0 - 0.5 * distance),
-                       tf.pow(tf.maximum(2.0 - distance, 0.0), 3) / 6.0)
-    return tf.clip_by_value(tf.cast(taps, tf.int32), 0, length - 1), weights
+    return tf.clip_by_value(tf.cast(taps, tf.int32), 0, length - 1), cubic_bspline_tf(position[..., None] - taps)
 
 
 def cubic_warp_tf(coefficients: tf.Tensor, rows: tf.Tensor, columns: tf.Tensor) -> tf.Tensor:

@@ -26,7 +26,7 @@ def upsampled_positions_tf(n_lr: tf.Tensor, scale: float, criterion: str) -> tf.
     return first + tf.range(length, dtype=tf.float64) / scale
 
 
-def _cubic_bspline(t: tf.Tensor) -> tf.Tensor:
+def cubic_bspline_tf(t: tf.Tensor) -> tf.Tensor:
     """The centred cubic B-spline β3(t)."""
     t = tf.abs(t)
     inner = 2.0 / 3.0 - t * t + 0.5 * t * t * t
@@ -50,7 +50,7 @@ def interpolation_matrix_tf(n_lr: tf.Tensor, scale: float, criterion: str) -> tf
         tap = base + offset
         folded = tf.math.floormod(tap, period)
         folded = tf.where(folded > n - 1, period - folded, folded)
-        weight = _cubic_bspline(positions - tf.cast(tap, tf.float64))
+        weight = cubic_bspline_tf(positions - tf.cast(tap, tf.float64))
         weights += tf.one_hot(folded, n, dtype=tf.float64) * weight[:, None]
     rows = tf.range(n)
     sample_matrix = (
