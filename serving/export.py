@@ -5,8 +5,9 @@ Everything a client would otherwise have to know runs in the graph (`pipeline.gr
 window of the whole thick volume, normalisation, the generator's input along the slice axis (the first axis):
 the cubic spline, or for a `flow_input` generator the flow-guided interpolation (`pipeline.graph_flow`, TV-L1
 in TF ops), slab means restored for a generator trained with `consistent_input`; the edge padding by the
-receptive field that in-process inference gives (`model.super_resolve`), the generator at the model's one scalar scale (a fractional scale interpolates the neighbouring parameters,
-paper Eq. 3; never the every-kernel path), the inverse normalisation, so CT stays in HU, and data
+receptive field that in-process inference gives (`model.super_resolve`), the generator at the model's one
+scalar scale (a fractional scale interpolates the neighbouring parameters, paper Eq. 3; never the
+every-kernel path), the inverse normalisation, so CT stays in HU, and data
 consistency (`pipeline.consistency`: thin-to-thin's measured slices put back as measured, thin-to-thick's slab
 means restored to the thick slices; per voxel column, so in-plane tiles stay exact). Bad requests
 (fewer than 2 slices, non-finite voxels, an output over the voxel limit) fail with INVALID_ARGUMENT before
@@ -147,6 +148,7 @@ def export_scale(generator: SoupGenerator, base: str, scale: float, criterion: s
             json.dump({**(card or {}), "model": name, "scale": scale, "criterion": criterion, "version": version,
                        "max_output_voxels": max_voxels, "receptive_radius": generator.receptive_radius,
                        "receptive_field": list(generator.receptive_field),
+                       "flow_input": generator.flow_input, "consistent_input": generator.consistent_input,
                        "input": "thick-slice volume [Z, H, W] float32, raw intensities, slice axis first",
                        "output": "thin-slice volume [Z', H, W] float32, same units"}, handle, indent=2)
         os.replace(staging, final)

@@ -90,6 +90,8 @@ def test_a_generator_trained_on_flow_guided_inputs_is_served_on_them(criterion, 
     generator = random_generator()
     generator.flow_input, generator.consistent_input = True, consistent
     model = export_scale(generator, str(tmp_path / "base"), scale, criterion, max_voxels=500_000, card={})
+    card = json.load(open(os.path.join(model.path, "assets.extra", "model_card.json")))
+    assert card["flow_input"] and card["consistent_input"] == consistent
     volume = Volume(np.moveaxis(phantom((70, 76, 8)) * 1.2 - 1000.0, 2, 0), np.diag([4.0, 0.8, 0.8, 1.0]), "CT")
     served = tf.saved_model.load(model.path).signatures["serving_default"](volume=tf.constant(volume.data))["volume"]
     expected = super_resolve(volume, generator, scale, criterion, axis=0).data
