@@ -2,7 +2,9 @@
 machine (15 device-minutes a session, the machine's start included): measure, size the run, train, hand back.
 
 The run is `soupgan train --portable` (Keras fit, here under KERAS_BACKEND=jax; the image has no TensorFlow)
-from the recipe's training scans, by default a log-MSE fine-tune of the shipped generator on a cosine schedule.
+from the recipe's training scans, by default a log-MSE fine-tune of the shipped generator on a cosine schedule,
+on the input its --init was trained on (the shipped one takes flow-guided input: scikit-image, which the
+image holds, estimates it in the data workers; `--flow-input` for a new generator).
 Before it, a probe times the first step (XLA compile), the steady step and one batch drawn on one core; the
 epochs are then what the rest of the budget holds at the slower of the step and the `--data-workers`' draw
 rate. The finished generator, history.csv, curves.png, config.json and device.json (probe, plan, outcome)
@@ -81,6 +83,15 @@ def measure(config, steps: int = 8) -> Probe:
     return Probe(first, step, draw)
 
 
+def takes_flow_input(args: argparse.Namespace) -> bool:
+    """Whether the run trains on flow-guided input: asked for, or what the --init generator was trained on."""
+    if args.flow_input or args.init == "none":
+        return args.flow_input
+    from model.generator import load_generator
+
+    return load_generator(args.init).flow_input
+
+
 def train_arguments(args: argparse.Namespace, work: str, epochs: int) -> list[str]:
     """`soupgan train` flags of the run."""
     return ["train", "--portable", "--volumes", *recipe_scans(args),
@@ -89,6 +100,7 @@ def train_arguments(args: argparse.Namespace, work: str, epochs: int) -> list[st
             "--patch-size", str(args.patch_size), "--loss-margin", str(args.loss_margin),
             "--pixel-loss", args.pixel_loss, "--lr-schedule", "cosine", "--learning-rate", str(args.learning_rate),
             "--precision", args.precision, "--seed", str(args.seed), "--data-workers", str(args.data_workers),
+            *(["--flow-input"] if takes_flow_input(args) else []),
             *(["--init", args.init] if args.init != "none" else
               ["--filters", str(args.filters), "--blocks", str(args.blocks)])]
 
@@ -112,6 +124,8 @@ def main() -> None:
     parser.add_argument("--init", default=SHIPPED, help="generator to fine-tune, or 'none' to train a new one")
     parser.add_argument("--filters", type=int, default=16, help="a new generator's width (--init none)")
     parser.add_argument("--blocks", type=int, default=6, help="a new generator's residual blocks (--init none)")
+    parser.add_argument("--flow-input", action="store_true",
+                        help="train on flow-guided input (implied by an --init generator trained on it)")
     parser.add_argument("--pixel-loss", default="log-mse", choices=("mse", "log-mse"))
     parser.add_argument("--learning-rate", type=float, default=2e-4, help="peak of the cosine schedule")
     parser.add_argument("--batch-size", type=int, default=32)

@@ -2,16 +2,18 @@
 the budget from the probe, and the whole script on CPU with a tiny generator, as on the GPU machine."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from benchmarks.device_bundle import DATA, WHEELS, device_command
 from benchmarks.train_on_device import SAVE_SECONDS, STARTUP_SECONDS, Probe, plan_run
-from model.generator import load_generator
+from model.generator import SoupGenerator, load_generator
 from pipeline.nifti_io import write_nifti
 from tests.pipeline.test_random_pairs import head
 from tests.test_cli import ROOT
@@ -44,6 +46,19 @@ def test_the_device_call_fits_the_tool_and_reads_the_carried_folders():
     assert "KERAS_BACKEND=jax" in command and command.endswith("--minutes 8 --out $OUT --init none --filters 20")
 
 
+def test_a_run_follows_the_input_its_init_generator_was_trained_on(tmp_path):
+    """The shipped default takes flow-guided input; fine-tuning it on the spline is refused by the trainer."""
+    from benchmarks.train_on_device import takes_flow_input
+
+    for flow in (False, True):
+        generator = SoupGenerator(filters=4, blocks=1, flow_input=flow)
+        generator({"image": np.zeros((1, 8, 8, 8, 1), np.float32), "scale": np.float32(2.0)})
+        generator.save(str(tmp_path / f"{flow}.keras"))
+        assert takes_flow_input(argparse.Namespace(flow_input=False, init=str(tmp_path / f"{flow}.keras"))) == flow
+    assert takes_flow_input(argparse.Namespace(flow_input=True, init=str(tmp_path / "False.keras")))
+    assert not takes_flow_input(argparse.Namespace(flow_input=False, init="none"))
+
+
 def run_script(*flags: str, data: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "benchmarks.train_on_device", *flags], capture_output=True,
                           text=True, cwd=ROOT, timeout=600, env={**os.environ, "SOUPGAN_DATA": data})
@@ -58,7 +73,7 @@ def test_the_script_sizes_trains_and_hands_back_a_generator(tmp_path):
     result = run_script("--minutes", "1", "--out", str(out), "--work", str(work), "--init", "none",
                         "--filters", "4", "--blocks", "1", "--batch-size", "2", "--patch-size", "16",
                         "--loss-margin", "2", "--steps-per-epoch", "3", "--data-workers", "0", "--synthetic", "1",
-                        data=str(data))
+                        "--flow-input", data=str(data))
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.load(open(out / "device.json"))
     assert report["outcome"] == 0 and report["plan"]["steps"] == 3 * report["plan"]["epochs"] >= 3
@@ -67,8 +82,9 @@ def test_the_script_sizes_trains_and_hands_back_a_generator(tmp_path):
     epochs = open(out / "history.csv").read().strip().splitlines()[1:]
     assert len(epochs) == report["plan"]["epochs"]  # the run did what was planned, whole epochs
     generator = load_generator(str(out / "thin-to-thin.keras"))
-    assert (generator.filters, generator.blocks) == (4, 1)
-    assert json.load(open(out / "config.json"))["volumes"] == [str(data / name) for name in SCAN_NAMES]
+    assert (generator.filters, generator.blocks) == (4, 1) and generator.flow_input
+    config = json.load(open(out / "config.json"))
+    assert config["volumes"] == [str(data / name) for name in SCAN_NAMES] and config["flow_input"]
 
     again = run_script("--out", str(out), "--work", str(work), data=str(data))
     assert again.returncode == 2 and "exists: give a fresh folder" in again.stderr.strip().splitlines()[-1]
