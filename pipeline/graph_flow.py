@@ -16,13 +16,12 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline.graph_ops import cubic_bspline_tf, upsampled_positions_tf
-from pipeline.slice_flow import FLOW_OPTIONS
+from pipeline.slice_flow import FLOW_OPTIONS, MEASURED_TOLERANCE
 
 ATTACHMENT, TIGHTNESS, TOLERANCE = 15.0, 0.3, 1e-4  # optical_flow_tvl1's defaults, which slice_flow keeps
 TIME_STEP, TV_ITERATIONS = 0.25, 2  # its dt = 0.5 / ndim for 2-D images and reg_num_iter
 PYRAMID_MIN_SIZE, PYRAMID_LEVELS = 16, 10  # _coarse_to_fine's min_size (×2 downscale) and nlevel
-MEASURED_TOLERANCE = 1e-6  # a thin slice this close to a thick one is that slice (as slice_flow)
-PARALLEL_PAIRS = 4
+PARALLEL_SLICES = 4  # pairs of thick slices, then thin slices, in flight at once in tf.map_fn
 
 
 def _gaussian_taps(sigma: float = 2.0 / 3.0, truncate: float = 4.0) -> np.ndarray:
@@ -242,7 +241,7 @@ def flow_upsample_tf(volume: tf.Tensor, scale: float, criterion: str) -> tf.Tens
     fractions = positions - tf.cast(lower, tf.float64)
     flows = tf.map_fn(lambda k: tvl1_flow_tf(volume[k], volume[k + 1]), tf.range(n_lr - 1),
                       fn_output_signature=tf.TensorSpec([2, None, None], tf.float32),
-                      parallel_iterations=PARALLEL_PAIRS)
+                      parallel_iterations=PARALLEL_SLICES)
     row_filter, column_filter = spline_prefilter_matrix_tf(shape[1]), spline_prefilter_matrix_tf(shape[2])
     coefficients = tf.einsum("hi,zij,wj->zhw", row_filter, volume, column_filter)
     rows = tf.range(shape[1], dtype=tf.float32)[:, None] + tf.zeros([1, shape[2]])
@@ -261,4 +260,4 @@ def flow_upsample_tf(volume: tf.Tensor, scale: float, criterion: str) -> tf.Tens
         return tf.cond(measured, lambda: volume[k + tf.cast(tf.round(t), tf.int32)], warped)
 
     return tf.map_fn(thin_slice, tf.range(tf.size(positions)), fn_output_signature=tf.TensorSpec([None, None],
-                     tf.float32), parallel_iterations=PARALLEL_PAIRS)
+                     tf.float32), parallel_iterations=PARALLEL_SLICES)

@@ -27,6 +27,7 @@ from pipeline.normalization import robust_window
 from pipeline.volume import Volume
 
 FLOW_OPTIONS = {"num_warp": 3, "num_iter": 5}
+MEASURED_TOLERANCE = 1e-6  # a thin slice this close (in thick-slice units) to a thick one is that slice
 
 
 def slice_flow(first: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -48,7 +49,7 @@ def flow_upsample(data: np.ndarray, scale: float, criterion: str, axis: int,
     positions = np.clip(upsampled_positions(n_lr, scale, criterion)[thin_slices or slice(None)], 0.0, n_lr - 1.0)
     lower = np.minimum(np.floor(positions).astype(np.int64), n_lr - 2)
     fractions = positions - lower
-    measured = (fractions < 1e-6) | (fractions > 1 - 1e-6)
+    measured = (fractions < MEASURED_TOLERANCE) | (fractions > 1 - MEASURED_TOLERANCE)
     out = np.empty((len(positions), *moved.shape[1:]), dtype=np.float32)
     out[measured] = moved[lower[measured] + np.round(fractions[measured]).astype(np.int64)]
     rows, columns = np.meshgrid(*(np.arange(n, dtype=np.float32) for n in moved.shape[1:]), indexing="ij")
