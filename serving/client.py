@@ -3,8 +3,9 @@
 It checks the model is AVAILABLE (ModelService.GetModelStatus) before use, raises the channel's message
 limits, sets deadlines, retries UNAVAILABLE/RESOURCE_EXHAUSTED with exponential backoff, and speaks TLS when
 asked. tensorflow_model_server takes messages up to 2 GiB (it raises gRPC's 4 MB default), so a volume goes
-whole up to the export's output voxel limit; under a lower `max_message_bytes` (a proxy in between:
-`upsample --max-message-mb`) it is sent as in-plane tiles with a halo (`model.sliding_window`): the slice
+in one request up to `max_output_voxels` (what one graph call may hold in the server's memory); a larger one,
+or one over a lower `max_message_bytes` (a proxy in between: `upsample --max-message-mb`), is sent as in-plane
+tiles with a halo (`model.sliding_window`): the slice
 axis stays whole, so the cubic prefilter is exact, and every tile carries the whole volume's intensity window
 (`with_window` signature); with a halo of at least the generator's receptive radius the tiled result equals
 the untiled one for a spline-input generator (a flow-input one estimates its flow per tile: close, not equal).
@@ -23,7 +24,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 from model.super_resolve import thin_volume
 from pipeline.errors import InputError
 from pipeline.volume import Volume
-from serving.export import DEFAULT_MAX_VOXELS, model_name
+from serving.export import model_name
 from serving.tiling import upsample_tiled
 
 DEFAULT_MESSAGE_BYTES = 2**31 - 1  # tensorflow_model_server's limit (ServerBuilder::SetMaxMessageSize(kint32max))
@@ -38,6 +39,7 @@ class ClientOptions:
     retries: int = 3  # extra attempts on UNAVAILABLE / RESOURCE_EXHAUSTED
     backoff_s: float = 0.5  # first wait; doubles each retry
     max_message_bytes: int = DEFAULT_MESSAGE_BYTES  # the server's limit: tile above it
+    max_output_voxels: int = 32_000_000  # per request: ~2 GB of the default generator's activations on the server
     halo: int = 24  # in-plane voxels of context per tile side (>= the generator's receptive radius)
     tls: bool = False
     root_certificates: bytes | None = None
@@ -110,7 +112,7 @@ class ServingClient:
                 return self.predict(name, {"volume": volume})
             return self.predict(name, {"volume": volume, "window": window}, "with_window")
 
-        budget = min((self.options.max_message_bytes - MESSAGE_HEADROOM) // 4, DEFAULT_MAX_VOXELS)  # per reply
+        budget = min((self.options.max_message_bytes - MESSAGE_HEADROOM) // 4, self.options.max_output_voxels)
         return upsample_tiled(thick, scale, criterion, run, budget, self.options.halo)
 
 

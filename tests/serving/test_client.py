@@ -49,7 +49,11 @@ def test_a_volume_over_the_message_limit_is_tiled_with_the_untiled_result(served
         options = ClientOptions(max_message_bytes=proxy_limit, halo=generator.receptive_radius + 2)
         tiled = ServingClient(proxied.address, options).upsample_array(thick, 4.0, "thin-to-thin")
         assert proxied.requests > 4  # it had to tile: no message over 4 MB reached the server
-    for result in (whole, tiled):
+    before = server.requests
+    capped = ServingClient(server.address, ClientOptions(max_output_voxels=1_000_000, halo=generator.receptive_radius + 2))
+    tiled_by_voxels = capped.upsample_array(thick, 4.0, "thin-to-thin")  # 3.1 M output voxels: over the cap
+    assert server.requests - before > 4
+    for result in (whole, tiled, tiled_by_voxels):
         assert result.shape == untiled.shape == (189, 128, 128)
         assert np.abs(result - untiled).max() <= 1e-4 * np.ptp(untiled)
 
