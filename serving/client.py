@@ -5,10 +5,10 @@ limits, sets deadlines, retries UNAVAILABLE/RESOURCE_EXHAUSTED with exponential 
 asked. tensorflow_model_server takes messages up to 2 GiB (it raises gRPC's 4 MB default), so a volume goes
 in one request up to `max_output_voxels` (what one graph call may hold in the server's memory); a larger one,
 or one over a lower `max_message_bytes` (a proxy in between: `upsample --max-message-mb`), is sent as in-plane
-tiles with a halo (`model.sliding_window`): the slice
-axis stays whole, so the cubic prefilter is exact, and every tile carries the whole volume's intensity window
-(`with_window` signature); with a halo of at least the generator's receptive radius the tiled result equals
-the untiled one for a spline-input generator (a flow-input one estimates its flow per tile: close, not equal).
+tiles with a halo (`model.sliding_window`): the slice axis stays whole, so the cubic prefilter is exact, and
+every tile carries the whole volume's intensity window (`with_window` signature); with a halo of at least the
+generator's receptive radius the tiled result equals the untiled one for a spline-input generator (a
+flow-input one estimates its flow per tile: close, not equal).
 """
 from __future__ import annotations
 
