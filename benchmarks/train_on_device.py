@@ -100,7 +100,7 @@ def train_arguments(args: argparse.Namespace, work: str, epochs: int) -> list[st
             "--patch-size", str(args.patch_size), "--loss-margin", str(args.loss_margin),
             "--pixel-loss", args.pixel_loss, "--lr-schedule", "cosine", "--learning-rate", str(args.learning_rate),
             "--precision", args.precision, "--seed", str(args.seed), "--data-workers", str(args.data_workers),
-            *(["--flow-input"] if takes_flow_input(args) else []),
+            *(["--flow-input"] if args.flow_input else []),
             *(["--init", args.init] if args.init != "none" else
               ["--filters", str(args.filters), "--blocks", str(args.blocks)])]
 
@@ -137,6 +137,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=21)
     add_synthetic_arguments(parser, default=3)  # carried or made here; the shipped default's last stages had 3
     args = parser.parse_args()
+    args.flow_input = takes_flow_input(args)  # once: train_arguments is built for the probe and for the run
 
     from soupgan.commands.train import add_train_arguments, config_from_args
     from soupgan.tensorflow_env import apply_tensorflow_defaults
