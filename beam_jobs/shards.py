@@ -105,7 +105,8 @@ def run(argv: list[str]) -> dict:
     prepare_output(args.output, args.overwrite)
     sources, unmatched = expand_inputs(args.inputs)
     if not sources:
-        raise InputError(f"no input volume found in {', '.join(args.inputs)}")
+        reasons = "; ".join(dict.fromkeys(letter["reason"] for letter in unmatched))
+        raise InputError(f"no input volume found in {', '.join(args.inputs)}: {reasons}")
     logging.getLogger("soupgan").info("shards: %d volume source(s), runner %s", len(sources), options.view_as(StandardOptions).runner)
     pipeline = beam.Pipeline(options=options)
     build(pipeline, sources, unmatched, args)

@@ -6,10 +6,13 @@ as part of the DICOM series in its folder, so a folder tree of series gives one 
 from __future__ import annotations
 
 import dataclasses
+import errno
 from collections import defaultdict
 
+from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.errors import InputError
 from pipeline.nifti_io import is_nifti_path
 
 NIFTI, DICOM = "nifti", "dicom"
@@ -36,25 +39,63 @@ def _parent(path: str) -> str:
     return path.rsplit("/", 1)[0]
 
 
+def _causes(error: BaseException) -> list[BaseException]:
+    """The per-path errors inside Beam's (possibly nested) BeamIOError; the error itself when it has none."""
+    details = list((getattr(error, "exception_details", None) or {}).values())
+    return [cause for detail in details for cause in _causes(detail)] if details else [error]
+
+
+def _not_found(error: BaseException) -> bool:
+    return isinstance(error, FileNotFoundError) or getattr(error, "errno", None) == errno.ENOENT
+
+
+def _cannot(action: str, path: str, error: BaseException) -> InputError:
+    cause = _causes(error)[0]
+    return InputError(f"{path}: cannot {action} ({type(cause).__name__}: {cause})")
+
+
 def match_paths(pattern: str) -> list[str]:
-    """Sorted paths matching a pattern on any Beam file system; [] when nothing matches."""
+    """Sorted paths matching a pattern on any Beam file system; [] when nothing matches. A file system that
+    cannot be listed (credentials, network, an unknown scheme) is an `InputError` naming the real cause."""
     try:
         return sorted(meta.path for meta in FileSystems.match([pattern])[0].metadata_list)
-    except Exception:  # Beam raises BeamIOError for a pattern that matches nothing on some file systems
-        return []
+    except BeamIOError as err:
+        if all(_not_found(cause) for cause in _causes(err)):
+            return []
+        raise _cannot("list", pattern, err) from None
+    except ValueError as err:  # FileSystems: no file system for this scheme
+        raise InputError(f"{pattern}: {err}") from None
+
+
+def path_exists(path: str) -> bool:
+    """Whether a file exists on any Beam file system; other failures are an `InputError` naming the cause."""
+    try:
+        return FileSystems.exists(path)
+    except ValueError as err:
+        raise InputError(f"{path}: {err}") from None
+    except (BeamIOError, OSError) as err:
+        raise _cannot("check", path, err) from None
+
+
+def _matching_files(given: str) -> list[str]:
+    """The files one INPUT argument names: a glob's matches, a NIfTI file, or everything under a folder."""
+    if _GLOB_CHARS & set(given):
+        return match_paths(given)
+    if is_nifti_path(given):
+        return [given] if path_exists(given) else []
+    return match_paths(FileSystems.join(given.rstrip("/"), "**"))
 
 
 def expand_inputs(inputs: list[str]) -> tuple[list[VolumeSource], list[dict]]:
-    """(sources in a stable order, dead letters for inputs that matched nothing)."""
+    """(sources in a stable order, dead letters for inputs that matched nothing or could not be listed)."""
     sources: dict[str, VolumeSource] = {}
     unmatched = []
     for given in inputs:
-        if _GLOB_CHARS & set(given):
-            files = match_paths(given)
-        elif is_nifti_path(given):
-            files = [given] if FileSystems.exists(given) else []
-        else:
-            files = match_paths(FileSystems.join(given.rstrip("/"), "**"))
+        try:
+            files = _matching_files(given)
+        except InputError as err:  # credentials, network: the real reason, not "nothing matched"
+            unmatched.append(dead_letter(given, "expand", str(err)))
+            continue
         if not files:
             unmatched.append(dead_letter(given, "expand", "no such file or folder, or nothing matched"))
             continue

@@ -1,7 +1,11 @@
+import contextlib
 import os
+
+import pytest
 
 from beam_jobs.sources import DICOM, NIFTI, expand_inputs
 from tests.beam_jobs.inputs import make_inputs
+from tests.s3_server import local_s3
 
 
 def test_folder_tree_expands_to_one_source_per_volume(tmp_path):
@@ -23,3 +27,41 @@ def test_globs_and_single_files_and_duplicates(tmp_path):
     sources, unmatched = expand_inputs([os.path.join(folder, "mr*.nii.gz"), os.path.join(folder, "mr1.nii.gz")])
     assert [os.path.basename(s.path) for s in sources] == ["mr0.nii.gz", "mr1.nii.gz", "mr2.nii.gz"]
     assert not unmatched
+
+
+@contextlib.contextmanager
+def _beam_file_system_options():
+    """Beam's file-system options are process-wide: put the defaults back after a test sets them."""
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    try:
+        yield
+    finally:
+        FileSystems.set_options(PipelineOptions([]))
+
+
+def test_an_object_store_that_refuses_us_is_not_reported_as_missing_input(monkeypatch):
+    """With credentials the S3 server (moto on 127.0.0.1) does not know, listing fails with 403: the dead letter
+    says so, where it used to say "nothing matched"."""
+    pytest.importorskip("moto")
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from moto import settings
+
+    with local_s3("scans") as (endpoint, client, _), _beam_file_system_options():
+        client.put_object(Bucket="scans", Key="mr/a.nii.gz", Body=b"x")
+        FileSystems.set_options(PipelineOptions([f"--s3_endpoint_url={endpoint}", "--s3_access_key_id=testing",
+                                                 "--s3_secret_access_key=testing", "--s3_region_name=us-east-1"]))
+        inputs = ["s3://scans/mr", "s3://scans/mr/a.nii.gz", "s3://scans/none"]
+        sources, unmatched = expand_inputs(inputs)
+        assert [s.path for s in sources] == ["s3://scans/mr/a.nii.gz"] and len(unmatched) == 1
+        assert unmatched[0]["reason"] == "no such file or folder, or nothing matched"
+
+        monkeypatch.setattr(settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)  # from now on moto checks credentials
+        sources, unmatched = expand_inputs(inputs)
+    assert sources == [] and [u["source"] for u in unmatched] == inputs
+    reasons = [u["reason"] for u in unmatched]
+    assert "cannot list" in reasons[0] and "InvalidAccessKeyId" in reasons[0], reasons
+    assert "cannot check" in reasons[1] and "403" in reasons[1], reasons
+    assert all("\n" not in reason for reason in reasons)
