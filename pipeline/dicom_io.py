@@ -12,6 +12,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut
 
+from pipeline.encoding import Encoding
 from pipeline.errors import (
     DicomSeriesError,
     DuplicateSliceError,
@@ -62,6 +63,51 @@ def read_dicom_series(
     return _assemble(label, slices)
 
 
+def read_template(folder: str, series_uid: str | None = None) -> pydicom.Dataset:
+    """The header of one image of the series in `folder`: what a derived series takes its study from."""
+    for path in _list_folder(folder):
+        try:
+            dataset = pydicom.dcmread(path, stop_before_pixels=True)
+        except (InvalidDicomError, IsADirectoryError):
+            continue  # not DICOM, as when the series was read
+        except Exception as err:
+            raise UnreadableFileError(f"{os.path.basename(path)}: unreadable DICOM ({err})") from None
+        if "ImagePositionPatient" in dataset and series_uid in (None, str(dataset.get("SeriesInstanceUID", ""))):
+            return dataset
+    raise UnreadableFileError(f"{os.path.basename(folder)}: no DICOM image to take the study from")
+
+
+def dicom_encoding(dataset: pydicom.Dataset) -> Encoding:
+    """How a DICOM image stores its pixels: signedness and bits, Rescale Slope/Intercept, display window."""
+    bits = int(dataset.get("BitsAllocated", 16) or 16)
+    signed = int(dataset.get("PixelRepresentation", 0) or 0) == 1
+    dtype = np.dtype(f"{'i' if signed else 'u'}{max(bits, 8) // 8}") if bits in (8, 16, 32) else np.dtype(np.float32)
+    return Encoding(dtype, _number(dataset.get("RescaleSlope"), 1.0), _number(dataset.get("RescaleIntercept"), 0.0),
+                    _window(dataset))
+
+
+def dicom_numbers(value) -> list[float]:
+    """A DICOM decimal string or several as finite floats; [] when absent or any is unusable."""
+    values = list(value) if isinstance(value, (pydicom.multival.MultiValue, list, tuple)) else [value]
+    try:
+        numbers = [float(v) for v in values]
+    except (TypeError, ValueError):
+        return []
+    return numbers if numbers and all(np.isfinite(numbers)) else []
+
+
+def _number(value, default: float) -> float:
+    """The first of a DICOM element's numbers; `default` when absent or unusable."""
+    numbers = dicom_numbers(value)
+    return numbers[0] if numbers else default
+
+
+def _window(dataset: pydicom.Dataset) -> tuple[float, float] | None:
+    """The first (center, width) display window, when it is usable."""
+    centers, widths = dicom_numbers(dataset.get("WindowCenter")), dicom_numbers(dataset.get("WindowWidth"))
+    return (centers[0], widths[0]) if centers and widths and widths[0] > 0 else None
+
+
 def is_dicom_file(path: str | os.PathLike) -> bool:
     """True for a file with the DICOM Part 10 preamble ("DICM" at byte 128)."""
     try:
@@ -96,49 +142,78 @@ def _read_images(sources: Iterable[DicomSource]):
             yield os.path.basename(name), dataset
 
 
+GEOMETRY_TAGS = {"ImagePositionPatient": 3, "ImageOrientationPatient": 6, "PixelSpacing": 2}
+COSINE_TOLERANCE = 1e-3
+
+
+def _slice_geometry(label: str, name: str, dataset) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """(position, orientation, (rows, columns, row spacing, column spacing)) of one slice, each checked: finite
+    numbers, two perpendicular unit direction cosines, positive sizes and spacings."""
+    missing = [tag for tag in (*GEOMETRY_TAGS, "Rows", "Columns") if tag not in dataset]
+    if missing:
+        raise DicomSeriesError(f"{label}: {name} lacks {', '.join(missing)}; cannot place it in 3D")
+    if max(dicom_numbers(dataset.get("NumberOfFrames", 1)) or [1]) > 1:
+        raise DicomSeriesError(f"{label}: {name} is a multi-frame (enhanced) image; only one frame per file is supported")
+    values = {}
+    for keyword, count in GEOMETRY_TAGS.items():
+        values[keyword] = np.asarray(dicom_numbers(dataset.get(keyword)), dtype=np.float64)
+        if values[keyword].size != count:
+            raise DicomSeriesError(f"{label}: {name} {keyword} is not {count} finite numbers")
+    orientation, spacing = values["ImageOrientationPatient"], values["PixelSpacing"]
+    row_cosine, column_cosine = orientation[:3], orientation[3:]
+    if (abs(np.linalg.norm(row_cosine) - 1) > COSINE_TOLERANCE or abs(np.linalg.norm(column_cosine) - 1) > COSINE_TOLERANCE
+            or abs(float(row_cosine @ column_cosine)) > COSINE_TOLERANCE):
+        raise DicomSeriesError(f"{label}: {name} ImageOrientationPatient is not two perpendicular unit vectors")
+    rows, columns = int(dataset.Rows or 0), int(dataset.Columns or 0)
+    if rows < 1 or columns < 1 or spacing.min() <= 0:
+        raise DicomSeriesError(f"{label}: {name} has {rows}x{columns} pixels of {spacing[0]:g}x{spacing[1]:g} mm")
+    return values["ImagePositionPatient"], orientation, (rows, columns, *spacing)
+
+
+def _pixels(label: str, name: str, dataset, rows: int, columns: int) -> np.ndarray:
+    """One slice's values after the modality LUT (HU for CT), as [column, row]; unusable pixel data refused."""
+    try:
+        pixels = dataset.pixel_array
+        values = np.asarray(apply_modality_lut(pixels, dataset), dtype=np.float32)
+    except Exception as err:  # pydicom's decoders raise many types for short, compressed or odd pixel data
+        raise UnreadableFileError(f"{label}: {name} pixel data unreadable ({err})") from None
+    if values.shape != (rows, columns):
+        raise UnreadableFileError(f"{label}: {name} pixel data is {values.shape}, not one {rows}x{columns} grey image")
+    return values.T
+
+
 def _assemble(label: str, slices: list) -> Volume:
     """Check a series' geometry and stack its slices into a RAS+ volume."""
-    first_name, first = slices[0]
-    for name, dataset in slices:
-        missing = [tag for tag in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing") if tag not in dataset]
-        if missing:
-            raise DicomSeriesError(f"{label}: {name} lacks {', '.join(missing)}; cannot place it in 3D")
-        if int(dataset.get("NumberOfFrames", 1) or 1) > 1:
-            raise DicomSeriesError(f"{label}: {name} is a multi-frame (enhanced) image; only one frame per file is supported")
+    geometry = [_slice_geometry(label, name, dataset) for name, dataset in slices]
     if len(slices) < 2:
         raise VolumeShapeError(f"{label}: a single DICOM slice is not a volume")
-
-    orientation = np.asarray(first.ImageOrientationPatient, dtype=np.float64)
-    grid = (int(first.Rows), int(first.Columns), *np.asarray(first.PixelSpacing, dtype=np.float64))
-    for name, dataset in slices[1:]:
-        if not np.allclose(np.asarray(dataset.ImageOrientationPatient, float), orientation, atol=ORIENTATION_TOLERANCE):
+    first_name = slices[0][0]
+    _, orientation, grid = geometry[0]
+    for (name, _), (_, other_orientation, other_grid) in zip(slices[1:], geometry[1:]):
+        if not np.allclose(other_orientation, orientation, atol=ORIENTATION_TOLERANCE):
             raise MixedOrientationError(f"{label}: slices differ in ImageOrientationPatient ({first_name} vs {name})")
-        other = (int(dataset.Rows), int(dataset.Columns), *np.asarray(dataset.PixelSpacing, float))
-        if not np.allclose(other, grid, rtol=1e-4):
+        if not np.allclose(other_grid, grid, rtol=1e-4):
             raise MixedOrientationError(f"{label}: slices differ in size or PixelSpacing ({first_name} vs {name})")
 
     row_cosine, column_cosine = orientation[:3], orientation[3:]
     normal = np.cross(row_cosine, column_cosine)
-    positions = np.array([np.asarray(ds.ImagePositionPatient, dtype=np.float64) for _, ds in slices])
+    positions = np.array([position for position, _, _ in geometry])
     order = np.argsort(positions @ normal, kind="stable")
     slices = [slices[i] for i in order]
     positions = positions[order]
     _check_spacing(label, positions @ normal, [name for name, _ in slices])
 
-    row_spacing, column_spacing = grid[2], grid[3]
+    rows, columns, row_spacing, column_spacing = grid
     lps = np.eye(4)
     lps[:3, 0] = row_cosine * column_spacing  # array axis 0 runs along a row (column index)
     lps[:3, 1] = column_cosine * row_spacing  # array axis 1 runs down a column (row index)
     lps[:3, 2] = (positions[-1] - positions[0]) / (len(slices) - 1)  # true step, gantry tilt included
     lps[:3, 3] = positions[0]
 
-    data = np.empty((grid[1], grid[0], len(slices)), dtype=np.float32)
+    data = np.empty((columns, rows, len(slices)), dtype=np.float32)
     for k, (name, dataset) in enumerate(slices):
-        try:
-            pixels = dataset.pixel_array
-        except Exception as err:
-            raise UnreadableFileError(f"{label}: {name} pixel data unreadable ({err})") from None
-        data[:, :, k] = np.asarray(apply_modality_lut(pixels, dataset), dtype=np.float32).T
+        data[:, :, k] = _pixels(label, name, dataset, rows, columns)
+    first = slices[0][1]
     modality = str(first.get("Modality", ""))
     return Volume(
         data,

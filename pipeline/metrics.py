@@ -7,6 +7,8 @@ from scipy import ndimage
 SSIM_SIGMA = 1.5
 SSIM_TRUNCATE = 3.5
 SSIM_K1, SSIM_K2 = 0.01, 0.03
+SSIM_BORDER = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)  # voxels excluded at each end of every axis
+SSIM_MIN_SIZE = 2 * SSIM_BORDER + 1
 
 
 def _pair(prediction: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -44,6 +46,8 @@ def ssim(prediction: np.ndarray, target: np.ndarray, data_range: float | None = 
     use_sample_covariance=False)`, which the tests use as the reference.
     """
     prediction, target = _pair(prediction, target)
+    if min(prediction.shape) < SSIM_MIN_SIZE:
+        raise ValueError(f"SSIM needs at least {SSIM_MIN_SIZE} voxels along every axis, got {prediction.shape}")
     peak = _data_range(target, data_range)
     c1, c2 = (SSIM_K1 * peak) ** 2, (SSIM_K2 * peak) ** 2
 
@@ -55,7 +59,4 @@ def ssim(prediction: np.ndarray, target: np.ndarray, data_range: float | None = 
     var_t = blur(target * target) - mu_t * mu_t
     cov = blur(prediction * target) - mu_p * mu_t
     ssim_map = ((2 * mu_p * mu_t + c1) * (2 * cov + c2)) / ((mu_p**2 + mu_t**2 + c1) * (var_p + var_t + c2))
-    pad = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)
-    if min(prediction.shape) <= 2 * pad:
-        raise ValueError(f"SSIM needs every dimension > {2 * pad} voxels, got {prediction.shape}")
-    return float(ssim_map[(slice(pad, -pad),) * prediction.ndim].mean())
+    return float(ssim_map[(slice(SSIM_BORDER, -SSIM_BORDER),) * prediction.ndim].mean())

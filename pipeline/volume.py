@@ -88,6 +88,14 @@ class Volume:
         spacing = self.spacing
         return int(max(i for i in range(3) if spacing[i] >= 0.99 * spacing.max()))
 
+    def clear_thick_axis(self) -> int | None:
+        """The axis whose spacing is clearly the largest (over 20% above every other), else None: a scan that
+        is isotropic, or thick along two axes, names no slice axis by itself."""
+        spacing = self.spacing
+        thickest = int(np.argmax(spacing))
+        others = np.delete(spacing, thickest)
+        return thickest if spacing[thickest] > THIN_AXIS_TOLERANCE * others.max() else None
+
     def thin_axes(self) -> tuple[int, ...]:
         """The axes a volume can be degraded along for training: all three for an isotropic scan, the in-plane
         ones of a thick-slice scan (axes within 20% of the finest spacing)."""

@@ -8,8 +8,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from pipeline.dicom_io import read_dicom_series
-from pipeline.dicom_writer import read_template, write_dicom_series
+from pipeline.dicom_io import read_dicom_series, read_template
+from pipeline.dicom_writer import write_dicom_series
 from pipeline.errors import InputError
 from pipeline.volume import Volume
 from tests.conftest import phantom
@@ -17,7 +17,7 @@ from tests.dicom_factory import write_series
 
 
 def derived(folder):
-    files = sorted(os.path.join(folder, name) for name in os.listdir(folder))
+    files = sorted(os.path.join(folder, name) for name in os.listdir(folder) if name.endswith(".dcm"))
     return [pydicom.dcmread(path) for path in files]
 
 

@@ -38,5 +38,5 @@ def test_shape_and_range_errors():
         rmse(np.zeros((4, 4, 4)), np.zeros((4, 4, 5)))
     with pytest.raises(ValueError, match="data range must be positive"):
         psnr(np.ones((4, 4, 4)), np.zeros((4, 4, 4)))
-    with pytest.raises(ValueError, match="SSIM needs every dimension"):
+    with pytest.raises(ValueError, match="SSIM needs at least 11 voxels along every axis"):
         ssim(np.random.rand(20, 20, 8), np.random.rand(20, 20, 8))
