@@ -2,7 +2,8 @@
 and score RMSE/PSNR/SSIM against the original (paper Fig. 5), with each method's voxel throughput.
 
 The metrics cover the thin slices the upsampled grid holds (the first ones along the slice axis), optionally
-an in-plane centre crop; PSNR and SSIM use the target's intensity range.
+an in-plane centre crop; PSNR and SSIM use the target's intensity range. Every output is scored as `upsample`
+writes it: inside the range its thick input can hold (`pipeline.encoding.in_input_range`).
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from pipeline.degradation import degrade_volume
+from pipeline.encoding import in_input_range
+from pipeline.geometry import degraded_length, upsampled_length
 from pipeline.metrics import psnr, rmse, ssim
 from pipeline.volume import Volume
 
@@ -41,21 +44,35 @@ def evaluate_scales(hr: Volume, scales: Sequence[int], criterion: str, methods: 
         planes[scale] = {}
         for name, method in methods.items():
             start = time.perf_counter()
-            output = method(lr, scale)
+            output = in_input_range(method(lr, scale), lr)
             seconds = time.perf_counter() - start
             if target is None:
                 target = centre_crop(np.take(hr.data, np.arange(output.shape[axis]), axis=axis), axis, crop)
                 planes[scale]["target"] = _middle_plane(target, axis)
             result = centre_crop(output.data, axis, crop)
-            data_range = float(np.ptp(target))
-            row = {"scale": scale, "method": name, "rmse": rmse(result, target),
-                   "psnr": psnr(result, target, data_range), "ssim": ssim(result, target, data_range),
+            row = {"scale": scale, "method": name, **score(result, target),
                    "seconds": seconds, "mvoxel_per_s": output.data.size / seconds / 1e6}
             rows.append(row)
             planes[scale][name] = _middle_plane(result, axis)
             if on_row is not None:
                 on_row(row)
     return rows, planes
+
+
+def score(result: np.ndarray, target: np.ndarray) -> dict:
+    """RMSE, and PSNR and SSIM against the target's intensity range."""
+    data_range = float(np.ptp(target))
+    return {"rmse": rmse(result, target), "psnr": psnr(result, target, data_range),
+            "ssim": ssim(result, target, data_range)}
+
+
+def scored_shape(shape: Sequence[int], scale: int, criterion: str, axis: int, crop: int | None) -> tuple[int, ...]:
+    """The shape of the thin slices `evaluate_scales` scores at one scale (raises if too few thick slices)."""
+    scored = list(shape)
+    scored[axis] = upsampled_length(degraded_length(shape[axis], scale, criterion), scale, criterion)
+    if crop is not None:
+        scored = [n if a == axis else min(n, crop) for a, n in enumerate(scored)]
+    return tuple(scored)
 
 
 def _middle_plane(data: np.ndarray, axis: int) -> np.ndarray:

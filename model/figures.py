@@ -1,4 +1,5 @@
-"""PNG figures people look at: metrics against scale (paper Fig. 5), comparison grids, upsampling previews."""
+"""PNG figures people look at: metrics against scale (paper Fig. 5) and comparison grids (previews of whole
+volumes: `model.preview`)."""
 from __future__ import annotations
 
 import os
@@ -9,16 +10,19 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import numpy as np
 
+from pipeline.safe_output import staged
+
 METRICS = (("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("rmse", "RMSE"))
 
 
-def _save(figure, path: str) -> None:
-    """Save through a temporary name so a reader never sees half a PNG."""
+def save_figure(figure, path: str) -> None:
+    """Save as PNG through a staging name, so a reader never sees half a figure."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    temporary = f"{path}.tmp.png"
-    figure.savefig(temporary, dpi=110)
-    plt.close(figure)
-    os.replace(temporary, path)
+    try:
+        with staged(path) as written:
+            figure.savefig(written, dpi=110, format="png")
+    finally:
+        plt.close(figure)
 
 
 def plot_metrics_vs_scale(rows: list[dict], path: str, title: str = "") -> None:
@@ -35,10 +39,10 @@ def plot_metrics_vs_scale(rows: list[dict], path: str, title: str = "") -> None:
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    _save(figure, path)
+    save_figure(figure, path)
 
 
-def _display_range(image: np.ndarray) -> tuple[float, float]:
+def display_range(image: np.ndarray) -> tuple[float, float]:
     low, high = np.percentile(image, [0.5, 99.5])
     return float(low), float(high if high > low else low + 1)
 
@@ -49,33 +53,11 @@ def plot_comparison(planes: dict, path: str) -> None:
     columns = list(planes[rows[0]])
     figure, axes = plt.subplots(len(rows), len(columns), figsize=(2.6 * len(columns), 2.8 * len(rows)), squeeze=False)
     for r, scale in enumerate(rows):
-        low, high = _display_range(planes[scale]["target"] if "target" in planes[scale] else planes[scale][columns[0]])
+        low, high = display_range(planes[scale]["target"] if "target" in planes[scale] else planes[scale][columns[0]])
         for c, name in enumerate(columns):
             axes[r, c].imshow(planes[scale][name].T[::-1], cmap="gray", vmin=low, vmax=high, interpolation="nearest",
                               aspect="auto")
             axes[r, c].set_title(f"{name} x{scale:g}", fontsize=9)
             axes[r, c].axis("off")
     figure.tight_layout()
-    _save(figure, path)
-
-
-def plot_preview(images: dict[str, np.ndarray], spacings: dict[str, np.ndarray], path: str, title: str = "") -> None:
-    """Each volume (e.g. thick input / tricubic / super-resolved) in its three central planes, drawn in mm so
-    thick slices look thick; `spacings` are the voxel sizes of each volume's array axes."""
-    names = list(images)
-    figure, axes = plt.subplots(len(names), 3, figsize=(10, 3.2 * len(names)), squeeze=False)
-    low, high = _display_range(images[names[-1]])
-    for r, name in enumerate(names):
-        data, spacing = images[name], spacings[name]
-        for c in range(3):
-            plane = np.take(data, data.shape[c] // 2, axis=c)
-            (a, b) = [s for i, s in enumerate(spacing) if i != c]
-            extent = (0, plane.shape[0] * a, 0, plane.shape[1] * b)
-            axes[r, c].imshow(plane.T, cmap="gray", vmin=low, vmax=high, origin="lower", extent=extent,
-                              interpolation="nearest")
-            axes[r, c].set_title(f"{name}: plane {c}", fontsize=9)
-            axes[r, c].axis("off")
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    _save(figure, path)
+    save_figure(figure, path)
