@@ -1,4 +1,4 @@
-"""What the commands share: the built-in example volumes, progress on stderr, input arguments."""
+"""What the commands share: the built-in example volumes, progress on stderr, input and figure arguments."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +10,7 @@ import time
 import nibabel as nib
 
 from pipeline.errors import InputError
+from pipeline.safe_output import check_output
 
 
 def example_volume_path() -> str:
@@ -28,6 +29,13 @@ def input_path(args: argparse.Namespace) -> str:
     if args.example == bool(args.input):
         raise InputError("give exactly one of INPUT or --example")
     return example_volume_path() if args.example else args.input
+
+
+def check_png_output(path: str, force: bool, inputs=(), make_parents: bool = False) -> None:
+    """A figure's path: a .png, apart from the inputs, replaced only with --force, writable; before any compute."""
+    if not str(path).lower().endswith(".png"):
+        raise InputError(f"{path}: figures are written as PNG; name a .png file")
+    check_output(path, force, inputs, make_parents=make_parents)
 
 
 def show_progress() -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 import argparse
 
 from pipeline.config import CRITERIA, THIN_TO_THICK
+from pipeline.errors import InputError
+from pipeline.nifti_io import is_nifti_path
+from pipeline.safe_output import check_output
 from soupgan.console import add_input, input_path
 
 
@@ -15,6 +18,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--criterion", choices=CRITERIA, default=THIN_TO_THICK)
     parser.add_argument("--sigma", type=float, help="gaussian criterion: σ in thin slices (default s/(2·√12))")
     parser.add_argument("--slice-axis", type=int, choices=(0, 1, 2), help="default: the axis of largest spacing")
+    parser.add_argument("--force", action="store_true", help="replace an existing output file")
     parser.set_defaults(run=run)
 
 
@@ -22,7 +26,11 @@ def run(args: argparse.Namespace) -> None:
     from pipeline.degradation import degrade_volume
     from pipeline.volume_io import read_volume, write_volume
 
-    volume = read_volume(input_path(args), series_uid=args.series)
+    source = input_path(args)
+    if not is_nifti_path(args.output):
+        raise InputError(f"{args.output}: output must end in .nii or .nii.gz")
+    check_output(args.output, args.force, [source])
+    volume = read_volume(source, series_uid=args.series)
     low = degrade_volume(volume, args.scale, args.criterion, axis=args.slice_axis, sigma=args.sigma)
     write_volume(low, args.output)
     print(f"{volume.volume_id}: {volume.shape} -> {low.shape} ({args.criterion}, x{args.scale})")

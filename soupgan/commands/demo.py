@@ -54,27 +54,30 @@ def _train_short_run(out: str) -> str:
 
 
 def _upsample_example(out: str, model: str | None) -> dict:
-    """Thick input → tricubic and soupgan; NIfTIs, a preview PNG and PSNR/SSIM against the real thin slices."""
-    from model.figures import plot_preview
+    """Thick input → tricubic and soupgan; NIfTIs in the scan's own type, a preview PNG with the truth row, and
+    PSNR/SSIM against the real thin slices."""
+    from model.evaluation import score
     from model.model_source import resolve_generator
+    from model.preview import plot_preview
     from model.super_resolve import super_resolve
     from pipeline.degradation import degrade_volume
+    from pipeline.encoding import in_input_range
     from pipeline.interpolation import upsample_volume
-    from pipeline.metrics import psnr, ssim
-    from pipeline.volume_io import read_volume, write_volume
+    from pipeline.volume_io import read_encoding, read_volume, write_volume
 
     truth = read_volume(example_volume_path(), modality="MR")
+    encoding = read_encoding(example_volume_path())
     thick = degrade_volume(truth, DEMO_SCALE, THIN_TO_THIN)
     generator = resolve_generator(model, THIN_TO_THIN)
     results = {"thick input": thick, "tricubic": upsample_volume(thick, DEMO_SCALE, THIN_TO_THIN),
                "soupgan": super_resolve(thick, generator, DEMO_SCALE, progress=ProgressBar("demo"))}
+    results = {name: in_input_range(volume, thick, encoding) for name, volume in results.items()}
     for name, volume in results.items():
-        write_volume(volume, os.path.join(out, name.replace(" ", "_") + ".nii.gz"))
-    plot_preview({name: v.data for name, v in results.items()}, {name: v.spacing for name, v in results.items()},
-                 os.path.join(out, "preview.png"), f"built-in T1, every {DEMO_SCALE}th slice kept, x{DEMO_SCALE}")
-    target = truth.data[..., : results["soupgan"].shape[2]]
-    peak = float(target.max() - target.min())
-    scores = {name: {"psnr": round(psnr(results[name].data, target, peak), 2),
-                     "ssim": round(ssim(results[name].data, target, peak), 4)} for name in ("tricubic", "soupgan")}
+        write_volume(volume, os.path.join(out, name.replace(" ", "_") + ".nii.gz"), encoding)
+    thin_slices = results["soupgan"].shape[2]
+    shown = {"truth": truth.with_data(truth.data[..., :thin_slices]), **results}
+    plot_preview(shown, os.path.join(out, "preview.png"), f"built-in T1, every {DEMO_SCALE}th slice kept, x{DEMO_SCALE}")
+    target = truth.data[..., :thin_slices]
+    scores = {name: score(results[name].data, target) for name in ("tricubic", "soupgan")}
     return {"out": out, "scale": DEMO_SCALE, "thick_shape": list(thick.shape), "thin_shape": list(truth.shape),
-            **scores}
+            **{name: {"psnr": round(row["psnr"], 2), "ssim": round(row["ssim"], 4)} for name, row in scores.items()}}

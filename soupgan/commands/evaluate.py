@@ -10,14 +10,56 @@ import os
 
 from pipeline.config import THIN_TO_THIN, parse_scales
 from pipeline.errors import InputError
+from pipeline.safe_output import check_output, staged
 from soupgan.commands.upsample import UPSAMPLE_CRITERIA, check_adapt_steps, parse_axis
-from soupgan.console import show_progress
+from soupgan.console import check_png_output, show_progress
+
+RESULT_FILES = ("metrics.json", "metrics.png", "comparison.png")
+
+
+def evaluation_scales(text: str) -> tuple[int, ...]:
+    """--scales: whole numbers >= 2 (a thin-slice scan is degraded by whole slices; `upsample` takes fractions)."""
+    try:
+        return parse_scales(text)
+    except InputError:
+        raise InputError(f"--scales {text}: evaluate degrades by whole slices, so scales are integers >= 2 like "
+                         "2,3,4 (upsample takes fractional scales)") from None
+
+
+def check_results_folder(args: argparse.Namespace) -> None:
+    """metrics.json and the two figures in --out: apart from the input, replaced only with --force, writable."""
+    for name in RESULT_FILES:
+        path = os.path.join(args.out, name)
+        if name.endswith(".png"):
+            check_png_output(path, args.force, [args.input], make_parents=True)
+        else:
+            check_output(path, args.force, [args.input], make_parents=True)
+
+
+def check_scoreable(hr, scales, criterion: str, axis: int, crop: int | None) -> None:
+    """Refuse, before any scoring, a scale whose thin slices are too few to degrade or to score with SSIM."""
+    from model.evaluation import scored_shape
+    from pipeline.geometry import degraded_length
+    from pipeline.metrics import SSIM_MIN_SIZE
+
+    if crop is not None and crop < SSIM_MIN_SIZE:
+        raise InputError(f"--crop {crop}: SSIM needs at least {SSIM_MIN_SIZE} voxels along every axis")
+    shape = " x ".join(map(str, hr.shape))
+    for scale in scales:
+        if degraded_length(hr.shape[axis], scale, criterion) < 2:
+            raise InputError(f"x{scale}: {hr.shape[axis]} slices along axis {axis} leave fewer than 2 thick slices; "
+                             "drop this scale")
+        scored = scored_shape(hr.shape, scale, criterion, axis, crop)
+        if min(scored) < SSIM_MIN_SIZE:
+            raise InputError(f"volume {shape} is too small to score at x{scale}: SSIM needs at least {SSIM_MIN_SIZE} "
+                             f"voxels along every axis of the {' x '.join(map(str, scored))} thin slices scored")
 
 
 def add_parser(commands) -> None:
     parser = commands.add_parser("evaluate", help="score the model against tricubic on a thin-slice volume")
     parser.add_argument("input", metavar="HR_VOLUME", help="thin-slice .nii/.nii.gz or DICOM series folder")
-    parser.add_argument("--scales", type=parse_scales, default=parse_scales("2,3,4,5,6"))
+    parser.add_argument("--scales", default="2,3,4,5,6",
+                        help="whole-number scales to degrade by and score (default 2,3,4,5,6)")
     parser.add_argument("--criterion", choices=UPSAMPLE_CRITERIA, default=THIN_TO_THIN)
     parser.add_argument("--axis", default="auto", help="slice axis to degrade: auto, 0, 1 or 2")
     parser.add_argument("--model", help="training run folder or generator .keras (default: the shipped weights)")
@@ -26,6 +68,7 @@ def add_parser(commands) -> None:
                         help="also score `upsample --adapt STEPS` (whether adapting to scans like this one pays)")
     parser.add_argument("--crop", type=int, help="score only the in-plane centre CROP×CROP")
     parser.add_argument("--out", default="soupgan-evaluation", help="folder for metrics.json, metrics.png, comparison.png")
+    parser.add_argument("--force", action="store_true", help="replace results already in --out")
     parser.add_argument("--series", metavar="UID", help="SeriesInstanceUID to read from a folder holding several")
     parser.set_defaults(run=run)
 
@@ -40,9 +83,12 @@ def run(args: argparse.Namespace) -> None:
     from pipeline.volume_io import read_volume
 
     show_progress()
+    scales = evaluation_scales(args.scales)
     check_adapt_steps(args.adapt)
+    check_results_folder(args)
     hr = read_volume(args.input, series_uid=args.series)
     axis = hr.slice_axis(parse_axis(args.axis))
+    check_scoreable(hr, scales, args.criterion, axis, args.crop)
     generator = resolve_generator(args.model, args.criterion)
     methods = {
         "tricubic": lambda lr, s: upsample_volume(lr, s, args.criterion, axis),
@@ -54,7 +100,7 @@ def run(args: argparse.Namespace) -> None:
         from model.adaptation import adapt_generator, adaptation_plan
         from pipeline.degradation import degrade_volume
 
-        for scale in args.scales:  # refuse now, not after minutes of adapting at the scales before it
+        for scale in scales:  # refuse now, not after minutes of adapting at the scales before it
             try:
                 adaptation_plan(generator, degrade_volume(hr, scale, args.criterion, axis), scale, args.criterion, axis)
             except InputError as error:
@@ -67,12 +113,12 @@ def run(args: argparse.Namespace) -> None:
         reference = ReferenceModel(args.reference)
         methods["reference"] = lambda lr, s: reference(lr, s, args.criterion, axis)
     rows, planes = evaluate_scales(
-        hr, args.scales, args.criterion, methods, axis, args.crop,
+        hr, scales, args.criterion, methods, axis, args.crop,
         on_row=lambda row: print(f"x{row['scale']} {row['method']:13s} PSNR {row['psnr']:6.2f} dB  "
                                  f"SSIM {row['ssim']:.4f}", flush=True),
     )
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "metrics.json"), "w", encoding="utf-8") as handle:
+    with staged(os.path.join(args.out, "metrics.json")) as written, open(written, "w", encoding="utf-8") as handle:
         json.dump({"volume_id": hr.volume_id, "criterion": args.criterion, "slice_axis": axis, "crop": args.crop,
                    "rows": rows}, handle, indent=2)
     title = f"{hr.volume_id} {args.criterion}" + (f", centre {args.crop}²" if args.crop else "")

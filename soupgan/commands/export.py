@@ -54,13 +54,22 @@ def source_card(model: str | None, criterion: str, path: str) -> dict:
 def run(args: argparse.Namespace) -> None:
     from model.generator import load_generator
     from model.model_source import generator_path
+    from model.super_resolve import check_scale
+    from pipeline.safe_output import check_writable
     from serving.export import DEFAULT_MAX_VOXELS, export_scale, write_batching_parameters, write_models_config
 
     scales = parse_float_scales(args.scales)
     if args.version is not None and args.version < 1:
         raise InputError("--version must be >= 1")
+    if args.max_voxels is not None and args.max_voxels < 1:
+        raise InputError(f"--max-voxels {args.max_voxels}: must be >= 1")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise InputError(f"--out {args.out}: exists and is not a folder")
+    check_writable(os.path.join(args.out, "models.config"), make_parents=True)
     path = generator_path(args.model, args.criterion)
     generator = load_generator(path)
+    for scale in scales:  # every scale checked before anything is written
+        check_scale(generator, scale)
     card = source_card(args.model, args.criterion, path)
     os.makedirs(args.out, exist_ok=True)
     exported = []

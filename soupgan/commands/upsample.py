@@ -9,9 +9,11 @@ import os
 import time
 
 from pipeline.config import THIN_TO_THICK, THIN_TO_THIN
+from pipeline.encoding import DTYPE_CHOICES
 from pipeline.errors import InputError
 from pipeline.nifti_io import is_nifti_path
-from soupgan.console import ProgressBar, show_progress
+from pipeline.safe_output import check_apart_from_inputs, check_output
+from soupgan.console import ProgressBar, check_png_output, show_progress
 
 LOG = logging.getLogger("soupgan")
 UPSAMPLE_CRITERIA = (THIN_TO_THIN, THIN_TO_THICK)
@@ -37,7 +39,10 @@ def add_parser(commands) -> None:
     parser.add_argument("--labels", action="store_true",
                         help="INPUT is a label map: interpolate per-label signed distances instead of running the model")
     parser.add_argument("--preview", metavar="PNG", help="write thick input / tricubic / super-resolved, three planes")
-    parser.add_argument("--force", action="store_true", help="replace an existing OUTPUT")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing OUTPUT (and --preview): a file, or a series folder soupgan wrote")
+    parser.add_argument("--dtype", choices=DTYPE_CHOICES, default="input",
+                        help="NIfTI output type: the input's (its integer type and scaling; default) or float32")
     parser.add_argument("--series", metavar="UID", help="SeriesInstanceUID to read from a folder holding several")
     parser.add_argument("--tile", default="64,128,128", help="tile core D,H,W (slice axis first); memory vs speed")
     parser.add_argument("--batch-size", type=int, default=1, help="tiles per network call")
@@ -60,6 +65,22 @@ def check_adapt_steps(steps: int) -> None:
         raise InputError(f"--adapt {steps}: the number of steps must be >= 0")
 
 
+def check_batch_size(size: int) -> None:
+    if size < 1:
+        raise InputError(f"--batch-size {size}: must be >= 1 (tiles per network call)")
+
+
+def slice_axis(volume, override: int | None) -> int:
+    """--axis, else the axis that is clearly the thick one; a scan with none is refused, not guessed at."""
+    if override is not None:
+        return override
+    axis = volume.clear_thick_axis()
+    if axis is None:
+        spacing = " x ".join(f"{value:.3g}" for value in volume.spacing)
+        raise InputError(f"no axis is clearly the thick one (voxels {spacing} mm); pass --axis 0, 1 or 2")
+    return axis
+
+
 def parse_tile(text: str) -> tuple[int, int, int]:
     try:
         tile = tuple(int(part) for part in text.split(","))
@@ -73,55 +94,78 @@ def parse_tile(text: str) -> tuple[int, int, int]:
 def resolve_scale(args: argparse.Namespace, spacing: float) -> float:
     """--scale, or the input's slice spacing over --target-spacing; finite and > 1."""
     if args.scale is not None:
-        scale = args.scale
-    else:
-        if not (math.isfinite(args.target_spacing) and args.target_spacing > 0):
-            raise InputError(f"--target-spacing {args.target_spacing:g} must be a positive number of mm")
-        scale = spacing / args.target_spacing
-    if not math.isfinite(scale) or scale <= 1:
-        raise InputError(f"scale {scale:g} must be a finite number > 1 (input slice spacing {spacing:g} mm)")
-    return float(scale)
+        if not math.isfinite(args.scale) or args.scale <= 1:
+            raise InputError(f"--scale {args.scale:g}: must be a finite number > 1")
+        return float(args.scale)
+    target = args.target_spacing
+    if not (math.isfinite(target) and target > 0):
+        raise InputError(f"--target-spacing {target:g}: must be a positive number of mm")
+    if spacing / target <= 1:
+        raise InputError(f"--target-spacing {target:g} mm: the input's slices are {spacing:g} mm apart already "
+                         f"(scale {spacing / target:.3g}); ask for a spacing below {spacing:g} mm")
+    return float(spacing / target)
 
 
-def check_output(path: str, force: bool) -> None:
-    if os.path.exists(path) and not force:
-        raise InputError(f"{path} exists; pass --force to replace it")
-    if os.path.isfile(path) and not is_nifti_path(path):
-        raise InputError(f"{path} is a file but not .nii/.nii.gz; a DICOM output is a folder")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise InputError(f"{parent}: no such folder for the output")
+def is_dicom_output(path: str) -> bool:
+    """A `.nii`/`.nii.gz` OUTPUT is NIfTI; a folder (existing, ending in /, or a name without a suffix) is a DICOM
+    series; anything else (`out.nii.bz2`, `scan.mgz`) is refused rather than guessed at."""
+    if is_nifti_path(path):
+        return False
+    if os.path.isdir(path) or path.endswith(("/", os.sep)) or "." not in os.path.basename(path.rstrip("/" + os.sep)):
+        return True
+    raise InputError(f"{path}: not .nii/.nii.gz, and a DICOM series goes to a folder (a name without a suffix, "
+                     "or ending in /)")
 
 
-def write_output(volume, path: str, source: str, series_uid: str | None, axis: int, description: str) -> None:
-    """NIfTI by suffix, else a new DICOM series (of the input's study when the input is DICOM)."""
-    from pipeline.dicom_writer import read_template, write_dicom_series
+def check_outputs(args: argparse.Namespace) -> None:
+    """OUTPUT and --preview: their kind, apart from the input, replaceable, writable; all before any compute."""
+    dicom = is_dicom_output(args.output)
+    if dicom and args.dtype != "input":
+        raise InputError(f"--dtype {args.dtype}: a DICOM series is stored as 16-bit integers; write .nii/.nii.gz")
+    check_output(args.output.rstrip("/" + os.sep) or args.output, args.force, [args.input], folder=dicom)
+    if args.preview:
+        check_png_output(args.preview, args.force, [args.input])
+        check_apart_from_inputs(args.preview, [args.output], role="output")
+
+
+def write_output(volume, path: str, args: argparse.Namespace, encoding, axis: int, description: str) -> None:
+    """NIfTI by suffix, in `encoding`; else a new DICOM series (of the input's study when the input is DICOM)."""
+    from pipeline.dicom_io import read_template
+    from pipeline.dicom_writer import write_dicom_series
     from pipeline.volume_io import write_volume
 
     if is_nifti_path(path):
-        write_volume(volume, path)
+        write_volume(volume, path, encoding)
         return
-    template = read_template(source, series_uid) if os.path.isdir(source) else None
-    write_dicom_series(volume, path, template, slice_axis=axis, description=description)
+    template = read_template(args.input, args.series) if os.path.isdir(args.input) else None
+    write_dicom_series(volume, path.rstrip("/" + os.sep), template, slice_axis=axis, description=description)
 
 
 def run(args: argparse.Namespace) -> None:
-    from pipeline.volume_io import read_volume
+    from pipeline.encoding import in_input_range
+    from pipeline.volume_io import read_encoding, read_volume
 
     show_progress()
-    check_output(args.output, args.force)
+    check_outputs(args)
     axis_override = parse_axis(args.axis)
     tile = parse_tile(args.tile)
+    check_batch_size(args.batch_size)
+    check_adapt_steps(args.adapt)
     volume = read_volume(args.input, series_uid=args.series)
-    axis = volume.slice_axis(axis_override)
+    encoding = read_encoding(args.input, args.series)
+    axis = slice_axis(volume, axis_override)
     scale = resolve_scale(args, float(volume.spacing[axis]))
+    if not is_nifti_path(args.output):
+        from pipeline.dicom_writer import check_dicom_grid
+
+        check_dicom_grid(volume.affine, axis)
     started = time.perf_counter()
-    result = upsample_with(args, volume, scale, axis, tile)
+    result = in_input_range(upsample_with(args, volume, scale, axis, tile), volume, encoding)
     seconds = time.perf_counter() - started
     description = f"soupgan x{scale:g} {args.criterion}" + (" labels" if args.labels else "")
-    write_output(result, args.output, args.input, args.series, axis, description)
+    write_output(result, args.output, args, encoding.written_as(args.dtype), axis, description)
     if args.preview:
-        write_preview(volume, result, scale, args.criterion, axis, args.preview)
+        write_preview(volume, result, scale, args, axis, encoding)
     print(f"{volume.volume_id}: {volume.shape} -> {result.shape}, slice spacing {volume.spacing[axis]:.4g} -> "
           f"{result.spacing[axis]:.4g} mm, {result.data.size / seconds / 1e6:.2f} Mvoxel/s")
 
@@ -134,7 +178,6 @@ def is_export_path(model: str) -> bool:
 
 def upsample_with(args: argparse.Namespace, volume, scale: float, axis: int, tile):
     """The thin volume from what the flags name: label interpolation, a server, an export, or a generator."""
-    check_adapt_steps(args.adapt)
     if args.adapt and (args.labels or args.server or (args.model and is_export_path(args.model))):
         raise InputError("--adapt fine-tunes an in-process generator: not with --labels, --server or an export")
     if args.labels:
@@ -175,11 +218,16 @@ def upsample_with(args: argparse.Namespace, volume, scale: float, axis: int, til
                          progress=ProgressBar(f"{volume.volume_id} x{scale:g}"))
 
 
-def write_preview(thick, result, scale: float, criterion: str, axis: int, path: str) -> None:
-    from model.figures import plot_preview
+def write_preview(thick, result, scale: float, args: argparse.Namespace, axis: int, encoding) -> None:
+    """Thick input, tricubic and super-resolved rows (thick and upsampled labels with --labels), in the
+    input's display window."""
+    from model.preview import display_window, plot_preview
     from pipeline.interpolation import upsample_volume
 
-    tricubic = upsample_volume(thick, scale, criterion, axis)
-    images = {"thick input": thick, "tricubic": tricubic, "super-resolved": result}
-    plot_preview({name: v.data for name, v in images.items()}, {name: v.spacing for name, v in images.items()},
-                 path, f"x{scale:g} {criterion}")
+    title = f"x{scale:g} {args.criterion}"
+    if args.labels:
+        plot_preview({"thick labels": thick, "upsampled labels": result}, args.preview, title, labels=True)
+        return
+    tricubic = upsample_volume(thick, scale, args.criterion, axis)
+    plot_preview({"thick input": thick, "tricubic": tricubic, "super-resolved": result}, args.preview, title,
+                 window=display_window(thick, encoding))
