@@ -1,8 +1,8 @@
 """soupgan's domain core, shared by Beam, training and serving: volumes and their IO, degradation, cubic
 interpolation, normalisation, patches, the record schema, tf.data input and metrics.
 
-Nothing here imports Beam or a model. TensorFlow is imported by `records` (and so `pairs`), `dataset`
-and `graph_ops` only; reading, degrading, interpolating and patching volumes do not need it.
+Nothing here imports Beam or a model. TensorFlow is imported by `records` (and so `pairs`), `dataset`,
+`graph_ops` and `graph_flow` only; reading, degrading, interpolating and patching volumes do not need it.
 """
 from pipeline.config import CRITERIA, PATCH_SIZE, SCALES
 from pipeline.errors import InputError, SoupganError

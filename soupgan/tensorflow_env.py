@@ -3,7 +3,7 @@ the benchmarks) apply them first. A value already in the environment always wins
 
 TF 2.16's x86 wheel turns its oneDNN kernels on by itself only on CPUs with AVX-512 (VNNI, BF16, AMX); on an
 AVX2-only CPU it runs Eigen's 3D convolutions instead, which made a training step 4.5x and whole-volume
-super-resolution 3x slower (BENCHMARKS.md). oneDNN sums in another order: results differ by float32 round-off.
+super-resolution 3.0x slower in-process, 2.6x through the console script (BENCHMARKS.md). oneDNN sums in another order: results differ by float32 round-off.
 """
 from __future__ import annotations
 
