@@ -83,7 +83,11 @@ def _matching_files(given: str) -> list[str]:
         return match_paths(given)
     if is_nifti_path(given):
         return [given] if path_exists(given) else []
-    return match_paths(FileSystems.join(given.rstrip("/"), "**"))
+    try:
+        pattern = FileSystems.join(given.rstrip("/"), "**")
+    except ValueError as err:  # no file system for this scheme (gs:// without apache-beam[gcp])
+        raise InputError(f"{given}: {err}") from None
+    return match_paths(pattern)
 
 
 def expand_inputs(inputs: list[str]) -> tuple[list[VolumeSource], list[dict]]:

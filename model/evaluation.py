@@ -2,8 +2,9 @@
 and score RMSE/PSNR/SSIM against the original (paper Fig. 5), with each method's voxel throughput.
 
 The metrics cover the thin slices the upsampled grid holds (the first ones along the slice axis), optionally
-an in-plane centre crop; PSNR and SSIM use the target's intensity range. Every output is scored as `upsample`
-writes it: inside the range its thick input can hold (`pipeline.encoding.in_input_range`).
+an in-plane centre crop; PSNR and SSIM use the target's intensity range. Every output is clipped as `upsample`
+clips it (`pipeline.encoding.in_input_range`: never below zero for a scan with no negative voxel, never below
+−1024 HU for CT); it is not rounded to the input's stored type, which `upsample` also does.
 """
 from __future__ import annotations
 

@@ -10,22 +10,23 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import numpy as np
 
-from pipeline.safe_output import staged
+from pipeline.staging import staged
 
 METRICS = (("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("rmse", "RMSE"))
 
 
-def save_figure(figure, path: str) -> None:
-    """Save as PNG through a staging name, so a reader never sees half a figure."""
+def save_figure(figure, path: str, replace: bool = True) -> None:
+    """Save as PNG through a staging name, so a reader never sees half a figure (`replace=False`: keep a file
+    that appeared at `path` meanwhile)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     try:
-        with staged(path) as written:
+        with staged(path, replace) as written:
             figure.savefig(written, dpi=110, format="png")
     finally:
         plt.close(figure)
 
 
-def plot_metrics_vs_scale(rows: list[dict], path: str, title: str = "") -> None:
+def plot_metrics_vs_scale(rows: list[dict], path: str, title: str = "", replace: bool = True) -> None:
     """RMSE, PSNR and SSIM against the scale, one line per method."""
     figure, axes = plt.subplots(1, 3, figsize=(12, 3.6))
     for method in dict.fromkeys(row["method"] for row in rows):
@@ -39,7 +40,7 @@ def plot_metrics_vs_scale(rows: list[dict], path: str, title: str = "") -> None:
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    save_figure(figure, path)
+    save_figure(figure, path, replace)
 
 
 def display_range(image: np.ndarray) -> tuple[float, float]:
@@ -47,7 +48,7 @@ def display_range(image: np.ndarray) -> tuple[float, float]:
     return float(low), float(high if high > low else low + 1)
 
 
-def plot_comparison(planes: dict, path: str) -> None:
+def plot_comparison(planes: dict, path: str, replace: bool = True) -> None:
     """A grid: one row per scale, one column per image ("target" and each method), same grey levels per row."""
     rows = list(planes)
     columns = list(planes[rows[0]])
@@ -60,4 +61,4 @@ def plot_comparison(planes: dict, path: str) -> None:
             axes[r, c].set_title(f"{name} x{scale:g}", fontsize=9)
             axes[r, c].axis("off")
     figure.tight_layout()
-    save_figure(figure, path)
+    save_figure(figure, path, replace)

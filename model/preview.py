@@ -102,7 +102,7 @@ def _label_colours(volumes: dict[str, Volume]):
 
 
 def plot_preview(volumes: dict[str, Volume], path: str, title: str = "", window: tuple[float, float] | None = None,
-                 labels: bool = False) -> None:
+                 labels: bool = False, replace: bool = True) -> None:
     """One row per volume, three planes each, cut through the centre of the last volume's field of view.
 
     `window` sets the grey levels (default: `display_window` of the first volume); `labels` draws label maps
@@ -134,4 +134,4 @@ def plot_preview(volumes: dict[str, Volume], path: str, title: str = "", window:
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    save_figure(figure, path)
+    save_figure(figure, path, replace)

@@ -63,8 +63,8 @@ def read_dicom_series(
     return _assemble(label, slices)
 
 
-def read_template(folder: str, series_uid: str | None = None) -> pydicom.Dataset:
-    """The header of one image of the series in `folder`: what a derived series takes its study from."""
+def _series_headers(folder: str, series_uid: str | None = None):
+    """The headers (no pixels) of the images of the series in `folder`, as `read_dicom_series` takes them."""
     for path in _list_folder(folder):
         try:
             dataset = pydicom.dcmread(path, stop_before_pixels=True)
@@ -73,8 +73,26 @@ def read_template(folder: str, series_uid: str | None = None) -> pydicom.Dataset
         except Exception as err:
             raise UnreadableFileError(f"{os.path.basename(path)}: unreadable DICOM ({err})") from None
         if "ImagePositionPatient" in dataset and series_uid in (None, str(dataset.get("SeriesInstanceUID", ""))):
-            return dataset
+            yield dataset
+
+
+def read_template(folder: str, series_uid: str | None = None) -> pydicom.Dataset:
+    """The header of one image of the series in `folder`: what a derived series takes its study from."""
+    for dataset in _series_headers(folder, series_uid):
+        return dataset
     raise UnreadableFileError(f"{os.path.basename(folder)}: no DICOM image to take the study from")
+
+
+def read_series_encoding(folder: str, series_uid: str | None = None) -> Encoding:
+    """How the series in `folder` stores its pixels: its slices' shared type and rescale (and the first one's
+    window), or float32 when slices rescale differently (as PET does, slice by slice)."""
+    encodings = [dicom_encoding(dataset) for dataset in _series_headers(folder, series_uid)]
+    if not encodings:
+        raise UnreadableFileError(f"{os.path.basename(folder)}: no DICOM image found")
+    first = encodings[0]
+    if any((e.dtype, e.slope, e.intercept) != (first.dtype, first.slope, first.intercept) for e in encodings[1:]):
+        return Encoding(np.float32, window=first.window)
+    return first
 
 
 def dicom_encoding(dataset: pydicom.Dataset) -> Encoding:

@@ -18,7 +18,7 @@ from pipeline.dicom_io import LPS_TO_RAS, dicom_encoding, dicom_numbers
 from pipeline.encoding import Encoding
 from pipeline.errors import InputError
 from pipeline.normalization import robust_window
-from pipeline.safe_output import staged, write_series_marker
+from pipeline.staging import staged, write_series_marker
 from pipeline.volume import Volume
 
 # Patient, study, equipment and frame-of-reference attributes a derived series shares with its source.
@@ -34,14 +34,20 @@ MIN_SLICE_NORMAL_COSINE = 0.5  # a gantry tilt of up to 60 degrees
 
 
 def _storage(volume: Volume, template: pydicom.Dataset | None) -> Encoding:
-    """16-bit storage: the template's signedness and rescaling, else HU as stored for CT, else the range
-    spread over int16."""
+    """16-bit storage: the template's signedness and rescaling, else HU as stored for CT, when the values fit
+    them; else the range spread over int16 (a source whose slices rescaled differently, as PET's)."""
+    candidates = []
     if template is not None:
         source = dicom_encoding(template)
-        return Encoding(np.uint16 if source.dtype.kind == "u" else np.int16, source.slope, source.intercept)
+        candidates.append(Encoding(np.uint16 if source.dtype.kind == "u" else np.int16, source.slope, source.intercept))
     if volume.modality == "CT":
-        return Encoding(np.int16)
-    peak = float(np.abs(volume.data).max())
+        candidates.append(Encoding(np.int16))
+    low, high = float(volume.data.min()), float(volume.data.max())
+    for storage in candidates:
+        can_low, can_high = storage.real_range()
+        if can_low <= low and high <= can_high:
+            return storage
+    peak = max(abs(low), abs(high))
     return Encoding(np.int16, peak / INT16.max if peak > 0 else 1.0)
 
 
@@ -121,30 +127,23 @@ def check_dicom_grid(affine: np.ndarray, axis: int) -> SliceGrid:
     return grid
 
 
-def _stored_pixels(data: np.ndarray, storage: Encoding) -> np.ndarray:
-    info = np.iinfo(storage.dtype)
-    stored = np.round((data - storage.intercept) / storage.slope)
-    if stored.min() < info.min or stored.max() > info.max:
-        raise InputError(f"intensities {data.min():g}..{data.max():g} do not fit the source's 16-bit rescaling")
-    return stored.astype(storage.dtype)
-
-
 def write_dicom_series(volume: Volume, folder: str, template: pydicom.Dataset | None = None,
                        slice_axis: int | None = None, slice_thickness: float | None = None,
-                       description: str = "soupgan super-resolution") -> str:
+                       description: str = "soupgan super-resolution", replace: bool = True) -> str:
     """Write one file per slice along `slice_axis` (default: the volume's) into the new folder `folder`, with
-    a marker listing them (what a later --force may replace); returns the new SeriesInstanceUID."""
+    a marker listing them (what a later --force may replace); returns the new SeriesInstanceUID.
+    `replace=False` keeps anything that appeared at `folder` meanwhile."""
     axis = volume.slice_axis(slice_axis)
     grid = check_dicom_grid(volume.affine, axis)
     data = np.transpose(volume.data, (*[a for a in range(3) if a != axis], axis))
     storage = _storage(volume, template)
-    stored = _stored_pixels(data, storage)
+    stored = storage.encode(data)
     base = _base_dataset(template, volume)
     base.update(_series_attributes(base, template, grid, storage, description))
     base.Rows, base.Columns = stored.shape[1], stored.shape[0]
     base.update(_window(volume, template))
     names = [f"IM{k + 1:05d}.dcm" for k in range(stored.shape[2])]
-    with staged(folder) as written:
+    with staged(folder, replace) as written:
         os.mkdir(written)
         for k, name in enumerate(names):
             ds = _slice_dataset(base, k + 1)

@@ -11,7 +11,7 @@ import numpy as np
 
 from pipeline.encoding import Encoding
 from pipeline.errors import InputError, UnreadableFileError, VolumeShapeError
-from pipeline.safe_output import staged
+from pipeline.staging import staged
 from pipeline.volume import Volume
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -99,13 +99,15 @@ def nifti_to_bytes(volume: Volume, compress: bool = True, encoding: Encoding | N
     return gzip.compress(raw, compresslevel=6, mtime=0) if compress else raw
 
 
-def write_nifti(volume: Volume, path: str | os.PathLike, encoding: Encoding | None = None) -> None:
-    """Write `.nii` or `.nii.gz` (by suffix) atomically: a reader never sees a half-written file."""
+def write_nifti(volume: Volume, path: str | os.PathLike, encoding: Encoding | None = None,
+                replace: bool = True) -> None:
+    """Write `.nii` or `.nii.gz` (by suffix) atomically: a reader never sees a half-written file
+    (`replace=False`: keep a file that appeared at `path` meanwhile)."""
     path = os.fspath(path)
     if not is_nifti_path(path):
         raise InputError(f"{path}: output must end in .nii or .nii.gz")
     payload = nifti_to_bytes(volume, compress=path.lower().endswith(".gz"), encoding=encoding)
-    with staged(path) as written, open(written, "wb") as handle:
+    with staged(path, replace) as written, open(written, "wb") as handle:
         handle.write(payload)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from pipeline.dicom_io import dicom_encoding, is_dicom_file, read_dicom_series, read_template
+from pipeline.dicom_io import is_dicom_file, read_dicom_series, read_series_encoding
 from pipeline.encoding import Encoding
 from pipeline.errors import InputError, UnreadableFileError
 from pipeline.nifti_io import is_nifti_path, nifti_encoding, read_nifti, write_nifti
@@ -30,9 +30,10 @@ def read_volume(path: str | os.PathLike, series_uid: str | None = None, modality
 def read_encoding(path: str | os.PathLike, series_uid: str | None = None) -> Encoding:
     """How the volume at `path` (read by `read_volume`) stores its voxels."""
     path = os.fspath(path)
-    return dicom_encoding(read_template(path, series_uid)) if os.path.isdir(path) else nifti_encoding(path)
+    return read_series_encoding(path, series_uid) if os.path.isdir(path) else nifti_encoding(path)
 
 
-def write_volume(volume: Volume, path: str | os.PathLike, encoding: Encoding | None = None) -> None:
+def write_volume(volume: Volume, path: str | os.PathLike, encoding: Encoding | None = None,
+                 replace: bool = True) -> None:
     """Write a volume as NIfTI (`.nii` or `.nii.gz`), stored as `encoding` says (default float32)."""
-    write_nifti(volume, path, encoding)
+    write_nifti(volume, path, encoding, replace)

@@ -22,7 +22,7 @@ from pydicom import config as pydicom_config
 from pipeline.encoding import value_bounds
 from pipeline.errors import InputError
 from pipeline.geometry import upsampled_length
-from pipeline.safe_output import STAGING_PREFIX
+from pipeline.staging import STAGING_PREFIX
 from pipeline.volume_io import read_encoding, read_volume
 from soupgan.cli import main
 from tests.dicom_factory import write_series
@@ -248,7 +248,19 @@ def check_case(argv: list[str], source: str, output: str, scale: float, code: in
     tolerance = 1e-3 * max(1.0, abs(low), abs(high))
     if thin.data.min() < low - tolerance or thin.data.max() > high + tolerance:
         return f"values {thin.data.min():g}..{thin.data.max():g} outside {low:g}..{high:g}"
+    if scale.is_integer():  # thin-to-thin keeps the measured slices as measured: no clip or type may change them
+        step = abs(read_encoding(output).slope) if read_encoding(output).is_integer else 0.0
+        thick_ras, thin_ras, axis = _in_ras(thick), _in_ras(thin), int(nib.orientations.io_orientation(thick.affine)[2, 0])
+        measured = np.take(thin_ras, np.arange(0, thin_ras.shape[axis], int(scale)), axis=axis)
+        error = float(np.abs(measured - thick_ras).max())
+        if error > step / 2 + 1e-5 * max(1.0, float(np.abs(thick.data).max())):
+            return f"measured slices changed by up to {error:g} (output step {step:g})"
     return "ok"
+
+
+def _in_ras(volume) -> np.ndarray:
+    """The voxels in the nearest RAS order: a DICOM series reads back in its own slice order."""
+    return nib.orientations.apply_orientation(volume.data, nib.orientations.io_orientation(volume.affine))
 
 
 @pytest.mark.slow

@@ -14,7 +14,10 @@ import numpy as np
 import pydicom
 import pytest
 
-from pipeline.safe_output import STAGING_PREFIX
+from model.model_source import resolve_generator
+from model.super_resolve import super_resolve
+from pipeline.staging import STAGING_PREFIX
+from pipeline.volume_io import read_volume
 from soupgan.cli import main
 from tests.conftest import phantom
 from tests.dicom_factory import write_series
@@ -162,9 +165,12 @@ def test_series_follow_the_umask_and_another_user_can_read_them(tmp_path, ct_ser
 def test_outputs_keep_the_input_type_range_and_window(capsys, tmp_path):
     head = (phantom((40, 36, 8)) / 4).astype(np.uint8)  # a uint8 MR: sharp edges make the spline overshoot
     nib.save(nib.Nifti1Image(head, np.diag([1.0, 1.0, 4.0, 1.0])), tmp_path / "mr.nii.gz")
+    raw = super_resolve(read_volume(tmp_path / "mr.nii.gz"), resolve_generator(None, "thin-to-thin"), 4.0)
+    assert raw.data.min() < -1  # what the network gives before the clip
     assert run(capsys, "upsample", tmp_path / "mr.nii.gz", tmp_path / "mr_thin.nii.gz", "--scale", "4")[0] == 0
     out = nib.load(tmp_path / "mr_thin.nii.gz")
-    assert out.get_data_dtype() == np.uint8 and out.get_fdata().min() >= 0
+    assert out.get_data_dtype() == np.uint8
+    np.testing.assert_array_equal(out.get_fdata(), np.clip(np.round(raw.data), 0, 255))
     assert os.path.getsize(tmp_path / "mr_thin.nii.gz") < 3 * os.path.getsize(tmp_path / "mr.nii.gz") * 4
     code, _ = run(capsys, "upsample", tmp_path / "mr.nii.gz", tmp_path / "f.nii.gz", "--scale", "4", "--dtype", "float32")
     floats = nib.load(tmp_path / "f.nii.gz")
@@ -187,7 +193,7 @@ def test_outputs_keep_the_input_type_range_and_window(capsys, tmp_path):
     assert run(capsys, "upsample", ct, tmp_path / "ct_thin", "--scale", "2.5")[0] == 0
     first = pydicom.dcmread(sorted((tmp_path / "ct_thin").glob("*.dcm"))[0])
     assert (float(first.WindowCenter), float(first.WindowWidth)) == (40.0, 400.0)
-    assert (tmp_path / "ct_thin").stat().st_size and staging_left(tmp_path) == []
+    assert staging_left(tmp_path) == []
     hu = np.stack([pydicom.dcmread(p).pixel_array * 1.0 - 1024.0 for p in (tmp_path / "ct_thin").glob("*.dcm")])
     assert hu.min() >= -1024.0  # no darker than air
 
@@ -196,6 +202,7 @@ def test_bad_requests_exit_2_with_one_line_and_write_nothing(capsys, tmp_path, c
     (tmp_path / "preview.png").write_bytes(b"an earlier preview")
     (tmp_path / "done").mkdir()
     (tmp_path / "done" / "metrics.json").write_text("{}")
+    (tmp_path / "exp" / "soupgan_x3" / "1").mkdir(parents=True)  # an earlier export's version 1 of x3
     thick6 = tmp_path / "thick6.nii.gz"
     nib.save(nib.Nifti1Image(phantom((20, 20, 6)), np.diag([1.0, 1.0, 6.0, 1.0])), thick6)
     cases = {
@@ -206,6 +213,8 @@ def test_bad_requests_exit_2_with_one_line_and_write_nothing(capsys, tmp_path, c
         ("evaluate", anatomical_path, "--scales", "2", "--out", tmp_path / "done"):
             "metrics.json exists; pass --force to replace it",
         ("export", "--out", tmp_path / "export", "--scales", "7"): "scale 7 is outside the model's range [2, 6]",
+        ("export", "--out", tmp_path / "exp", "--scales", "2,3", "--version", "1"):
+            "soupgan_x3/1 exists: versions are immutable, choose another --version",
         ("upsample", thick6, tmp_path / "o.nii.gz", "--target-spacing", "6"):
             "--target-spacing 6 mm: the input's slices are 6 mm apart already (scale 1); ask for a spacing below 6 mm",
         ("upsample", thick6, tmp_path / "out.nii.bz2", "--scale", "2"):
@@ -222,7 +231,8 @@ def test_bad_requests_exit_2_with_one_line_and_write_nothing(capsys, tmp_path, c
     for args, reason in cases.items():
         code, lines = run(capsys, *args)
         assert code == 2 and len(lines) == 1 and reason in lines[0], (args, lines)
-    assert sorted(os.listdir(tmp_path)) == ["done", "preview.png", "thick6.nii.gz"]  # nothing written
+    assert sorted(os.listdir(tmp_path)) == ["done", "exp", "preview.png", "thick6.nii.gz"]  # nothing written
+    assert os.listdir(tmp_path / "exp") == ["soupgan_x3"]  # x2 was not exported before x3 was refused
     assert (tmp_path / "preview.png").read_bytes() == b"an earlier preview"
     code, _ = run(capsys, "upsample", anatomical_path, tmp_path / "o.nii.gz", "--scale", "2", "--axis", "2")
     assert code == 0  # the same isotropic scan, with the axis named

@@ -119,6 +119,9 @@ def test_demo_super_resolves_the_builtin_scan(tmp_path):
     for name in ("thick_input.nii.gz", "tricubic.nii.gz", "soupgan.nii.gz", "preview.png"):
         assert (tmp_path / "demo" / name).exists()
     assert nib.load(tmp_path / "demo" / "soupgan.nii.gz").shape == (33, 41, 25)
+    again = soupgan("demo", "--out", tmp_path / "demo")  # an earlier demo's files are replaced only with --force
+    assert again.returncode == 2 and again.stderr.strip().splitlines()[-1].endswith(
+        "thick_input.nii.gz exists; pass --force to replace it")
 
 
 @pytest.mark.slow

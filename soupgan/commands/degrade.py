@@ -32,5 +32,5 @@ def run(args: argparse.Namespace) -> None:
     check_output(args.output, args.force, [source])
     volume = read_volume(source, series_uid=args.series)
     low = degrade_volume(volume, args.scale, args.criterion, axis=args.slice_axis, sigma=args.sigma)
-    write_volume(low, args.output)
+    write_volume(low, args.output, replace=args.force)
     print(f"{volume.volume_id}: {volume.shape} -> {low.shape} ({args.criterion}, x{args.scale})")

@@ -10,7 +10,8 @@ import os
 
 from pipeline.config import THIN_TO_THIN, parse_scales
 from pipeline.errors import InputError
-from pipeline.safe_output import check_output, staged
+from pipeline.safe_output import check_output
+from pipeline.staging import staged
 from soupgan.commands.upsample import UPSAMPLE_CRITERIA, check_adapt_steps, parse_axis
 from soupgan.console import check_png_output, show_progress
 
@@ -118,10 +119,11 @@ def run(args: argparse.Namespace) -> None:
                                  f"SSIM {row['ssim']:.4f}", flush=True),
     )
     os.makedirs(args.out, exist_ok=True)
-    with staged(os.path.join(args.out, "metrics.json")) as written, open(written, "w", encoding="utf-8") as handle:
+    metrics = os.path.join(args.out, "metrics.json")
+    with staged(metrics, args.force) as written, open(written, "w", encoding="utf-8") as handle:
         json.dump({"volume_id": hr.volume_id, "criterion": args.criterion, "slice_axis": axis, "crop": args.crop,
                    "rows": rows}, handle, indent=2)
     title = f"{hr.volume_id} {args.criterion}" + (f", centre {args.crop}²" if args.crop else "")
-    plot_metrics_vs_scale(rows, os.path.join(args.out, "metrics.png"), title)
-    plot_comparison(planes, os.path.join(args.out, "comparison.png"))
+    plot_metrics_vs_scale(rows, os.path.join(args.out, "metrics.png"), title, args.force)
+    plot_comparison(planes, os.path.join(args.out, "comparison.png"), args.force)
     print(format_table(rows))

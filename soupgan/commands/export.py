@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> None:
     from model.model_source import generator_path
     from model.super_resolve import check_scale
     from pipeline.safe_output import check_writable
-    from serving.export import DEFAULT_MAX_VOXELS, export_scale, write_batching_parameters, write_models_config
+    from serving.export import (DEFAULT_MAX_VOXELS, export_scale, model_name, write_batching_parameters,
+                                write_models_config)
 
     scales = parse_float_scales(args.scales)
     if args.version is not None and args.version < 1:
@@ -70,6 +71,9 @@ def run(args: argparse.Namespace) -> None:
     generator = load_generator(path)
     for scale in scales:  # every scale checked before anything is written
         check_scale(generator, scale)
+        existing = os.path.join(args.out, model_name(scale), str(args.version))
+        if args.version is not None and os.path.exists(existing):
+            raise InputError(f"{existing} exists: versions are immutable, choose another --version")
     card = source_card(args.model, args.criterion, path)
     os.makedirs(args.out, exist_ok=True)
     exported = []

@@ -135,10 +135,11 @@ def write_output(volume, path: str, args: argparse.Namespace, encoding, axis: in
     from pipeline.volume_io import write_volume
 
     if is_nifti_path(path):
-        write_volume(volume, path, encoding)
+        write_volume(volume, path, encoding, replace=args.force)
         return
     template = read_template(args.input, args.series) if os.path.isdir(args.input) else None
-    write_dicom_series(volume, path.rstrip("/" + os.sep), template, slice_axis=axis, description=description)
+    write_dicom_series(volume, path.rstrip("/" + os.sep), template, slice_axis=axis, description=description,
+                       replace=args.force)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -226,8 +227,9 @@ def write_preview(thick, result, scale: float, args: argparse.Namespace, axis: i
 
     title = f"x{scale:g} {args.criterion}"
     if args.labels:
-        plot_preview({"thick labels": thick, "upsampled labels": result}, args.preview, title, labels=True)
+        plot_preview({"thick labels": thick, "upsampled labels": result}, args.preview, title, labels=True,
+                     replace=args.force)
         return
     tricubic = upsample_volume(thick, scale, args.criterion, axis)
     plot_preview({"thick input": thick, "tricubic": tricubic, "super-resolved": result}, args.preview, title,
-                 window=display_window(thick, encoding))
+                 window=display_window(thick, encoding), replace=args.force)

@@ -22,6 +22,12 @@ def test_folder_tree_expands_to_one_source_per_volume(tmp_path):
     assert {u["stage"] for u in unmatched} == {"expand"}
 
 
+def test_an_unknown_scheme_is_a_dead_letter_with_its_reason(tmp_path):
+    sources, unmatched = expand_inputs(["xyz://bucket/folder", "xyz://bucket/scan.nii.gz", "xyz://bucket/*.nii"])
+    assert sources == [] and len(unmatched) == 3
+    assert all("Unable to get filesystem" in letter["reason"] for letter in unmatched), unmatched
+
+
 def test_globs_and_single_files_and_duplicates(tmp_path):
     folder = make_inputs(str(tmp_path))
     sources, unmatched = expand_inputs([os.path.join(folder, "mr*.nii.gz"), os.path.join(folder, "mr1.nii.gz")])

@@ -1,6 +1,7 @@
 """DICOM series out: a derived series of the source's study, read back with the same voxels and geometry."""
 import os
 import shutil
+import stat
 import subprocess
 
 import nibabel as nib
@@ -11,6 +12,7 @@ import pytest
 from pipeline.dicom_io import read_dicom_series, read_template
 from pipeline.dicom_writer import write_dicom_series
 from pipeline.errors import InputError
+from pipeline.staging import written_series_files
 from pipeline.volume import Volume
 from tests.conftest import phantom
 from tests.dicom_factory import write_series
@@ -59,12 +61,45 @@ def test_folder_appears_whole_and_sheared_grids_are_refused(tmp_path):
     assert os.listdir(tmp_path) == []  # no half series, no staging folder left behind
 
 
-def test_hu_that_do_not_fit_the_source_rescale_are_refused(tmp_path):
+def test_values_that_do_not_fit_the_source_rescale_get_a_rescale_of_their_own(tmp_path):
     write_series(str(tmp_path / "src"), np.zeros((8, 8, 3), np.float32), slope=1.0, intercept=-1024.0)
     volume = read_dicom_series(str(tmp_path / "src"))
-    hot = volume.with_data(volume.data + 40000.0)
-    with pytest.raises(InputError, match="do not fit"):
-        write_dicom_series(hot, str(tmp_path / "out"), read_template(str(tmp_path / "src")))
+    hot = volume.with_data(np.linspace(-1024.0, 40000.0, volume.data.size, dtype=np.float32).reshape(volume.shape))
+    write_dicom_series(hot, str(tmp_path / "out"), read_template(str(tmp_path / "src")))
+    first = derived(str(tmp_path / "out"))[0]
+    step = float(first.RescaleSlope)
+    assert step > 1.0 and float(first.RescaleIntercept) == 0.0  # not the source's 1 / -1024: 40000 HU would overflow
+    np.testing.assert_allclose(read_dicom_series(str(tmp_path / "out")).data, hot.data, atol=step / 2 + 1e-3)
+
+
+def test_unsigned_sources_stay_unsigned_and_keep_their_windows(tmp_path):
+    source = tmp_path / "mr"
+    write_series(str(source), phantom((8, 8, 3)) * 40.0, intercept=0.0)  # up to ~38000: beyond int16
+    for path in os.listdir(source):
+        ds = pydicom.dcmread(source / path)
+        stored = np.frombuffer(ds.PixelData, np.int16).astype(np.uint16)
+        ds.PixelRepresentation, ds.PixelData = 0, stored.tobytes()
+        ds.WindowCenter, ds.WindowWidth = [300, 20000], [600, 40000]
+        ds.save_as(source / path)
+    volume = read_dicom_series(str(source))
+    write_dicom_series(volume, str(tmp_path / "out"), read_template(str(source)))
+    first = derived(str(tmp_path / "out"))[0]
+    assert first.PixelRepresentation == 0 and (float(first.RescaleSlope), float(first.RescaleIntercept)) == (1.0, 0.0)
+    assert [float(v) for v in first.WindowCenter] == [300.0, 20000.0]
+    assert [float(v) for v in first.WindowWidth] == [600.0, 40000.0]
+    np.testing.assert_array_equal(read_dicom_series(str(tmp_path / "out")).data, volume.data)
+
+
+def test_a_series_is_marked_as_soupgans_and_readable_under_the_umask(tmp_path, ct_series_dir):
+    previous = os.umask(0o022)
+    try:
+        write_dicom_series(read_dicom_series(ct_series_dir), str(tmp_path / "out"), read_template(ct_series_dir))
+    finally:
+        os.umask(previous)
+    names = sorted(os.listdir(tmp_path / "out"))
+    assert names == [".soupgan-series.json", *[f"IM{k:05d}.dcm" for k in range(1, 6)]]
+    assert written_series_files(str(tmp_path / "out")) == names
+    assert stat.S_IMODE(os.stat(tmp_path / "out").st_mode) == 0o755
 
 
 @pytest.mark.skipif(shutil.which("dcm2niix") is None, reason="Debian's dcm2niix is not installed")

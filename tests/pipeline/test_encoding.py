@@ -1,8 +1,9 @@
 """Outputs in the input's terms: its stored type and scaling, inside the range it can hold, its display window."""
 import nibabel as nib
 import numpy as np
+import pydicom
 
-from pipeline.dicom_io import dicom_encoding, read_template
+from pipeline.dicom_io import dicom_encoding, read_dicom_series, read_series_encoding, read_template
 from pipeline.encoding import Encoding, in_input_range, value_bounds
 from pipeline.nifti_io import nifti_encoding, read_nifti, write_nifti
 from pipeline.volume import Volume
@@ -73,3 +74,16 @@ def test_dicom_encoding_reads_sign_rescale_and_window(tmp_path):
     assert dicom_encoding(template).window is None
     template.RescaleSlope = float("nan")
     assert dicom_encoding(template).slope == 1.0
+
+
+def test_a_series_rescaled_slice_by_slice_is_held_as_floats(tmp_path):
+    """PET-like: each slice its own RescaleSlope, so no one slice's 16-bit range bounds the volume."""
+    paths = write_series(str(tmp_path / "pet"), np.full((8, 8, 3), 20000.0, np.float32), slope=1.0, intercept=0.0)
+    assert read_series_encoding(str(tmp_path / "pet")) == Encoding(np.int16, 1.0, 0.0)
+    last = pydicom.dcmread(paths[-1])
+    last.RescaleSlope = 4.0
+    last.save_as(paths[-1])
+    assert read_series_encoding(str(tmp_path / "pet")).dtype == np.float32
+    volume = read_dicom_series(str(tmp_path / "pet"))
+    assert volume.data.max() == 80000.0
+    assert value_bounds(volume, read_series_encoding(str(tmp_path / "pet"))) == (0.0, np.inf)

@@ -1,18 +1,19 @@
 """Outputs never cost data: apart from the inputs, replaced only when soupgan wrote them, checked writable
-before any compute, published whole, staging from killed runs cleaned, created under the umask."""
+before any compute and again when published, published whole, staging from killed runs cleaned (and a series
+they had moved aside put back), created under the umask."""
 import json
 import os
-import socket
 import stat
 import subprocess
 import sys
 
 import pytest
 
+from pipeline import staging
 from pipeline.errors import InputError
-from pipeline.safe_output import (OWNER_FILE, STAGING_PREFIX, check_apart_from_inputs, check_output,
-                                  check_replaceable, check_writable, remove_stale_staging, staged,
-                                  write_series_marker)
+from pipeline.safe_output import check_apart_from_inputs, check_output, check_writable
+from pipeline.staging import (OWNER_FILE, STAGING_PREFIX, check_replaceable, remove_stale_staging, staged,
+                              write_series_marker)
 from tests.read_only import read_only_folder
 
 
@@ -95,6 +96,7 @@ def test_staged_outputs_appear_whole_or_not_at_all(tmp_path):
     series = tmp_path / "series"
     series.mkdir()
     (series / "old.dcm").write_bytes(b"old")
+    write_series_marker(str(series), ["old.dcm"], "1.2.3")
     with staged(series) as written:
         os.mkdir(written)
         with open(os.path.join(written, "IM00001.dcm"), "wb") as handle:
@@ -102,31 +104,90 @@ def test_staged_outputs_appear_whole_or_not_at_all(tmp_path):
     assert os.listdir(series) == ["IM00001.dcm"] and sorted(os.listdir(tmp_path)) == ["out.nii.gz", "series"]
 
 
-def _staging(parent, owner: dict | None, age_seconds: float = 0.0) -> str:
+def _staging(parent, owner: dict | None, age_seconds: float = 0.0, previous: bool = False) -> str:
     path = os.path.join(parent, f"{STAGING_PREFIX}{len(os.listdir(parent))}")
     os.mkdir(path)
     if owner is not None:
         with open(os.path.join(path, OWNER_FILE), "w") as handle:
             json.dump(owner, handle)
+    if previous:
+        os.mkdir(os.path.join(path, "previous"))
+        with open(os.path.join(path, "previous", "IM00001.dcm"), "wb") as handle:
+            handle.write(b"the series it had moved aside")
     if age_seconds:
         old = os.stat(path).st_mtime - age_seconds
         os.utime(path, (old, old))
     return path
 
 
+def _owner(tmp_path, **changes) -> dict:
+    return {**staging._owner(str(tmp_path / "series")), **changes}
+
+
 def test_staging_of_killed_runs_is_removed_and_live_runs_are_left_alone(tmp_path):
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(finished.stdout)
-    host = socket.gethostname()
-    dead = _staging(tmp_path, {"host": host, "pid": dead_pid})
-    alive = _staging(tmp_path, {"host": host, "pid": os.getpid()})
-    elsewhere = _staging(tmp_path, {"host": host + "-another", "pid": dead_pid})
-    unowned_old = _staging(tmp_path, None, age_seconds=2 * 3600)
+    dead = _staging(tmp_path, _owner(tmp_path, pid=dead_pid))
+    alive = _staging(tmp_path, _owner(tmp_path))
+    reused_pid = _staging(tmp_path, _owner(tmp_path, process_start="1"))  # this PID, but another process's start
+    elsewhere = _staging(tmp_path, _owner(tmp_path, host="another-host", pid=dead_pid))
+    other_container = _staging(tmp_path, _owner(tmp_path, pid_namespace="pid:[1]", pid=dead_pid))
+    rebooted = _staging(tmp_path, _owner(tmp_path, boot="an-earlier-boot"))
+    unowned_old = _staging(tmp_path, None, age_seconds=2 * 24 * 3600)
     unowned_new = _staging(tmp_path, None)
     (tmp_path / "keep.txt").write_text("not ours")
-    assert sorted(remove_stale_staging(str(tmp_path))) == sorted([dead, unowned_old])
-    assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(p) for p in (alive, elsewhere, unowned_new,
-                                                                                 "keep.txt"))
+    assert sorted(remove_stale_staging(str(tmp_path))) == sorted([dead, reused_pid, rebooted, unowned_old])
+    kept = (alive, elsewhere, other_container, unowned_new, "keep.txt")
+    assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(p) for p in kept)
+
+
+def test_a_series_a_killed_run_had_moved_aside_is_put_back(tmp_path):
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    _staging(tmp_path, _owner(tmp_path, pid=int(finished.stdout)), previous=True)
+    remove_stale_staging(str(tmp_path))
+    assert os.listdir(tmp_path) == ["series"]
+    assert (tmp_path / "series" / "IM00001.dcm").read_bytes() == b"the series it had moved aside"
+
+
+def test_what_appears_during_a_run_is_checked_again_when_it_publishes(tmp_path):
+    target = tmp_path / "out.nii.gz"
+    with pytest.raises(InputError, match="appeared while this run computed; it was kept"):
+        with staged(target, replace=False) as written:
+            with open(written, "wb") as handle:
+                handle.write(b"ours")
+            target.write_bytes(b"someone else's")
+    assert target.read_bytes() == b"someone else's" and os.listdir(tmp_path) == ["out.nii.gz"]
+
+    series = tmp_path / "series"
+    series.mkdir()
+    write_series_marker(str(series), [], "1.2.3")
+    with pytest.raises(InputError, match=r"holds files soupgan did not write \(e.g. notes.txt\)"):
+        with staged(series, replace=True) as written:
+            os.mkdir(written)
+            (series / "notes.txt").write_text("added while the run computed")
+    assert (series / "notes.txt").exists() and sorted(os.listdir(tmp_path)) == ["out.nii.gz", "series"]
+
+
+def test_an_interruption_between_the_two_renames_puts_the_old_series_back(tmp_path, monkeypatch):
+    series = tmp_path / "series"
+    series.mkdir()
+    (series / "IM00001.dcm").write_bytes(b"old")
+    write_series_marker(str(series), ["IM00001.dcm"], "1.2.3")
+    renames = []
+
+    def rename_then_interrupt(source, destination):
+        renames.append(destination)
+        if len(renames) == 2:  # after the old series moved aside, before the new one moved in
+            raise KeyboardInterrupt
+        os.replace(source, destination)
+
+    monkeypatch.setattr(staging.os, "rename", rename_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        with staged(series) as written:
+            os.mkdir(written)
+            with open(os.path.join(written, "IM00001.dcm"), "wb") as handle:
+                handle.write(b"new")
+    assert (series / "IM00001.dcm").read_bytes() == b"old" and os.listdir(tmp_path) == ["series"]
 
 
 def test_outputs_follow_the_umask(tmp_path):
