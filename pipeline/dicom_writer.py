@@ -1,6 +1,7 @@
 """Write a volume as a new DICOM series: with a source series as template, a DERIVED series of the same study
 (patient, study and frame of reference kept; new Series/SOP Instance UIDs); positions, orientation, spacing
-and slice thickness from the affine; the template's rescale slope/intercept, so CT keeps its HU scaling.
+and slice thickness from the affine; the template's signedness and rescale slope/intercept when the values fit
+them, so CT keeps its HU scaling (else a rescale spread over int16).
 The template's display window is kept. The folder appears whole or not at all (written beside it, then renamed),
 created under the umask so that another user (a PACS sender) can read it.
 """

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import io
 import os
 import traceback
 import warnings
