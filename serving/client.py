@@ -1,18 +1,19 @@
 """gRPC client for soupgan models in TensorFlow Serving (`tensorflow-serving-api` stubs).
 
-It checks the model is AVAILABLE (ModelService.GetModelStatus) before use, raises the channel's message
-limits, sets deadlines, retries UNAVAILABLE/RESOURCE_EXHAUSTED with exponential backoff, and speaks TLS when
-asked. tensorflow_model_server takes messages up to 2 GiB (it raises gRPC's 4 MB default), so a volume goes
-in one request up to `max_output_voxels` (what one graph call may hold in the server's memory); a larger one,
-or one over a lower `max_message_bytes` (a proxy in between: `upsample --max-message-mb`), is sent as in-plane
-tiles with a halo (`model.sliding_window`): the slice axis stays whole, so the cubic prefilter is exact, and
-every tile carries the whole volume's intensity window (`with_window` signature); with a halo of at least the
-generator's receptive radius the tiled result equals the untiled one for a spline-input generator (a
-flow-input one estimates its flow per tile: close, not equal).
+Before it sends a volume it checks the model is AVAILABLE (ModelService.GetModelStatus) and reads its
+`metadata` signature, refusing a model that computes another criterion or scale than asked; the model's
+receptive field and input kind then decide how a volume too large for one request is cut
+(`serving.tiling`: in-plane tiles for a spline-input model, slabs of whole slices for a flow-guided one,
+either equal to one call). It raises the channel's message limits, sets deadlines, retries
+UNAVAILABLE/RESOURCE_EXHAUSTED with exponential backoff (a server restarting), and speaks TLS when asked.
+tensorflow_model_server takes messages up to 2 GiB (it raises gRPC's 4 MB default), so a volume goes in one
+request up to the model's `max_output_voxels`; a proxy's lower limit is `max_message_bytes`
+(`upsample --max-message-mb`).
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 
 import grpc
@@ -22,15 +23,18 @@ from tensorflow_serving.apis import get_model_status_pb2, model_pb2, model_servi
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from model.super_resolve import thin_volume
+from pipeline.config import THIN_TO_THICK, THIN_TO_THIN
 from pipeline.errors import InputError
 from pipeline.volume import Volume
-from serving.export import model_name
-from serving.tiling import upsample_tiled
+from serving.export import METADATA_FORMAT, legacy_model_name, model_name
+from serving.tiling import upsample_in_parts
 
 DEFAULT_MESSAGE_BYTES = 2**31 - 1  # tensorflow_model_server's limit (ServerBuilder::SetMaxMessageSize(kint32max))
 MESSAGE_HEADROOM = 64 * 1024  # protobuf framing, names and shapes around the tensor bytes
 RETRIED = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
 AVAILABLE = get_model_status_pb2.ModelVersionStatus.AVAILABLE
+BATCHING_MARKERS = ("Batching Run()", "0th dimension does not equal", "larger than maximum input batch size",
+                    "have different shapes and padding is turned off")  # TF Serving's batching session
 
 
 @dataclasses.dataclass
@@ -39,8 +43,7 @@ class ClientOptions:
     retries: int = 3  # extra attempts on UNAVAILABLE / RESOURCE_EXHAUSTED
     backoff_s: float = 0.5  # first wait; doubles each retry
     max_message_bytes: int = DEFAULT_MESSAGE_BYTES  # the server's limit: tile above it
-    max_output_voxels: int = 32_000_000  # per request: ~2 GB of the default generator's activations on the server
-    halo: int = 24  # in-plane voxels of context per tile side (>= the generator's receptive radius)
+    max_output_voxels: int | None = None  # per request; None: the model's own limit (its metadata)
     tls: bool = False
     root_certificates: bytes | None = None
 
@@ -50,7 +53,10 @@ class ServingClient:
 
     def __init__(self, address: str, options: ClientOptions | None = None):
         self.address, self.options = address, options or ClientOptions()
-        channel_options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+        backoff_ms = max(50, int(self.options.backoff_s * 1000))  # re-dial a restarting server as often as we retry
+        channel_options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1),
+                           ("grpc.initial_reconnect_backoff_ms", backoff_ms), ("grpc.min_reconnect_backoff_ms", backoff_ms),
+                           ("grpc.max_reconnect_backoff_ms", backoff_ms * 2 ** self.options.retries)]
         if self.options.tls:
             credentials = grpc.ssl_channel_credentials(root_certificates=self.options.root_certificates)
             self.channel = grpc.secure_channel(address, credentials, options=channel_options)
@@ -85,6 +91,9 @@ class ServingClient:
                               f"({details})")
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             return InputError(f"{what}: the deadline of {self.options.timeout_s:g} s passed at {self.address}")
+        if any(marker in details for marker in BATCHING_MARKERS):
+            return InputError(f"{what}: {self.address} batches requests (--enable_batching), and a whole volume is "
+                              "not a batch; serve soupgan models without batching")
         return InputError(f"{what}: {code.name} from {self.address}: {details}")
 
     def check_available(self, name: str) -> None:
@@ -95,25 +104,70 @@ class ServingClient:
         if AVAILABLE not in states:
             raise InputError(f"model {name} at {self.address} is not AVAILABLE (states {states})")
 
-    def predict(self, name: str, inputs: dict[str, np.ndarray], signature: str = "serving_default") -> np.ndarray:
+    def _serves(self, name: str) -> bool:
+        try:
+            self.check_available(name)
+        except InputError:
+            return False
+        return True
+
+    def metadata(self, name: str) -> dict:
+        """The servable's own account of what it computes (`serving.export.servable_metadata`)."""
+        try:
+            answer = self.predict(name, {}, "metadata", output="metadata")
+        except InputError as err:
+            if "metadata" in str(err) and "not found" in str(err):
+                raise InputError(f"model {name} at {self.address} has no metadata signature (exported before soupgan "
+                                 "0.3.0?); export it again with `soupgan export`") from None
+            raise
+        metadata = json.loads(answer.item())
+        if metadata.get("format") != METADATA_FORMAT:
+            raise InputError(f"model {name} at {self.address}: metadata format {metadata.get('format')!r}, this "
+                             f"client reads {METADATA_FORMAT}")
+        return metadata
+
+    def servable(self, scale: float, criterion: str) -> tuple[str, dict]:
+        """The name and metadata of the model for this scale and criterion, or a one-line refusal: not served
+        (naming a model of the other criterion or an old export if the server has one), or one whose metadata
+        says it computes something else."""
+        name = model_name(scale, criterion)
+        try:
+            self.check_available(name)
+        except InputError as err:
+            if "not served" not in str(err):
+                raise
+            candidates = [model_name(scale, other) for other in (THIN_TO_THIN, THIN_TO_THICK) if other != criterion]
+            others = [other for other in (*candidates, legacy_model_name(scale)) if self._serves(other)]
+            if others:
+                raise InputError(f"{err}; it serves {', '.join(others)} (another criterion, or an export from before "
+                                 "soupgan 0.3.0)") from None
+            raise
+        metadata = self.metadata(name)
+        if metadata["criterion"] != criterion or abs(metadata["scale"] - scale) > 1e-6:
+            raise InputError(f"model {name} at {self.address} computes {metadata['criterion']} at "
+                             f"x{metadata['scale']:g}, not {criterion} at x{scale:g}")
+        return name, metadata
+
+    def predict(self, name: str, inputs: dict[str, np.ndarray], signature: str = "serving_default",
+                output: str = "volume") -> np.ndarray:
         request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=name, signature_name=signature))
         for key, value in inputs.items():
             request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
         response = self._call(self.predictions.Predict, request, f"model {name}")
-        return tf.make_ndarray(response.outputs["volume"])
+        return tf.make_ndarray(response.outputs[output])
 
     def upsample_array(self, thick: np.ndarray, scale: float, criterion: str) -> np.ndarray:
-        """A thick volume [Z, H, W] (slice axis first, raw intensities) → the thin one, tiled when needed."""
-        name = model_name(scale)
-        self.check_available(name)
+        """A thick volume [Z, H, W] (slice axis first, raw intensities) → the thin one, in parts when needed."""
+        name, metadata = self.servable(scale, criterion)
 
         def run(volume, window):
             if window is None:
                 return self.predict(name, {"volume": volume})
             return self.predict(name, {"volume": volume, "window": window}, "with_window")
 
-        budget = min((self.options.max_message_bytes - MESSAGE_HEADROOM) // 4, self.options.max_output_voxels)
-        return upsample_tiled(thick, scale, criterion, run, budget, self.options.halo)
+        limit = self.options.max_output_voxels or metadata["max_output_voxels"]
+        budget = min((self.options.max_message_bytes - MESSAGE_HEADROOM) // 4, limit, metadata["max_output_voxels"])
+        return upsample_in_parts(thick, scale, criterion, run, budget, metadata)
 
 
 def _reason(details: str) -> str:

@@ -1,22 +1,23 @@
-"""One SavedModel per scale for TensorFlow Serving: `BASE/soupgan_x<s>/<version>/`, thick-slice volume in raw
-intensities in, thin-slice volume in the same units out.
+"""One SavedModel per criterion and scale for TensorFlow Serving: `BASE/soupgan_<criterion>_x<s>/<version>/`
+(e.g. `soupgan_thin_to_thin_x4`, so both criteria serve side by side from one models.config), thick-slice
+volume in raw intensities in, thin-slice volume in the same units out.
 
 Everything a client would otherwise have to know runs in the graph (`pipeline.graph_ops`): the [p0.5, p99.5]
 window of the whole thick volume, normalisation, the generator's input along the slice axis (the first axis):
-the cubic spline, or for a `flow_input` generator the flow-guided interpolation (`pipeline.graph_flow`, TV-L1
-in TF ops), slab means restored for a generator trained with `consistent_input`; the edge padding by the
-receptive field that in-process inference gives (`model.super_resolve`), the generator at the model's one
-scalar scale (a fractional scale interpolates the neighbouring parameters, paper Eq. 3; never the
-every-kernel path), the inverse normalisation, so CT stays in HU, and data
-consistency (`pipeline.consistency`: thin-to-thin's measured slices put back as measured, thin-to-thick's slab
-means restored to the thick slices; per voxel column, so in-plane tiles stay exact). Bad requests
-(fewer than 2 slices, non-finite voxels, an output over the voxel limit) fail with INVALID_ARGUMENT before
-any large allocation. Signatures:
+the cubic spline, or for a `flow_input` generator the flow-guided interpolation on whole slices
+(`pipeline.graph_flow`, TV-L1 in TF ops), slab means restored for a generator trained with `consistent_input`;
+the generator over tiles padded by its receptive field with the edge voxels (`serving.graph_tiles`: what
+in-process inference computes, in one tile's memory), at the model's one scalar scale (a fractional scale
+interpolates the neighbouring parameters, paper Eq. 3), the inverse normalisation, so CT stays in HU, and data
+consistency (`pipeline.consistency`). Bad requests (fewer than 2 slices, non-finite voxels, an output over
+the voxel limit) fail with INVALID_ARGUMENT before any large allocation. Signatures:
 - `serving_default`: {"volume": [Z, H, W] float32} → {"volume": [Z', H, W] float32};
 - `with_window`: the same plus {"window": [2] float32}, the whole volume's (low, high) window, for clients
-  that send in-plane tiles of a volume too large for one message (the slice axis stays whole, so the cubic
-  prefilter is exact per tile; a flow-input generator's flow is estimated per tile, so tiles there are close
-  to, not equal to, one call).
+  that send parts of a volume too large for one message (`serving.tiling`);
+- `metadata`: no inputs → {"metadata": JSON string}: criterion, scale, receptive field, input kind, limits,
+  which clients check before they send anything (`servable_metadata`).
+The signatures take one whole volume, not a batch: TF Serving's `--enable_batching` concatenates requests
+along dim 0 and fails a whole batch when two volumes differ in shape, so exports ship no batching file.
 Each version is written beside its final name and renamed, so a polling server never sees half a model.
 """
 from __future__ import annotations
@@ -31,22 +32,29 @@ import numpy as np
 import tensorflow as tf
 
 from model.generator import SoupGenerator
-from model.super_resolve import check_scale
+from model.super_resolve import DEFAULT_TILE, check_scale
 from pipeline.config import THIN_TO_THIN
 from pipeline.errors import InputError
 from pipeline.graph_flow import flow_upsample_tf
-from pipeline.graph_ops import (denormalize_tf, make_consistent_tf, normalize_tf, pad_edges_tf, robust_window_tf,
-                                upsample_tf)
+from pipeline.graph_ops import denormalize_tf, make_consistent_tf, normalize_tf, robust_window_tf, upsample_tf
+from serving.graph_tiles import generate_in_tiles
 
-DEFAULT_MAX_VOXELS = 200_000_000  # output voxels per request: 0.8 GB of float32 out, ~13 GB of activations
+DEFAULT_MAX_VOXELS = 200_000_000  # output voxels per request: 0.8 GB of float32 out, a few times that in buffers
 WARMUP_SHAPE = (6, 48, 48)
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MODEL_CARD_FILE = os.path.join("assets.extra", "model_card.json")
+METADATA_FORMAT = "soupgan-servable/1"
+MODEL_PREFIX = "soupgan_"
 
 
-def model_name(scale: float) -> str:
-    """`soupgan_x4`, `soupgan_x2.5`: the servable's name for one scale."""
-    return f"soupgan_x{scale:g}"
+def model_name(scale: float, criterion: str) -> str:
+    """`soupgan_thin_to_thin_x4`, `soupgan_thin_to_thick_x2.5`: the servable's name for one criterion and scale."""
+    return f"{MODEL_PREFIX}{criterion.replace('-', '_')}_x{scale:g}"
+
+
+def legacy_model_name(scale: float) -> str:
+    """`soupgan_x4`: the name exports before 0.3.0 gave, without the criterion (read locally from their card)."""
+    return f"{MODEL_PREFIX}x{scale:g}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,11 +65,19 @@ class ExportedModel:
     path: str
 
 
+def servable_metadata(generator: SoupGenerator, scale: float, criterion: str, max_voxels: int) -> dict:
+    """What a client must know before it sends a volume: what the model computes and how far it reaches."""
+    return {"format": METADATA_FORMAT, "criterion": criterion, "scale": float(scale),
+            "receptive_field": [int(r) for r in generator.receptive_field],
+            "receptive_radius": int(generator.receptive_radius),
+            "input_kind": "flow-guided" if generator.flow_input else "spline",
+            "consistent_input": bool(generator.consistent_input), "max_output_voxels": int(max_voxels),
+            "slice_axis": 0}
+
+
 def serving_function(generator: SoupGenerator, scale: float, criterion: str, max_voxels: int):
     """(volume, low, high) → thin-slice volume, with the request checks; traced into the SavedModel."""
     scale = check_scale(generator, scale)
-    radius = generator.receptive_field
-    core = tuple(slice(r, -r if r else None) for r in radius)
 
     def run(volume: tf.Tensor, low: tf.Tensor, high: tf.Tensor) -> tf.Tensor:
         slices = tf.shape(volume)[0]
@@ -70,7 +86,7 @@ def serving_function(generator: SoupGenerator, scale: float, criterion: str, max
             tf.debugging.assert_greater(tf.size(volume), 0, message="empty volume"),
             tf.debugging.assert_less_equal(
                 tf.cast(tf.size(volume), tf.float64) * scale, tf.constant(max_voxels, tf.float64),
-                message=f"the thin-slice output would exceed {max_voxels} voxels; send in-plane tiles"),
+                message=f"the thin-slice output would exceed {max_voxels} voxels; send it in parts"),
             tf.debugging.assert_all_finite(volume, "the volume holds NaN or infinite values"),
         ]
         with tf.control_dependencies(checks):
@@ -81,9 +97,8 @@ def serving_function(generator: SoupGenerator, scale: float, criterion: str, max
             upsampled = upsample_tf(thick, scale, criterion, axis=0)
         if generator.consistent_input:
             upsampled = make_consistent_tf(upsampled, thick, scale, criterion)
-        image = pad_edges_tf(upsampled, [(r, r) for r in radius])[None, ..., None]
-        output = generator({"image": image, "scale": tf.constant(scale, tf.float32)}, training=False)[0, ..., 0]
-        return make_consistent_tf(denormalize_tf(output[core], low, high), volume, scale, criterion)
+        output = generate_in_tiles(generator, upsampled, scale, DEFAULT_TILE)
+        return make_consistent_tf(denormalize_tf(output, low, high), volume, scale, criterion)
 
     def default(volume):
         low, high = robust_window_tf(volume)
@@ -125,30 +140,31 @@ def next_version(model_base: str) -> int:
 def export_scale(generator: SoupGenerator, base: str, scale: float, criterion: str = THIN_TO_THIN,
                  version: int | None = None, max_voxels: int = DEFAULT_MAX_VOXELS,
                  card: dict | None = None) -> ExportedModel:
-    """Write `base/soupgan_x<s>/<version>/` atomically and return where it went."""
-    name = model_name(scale)
+    """Write `base/soupgan_<criterion>_x<s>/<version>/` atomically and return where it went."""
+    name = model_name(scale, criterion)
     model_base = os.path.join(base, name)
     version = next_version(model_base) if version is None else int(version)
     final = os.path.join(model_base, str(version))
     if os.path.exists(final):
         raise InputError(f"{final} exists: versions are immutable, choose another --version")
     default, with_window = serving_function(generator, scale, criterion, max_voxels)
+    metadata = servable_metadata(generator, scale, criterion, max_voxels)
     archive = keras.export.ExportArchive()
     archive.track(generator)
     volume_spec = tf.TensorSpec([None, None, None], tf.float32, name="volume")
     archive.add_endpoint("serving_default", default, input_signature=[volume_spec])
     archive.add_endpoint("with_window", with_window,
                          input_signature=[volume_spec, tf.TensorSpec([2], tf.float32, name="window")])
+    archive.add_endpoint("metadata", lambda: {"metadata": tf.constant(json.dumps(metadata, sort_keys=True))},
+                         input_signature=[])
     os.makedirs(model_base, exist_ok=True)
     staging = os.path.join(model_base, f".staging-{version}-{os.getpid()}")  # not numeric: servers skip it
     try:
         archive.write_out(staging, verbose=False)
         _write_warmup(os.path.join(staging, WARMUP_FILE), name)
         with open(os.path.join(staging, MODEL_CARD_FILE), "w", encoding="utf-8") as handle:
-            json.dump({**(card or {}), "model": name, "scale": scale, "criterion": criterion, "version": version,
-                       "max_output_voxels": max_voxels, "receptive_radius": generator.receptive_radius,
-                       "receptive_field": list(generator.receptive_field),
-                       "flow_input": generator.flow_input, "consistent_input": generator.consistent_input,
+            json.dump({**(card or {}), "model": name, "version": version, **metadata,
+                       "flow_input": generator.flow_input,
                        "input": "thick-slice volume [Z, H, W] float32, raw intensities, slice axis first",
                        "output": "thin-slice volume [Z', H, W] float32, same units"}, handle, indent=2)
         os.replace(staging, final)
@@ -174,18 +190,8 @@ def write_models_config(base: str, names: list[str], serving_base: str | None = 
     return path
 
 
-def write_batching_parameters(base: str) -> str:
-    """`base/batching_parameters.txt` for --enable_batching: requests of one shape batch together; volumes
-    differ in shape, so batches stay small and the timeout short."""
-    path = os.path.join(base, "batching_parameters.txt")
-    _write_text_atomic(path, "max_batch_size { value: 4 }\nbatch_timeout_micros { value: 2000 }\n"
-                             "num_batch_threads { value: 4 }\nmax_enqueued_batches { value: 16 }\n"
-                             "pad_variable_length_inputs: false\n")
-    return path
-
-
 def _existing_models(base: str) -> set[str]:
-    return {name for name in os.listdir(base) if name.startswith("soupgan_x") and os.path.isdir(os.path.join(base, name))}
+    return {name for name in os.listdir(base) if name.startswith(MODEL_PREFIX) and os.path.isdir(os.path.join(base, name))}
 
 
 def _write_text_atomic(path: str, text: str) -> None:

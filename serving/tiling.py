@@ -1,10 +1,17 @@
-"""In-plane tiling of a request to an exported model, for volumes whose thin-slice output is too large for one
-message (gRPC) or one graph call (memory). The slice axis stays whole, so the cubic prefilter is exact per
-tile, and every tile is normalised with the whole volume's window (the `with_window` signature); with a halo
-of at least the generator's receptive radius the result equals one call on the whole volume."""
+"""A request to an exported model in parts, for volumes whose thin-slice output is too large for one message
+(gRPC) or one call's voxel limit, with the result of one call on the whole volume. Every part is normalised
+with the whole volume's window (the `with_window` signature), and how the volume is cut follows the
+model's input (its `serving.export.servable_metadata`):
+- a spline-input model gets in-plane tiles that keep the slice axis whole (the cubic prefilter along it is
+  global), with a halo of the in-plane receptive field;
+- a flow-guided model gets slabs of whole slices (the flow is estimated on whole slices), with a halo of
+  thick slices that covers the receptive field along the slice axis and the thin slices each cut disturbs;
+  slabs start on thick slices whose thin position is whole, so a fractional scale samples the same places.
+"""
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import Callable
 
 import numpy as np
@@ -18,19 +25,62 @@ from pipeline.normalization import robust_window
 Runner = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
 
 
-def upsample_tiled(thick: np.ndarray, scale: float, criterion: str, run: Runner, max_output_voxels: int,
-                   halo: int) -> np.ndarray:
-    """A thick volume [Z, H, W] → the thin one through `run`, in as few in-plane tiles as the limit allows."""
+def upsample_in_parts(thick: np.ndarray, scale: float, criterion: str, run: Runner, max_output_voxels: int,
+                      metadata: dict) -> np.ndarray:
+    """A thick volume [Z, H, W] → the thin one through `run`, in as few parts as the limit allows."""
     thick = np.ascontiguousarray(thick, np.float32)
     depth = upsampled_length(thick.shape[0], scale, criterion)
     if depth * thick.shape[1] * thick.shape[2] <= max_output_voxels:
         return run(thick, None)
+    window = robust_window(thick)
+    bounds = np.array([window.low, window.high], np.float32)
+    receptive_field = metadata["receptive_field"]
+    if metadata["input_kind"] == "flow-guided":
+        return _in_slabs(thick, scale, criterion, lambda part: run(part, bounds), max_output_voxels,
+                         receptive_field[0])
+    return _in_plane_tiles(thick, depth, lambda part: run(part, bounds), max_output_voxels,
+                           max(receptive_field[1:]))
+
+
+def _in_plane_tiles(thick: np.ndarray, depth: int, run: Callable[[np.ndarray], np.ndarray], max_output_voxels: int,
+                    halo: int) -> np.ndarray:
     side = math.isqrt(max_output_voxels // depth) - 2 * halo  # in-plane core that keeps each tile under the limit
     if side < 8:
         raise InputError(f"{depth} thin slices leave no room for an in-plane tile under {max_output_voxels} output "
                          "voxels with this halo; raise the message or voxel limit")
-    window = robust_window(thick)
-    bounds = np.array([window.low, window.high], np.float32)
     tiles = SlidingWindow((depth, *thick.shape[1:]), (depth, side, side), (0, halo, halo), blending="constant")
     return sliding_window_inference(lambda region: thick[(slice(None), *region[1:])],
-                                    lambda batch: np.stack([run(tile, bounds) for tile in batch]), tiles)
+                                    lambda batch: np.stack([run(tile) for tile in batch]), tiles)
+
+
+def slab_halo(scale: float, slice_reach: int) -> int:
+    """Thick slices of context each side of a slab: the receptive field along the slice axis plus the thin
+    slices a cut disturbs (those past the slab's last thick slice), rounded up to the slab alignment."""
+    step = slab_alignment(scale)
+    halo = math.ceil(slice_reach / scale) + 1
+    return -(-halo // step) * step
+
+
+def slab_alignment(scale: float) -> int:
+    """The smallest number of thick slices that spans a whole number of thin ones (2 for x2.5)."""
+    return Fraction(scale).limit_denominator(1000).denominator
+
+
+def _in_slabs(thick: np.ndarray, scale: float, criterion: str, run: Callable[[np.ndarray], np.ndarray],
+              max_output_voxels: int, slice_reach: int) -> np.ndarray:
+    slices, height, width = thick.shape
+    step, halo = slab_alignment(scale), slab_halo(scale, slice_reach)
+    core = (int(max_output_voxels // (height * width) / scale) - 2 * halo) // step * step
+    if core < step:
+        raise InputError(f"slices of {height} x {width} leave no room for a slab of {step + 2 * halo} thick slices "
+                         f"under {max_output_voxels} output voxels; raise the message or voxel limit")
+    length = upsampled_length(slices, scale, criterion)
+    thin = np.empty((length, height, width), np.float32)
+    for first in range(0, slices, core):
+        last = min(first + core, slices)
+        start, stop = max(0, first - halo), min(slices, last + halo)
+        part = run(thick[start:stop])
+        offset = round(start * scale)
+        begin, end = round(first * scale), (length if last == slices else round(last * scale))
+        thin[begin:end] = part[begin - offset:end - offset]
+    return thin

@@ -131,6 +131,6 @@ def test_demo_full_runs_shards_train_upsample_export_evaluate(tmp_path):
     assert (tmp_path / "full" / "shards" / "manifest.json").exists()
     assert (tmp_path / "full" / "run" / "best_generator.keras").exists()
     assert (tmp_path / "full" / "export" / "models.config").exists()
-    assert (tmp_path / "full" / "export" / "soupgan_x4" / "1" / "saved_model.pb").exists()
+    assert (tmp_path / "full" / "export" / "soupgan_thin_to_thin_x4" / "1" / "saved_model.pb").exists()
     rows = json.loads((tmp_path / "full" / "evaluation" / "metrics.json").read_text())["rows"]
     assert {row["scale"] for row in rows} == {2, 3, 4} and {row["method"] for row in rows} == {"tricubic", "soupgan"}

@@ -1,5 +1,5 @@
-"""`soupgan export`: one TF Serving SavedModel per scale, plus models.config, batching parameters, warm-up
-requests and a model card (serving/export.py)."""
+"""`soupgan export`: one TF Serving SavedModel per criterion and scale, plus models.config, warm-up requests
+and a model card (serving/export.py)."""
 from __future__ import annotations
 
 import argparse
@@ -15,7 +15,8 @@ from soupgan.commands.upsample import UPSAMPLE_CRITERIA
 def add_parser(commands) -> None:
     parser = commands.add_parser("export", help="write TF Serving SavedModels, one per scale")
     parser.add_argument("--model", help="training run folder or generator .keras (default: the shipped weights)")
-    parser.add_argument("--out", required=True, metavar="BASE", help="model base folder (BASE/soupgan_x<s>/<version>/)")
+    parser.add_argument("--out", required=True, metavar="BASE",
+                        help="model base folder (BASE/soupgan_<criterion>_x<s>/<version>/)")
     parser.add_argument("--scales", default="2,3,4,5,6", help="scales to export, fractional allowed (e.g. 2,2.5,4)")
     parser.add_argument("--criterion", choices=UPSAMPLE_CRITERIA, default=THIN_TO_THIN)
     parser.add_argument("--version", type=int, help="version number (default: one more than the highest there)")
@@ -56,8 +57,7 @@ def run(args: argparse.Namespace) -> None:
     from model.model_source import generator_path
     from model.super_resolve import check_scale
     from pipeline.safe_output import check_writable
-    from serving.export import (DEFAULT_MAX_VOXELS, export_scale, model_name, write_batching_parameters,
-                                write_models_config)
+    from serving.export import DEFAULT_MAX_VOXELS, export_scale, model_name, write_models_config
 
     scales = parse_float_scales(args.scales)
     if args.version is not None and args.version < 1:
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> None:
     generator = load_generator(path)
     for scale in scales:  # every scale checked before anything is written
         check_scale(generator, scale)
-        existing = os.path.join(args.out, model_name(scale), str(args.version))
+        existing = os.path.join(args.out, model_name(scale, args.criterion), str(args.version))
         if args.version is not None and os.path.exists(existing):
             raise InputError(f"{existing} exists: versions are immutable, choose another --version")
     card = source_card(args.model, args.criterion, path)
@@ -83,5 +83,4 @@ def run(args: argparse.Namespace) -> None:
                              args.max_voxels or DEFAULT_MAX_VOXELS, card)
         exported.append({"name": model.name, "version": model.version, "seconds": round(time.perf_counter() - start, 2)})
     write_models_config(args.out, [model["name"] for model in exported], args.serving_base)
-    write_batching_parameters(args.out)
     print(json.dumps({"exported": exported, "models_config": os.path.join(args.out, "models.config")}))

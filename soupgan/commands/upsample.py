@@ -32,10 +32,11 @@ def add_parser(commands) -> None:
     parser.add_argument("--model", help="training run folder, generator .keras or export folder (default: the shipped weights)")
     parser.add_argument("--server", metavar="HOST:PORT", help="query TF Serving (soupgan export) instead of running in-process")
     parser.add_argument("--tls", action="store_true", help="--server over TLS (system root certificates)")
+    parser.add_argument("--tls-ca", metavar="PEM", help="--server over TLS, trusting this CA certificate (implies --tls)")
     parser.add_argument("--timeout", type=float, default=120.0, help="--server: deadline of each request, seconds")
     parser.add_argument("--max-message-mb", type=float, metavar="MB",
                         help="--server: the largest gRPC message on the way (a proxy's limit); larger volumes go "
-                             "as in-plane tiles (default: tensorflow_model_server's 2 GiB)")
+                             "in parts (default: tensorflow_model_server's 2 GiB)")
     parser.add_argument("--labels", action="store_true",
                         help="INPUT is a label map: interpolate per-label signed distances instead of running the model")
     parser.add_argument("--preview", metavar="PNG", help="write thick input / tricubic / super-resolved, three planes")
@@ -171,6 +172,18 @@ def run(args: argparse.Namespace) -> None:
           f"{result.spacing[axis]:.4g} mm, {result.data.size / seconds / 1e6:.2f} Mvoxel/s")
 
 
+def read_certificate(path: str) -> bytes:
+    """A PEM certificate's bytes, or a one-line error naming the file."""
+    try:
+        with open(path, "rb") as handle:
+            pem = handle.read()
+    except OSError as err:
+        raise InputError(f"--tls-ca {path}: {err.strerror}") from None
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        raise InputError(f"--tls-ca {path}: not a PEM certificate")
+    return pem
+
+
 def is_export_path(model: str) -> bool:
     from serving.local_export import is_export
 
@@ -190,7 +203,8 @@ def upsample_with(args: argparse.Namespace, volume, scale: float, axis: int, til
 
         if args.model:
             raise InputError("--model and --server exclude each other: the server holds the model")
-        options = ClientOptions(timeout_s=args.timeout, tls=args.tls)
+        options = ClientOptions(timeout_s=args.timeout, tls=args.tls or bool(args.tls_ca),
+                                root_certificates=read_certificate(args.tls_ca) if args.tls_ca else None)
         if args.max_message_mb is not None:
             if args.max_message_mb <= 0:
                 raise InputError(f"--max-message-mb {args.max_message_mb:g}: must be > 0")

@@ -1,6 +1,7 @@
 """The gRPC client against the test stand-in server: same result as in-process inference, one request up to
-the server's 2 GiB, tiles under a proxy's 4 MB equal to the untiled result, and one-line errors for an unknown
-model, a server down, a deadline, a bad message limit."""
+the server's 2 GiB, parts under a proxy's 4 MB equal to the untiled result, metadata checked before anything is
+sent, and one-line errors for an unknown model, the other criterion, a batching server, a server down, a
+deadline, a bad message limit."""
 import socket
 
 import numpy as np
@@ -21,7 +22,7 @@ def served(tmp_path_factory):
     generator = random_generator(seed=1)
     base = str(tmp_path_factory.mktemp("base"))
     for scale in (2.0, 4.0):
-        export_scale(generator, base, scale)
+        export_scale(generator, base, scale, "thin-to-thin")
     with StandInModelServer(base) as server:
         yield generator, server
 
@@ -43,14 +44,14 @@ def test_a_volume_over_the_message_limit_is_tiled_with_the_untiled_result(served
     untiled = super_resolve(Volume(thick, np.diag([4.0, 1.0, 1.0, 1.0])), generator, 4.0, axis=0).data
     before = server.requests
     whole = ServingClient(server.address).upsample_array(thick, 4.0, "thin-to-thin")
-    assert server.requests - before == 1  # tensorflow_model_server takes up to 2 GiB: one request
+    assert server.requests - before == 2  # the metadata, then one volume: tensorflow_model_server takes up to 2 GiB
     proxy_limit = 4 * 1024 * 1024
     with StandInModelServer(server.base, message_limit=proxy_limit) as proxied:  # gRPC's default, as a proxy may keep
-        options = ClientOptions(max_message_bytes=proxy_limit, halo=generator.receptive_radius + 2)
+        options = ClientOptions(max_message_bytes=proxy_limit)
         tiled = ServingClient(proxied.address, options).upsample_array(thick, 4.0, "thin-to-thin")
         assert proxied.requests > 4  # it had to tile: no message over 4 MB reached the server
     before = server.requests
-    capped = ServingClient(server.address, ClientOptions(max_output_voxels=1_000_000, halo=generator.receptive_radius + 2))
+    capped = ServingClient(server.address, ClientOptions(max_output_voxels=1_000_000))
     tiled_by_voxels = capped.upsample_array(thick, 4.0, "thin-to-thin")  # 3.1 M output voxels: over the cap
     assert server.requests - before > 4
     for result in (whole, tiled, tiled_by_voxels):
@@ -61,21 +62,21 @@ def test_a_volume_over_the_message_limit_is_tiled_with_the_untiled_result(served
 def test_unknown_model_server_down_and_deadline_give_one_line_errors(served, tmp_path):
     _, server = served
     client = ServingClient(server.address)
-    with pytest.raises(InputError, match=r"model soupgan_x3: not served at 127\.0\.0\.1"):
+    with pytest.raises(InputError, match=r"model soupgan_thin_to_thin_x3: not served at 127\.0\.0\.1"):
         client.upsample_array(np.zeros((4, 8, 8), np.float32), 3.0, "thin-to-thin")
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     down = ServingClient(f"127.0.0.1:{port}", ClientOptions(retries=1, backoff_s=0.05, timeout_s=2))
     with pytest.raises(InputError, match="no TF Serving reachable at 127.0.0.1:.* after 2 tries"):
-        down.check_available("soupgan_x2")
+        down.check_available("soupgan_thin_to_thin_x2")
     with StandInModelServer(str(tmp_path), delay_s=5.0) as slow:
-        export_scale(served[0], str(tmp_path), 2.0)
+        export_scale(served[0], str(tmp_path), 2.0, "thin-to-thin")
         late = ServingClient(slow.address, ClientOptions(timeout_s=0.5))
         with pytest.raises(InputError, match="deadline of 0.5 s passed"):
-            late.predict("soupgan_x2", {"volume": np.zeros((3, 8, 8), np.float32)})
+            late.predict("soupgan_thin_to_thin_x2", {"volume": np.zeros((3, 8, 8), np.float32)})
     with pytest.raises(InputError, match="INVALID_ARGUMENT .* at least 2 slices"):
-        client.predict("soupgan_x2", {"volume": np.zeros((1, 8, 8), np.float32)})
+        client.predict("soupgan_thin_to_thin_x2", {"volume": np.zeros((1, 8, 8), np.float32)})
 
 
 def test_upsample_cli_queries_the_server(served, tmp_path):

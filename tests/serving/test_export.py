@@ -2,6 +2,7 @@
 HU), INVALID_ARGUMENT for bad requests, atomic immutable versions, and the TF Serving files parse."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -18,6 +19,7 @@ from model.super_resolve import super_resolve
 from pipeline.errors import InputError
 from pipeline.volume import Volume
 from serving.export import WARMUP_FILE, export_scale, write_models_config
+from serving.tiling import upsample_in_parts
 from tests.conftest import phantom
 from tests.test_cli import ROOT, soupgan
 from tests.generators import random_generator
@@ -138,39 +140,45 @@ def test_serving_files_parse_and_versions_are_atomic_and_immutable(exported):
                                model_server_config_pb2.ModelServerConfig())
     entries = {c.name: c.base_path for c in config.model_config_list.config}
     assert entries == {m.name: os.path.dirname(m.path) for m in models}
-    assert set(entries) == {"soupgan_x2", "soupgan_x2.5", "soupgan_x4"}
+    assert set(entries) == {"soupgan_thin_to_thick_x2", "soupgan_thin_to_thick_x2.5", "soupgan_thin_to_thick_x4"}
     records = list(tf.data.TFRecordDataset(os.path.join(models[1].path, WARMUP_FILE)).as_numpy_iterator())
     logs = [prediction_log_pb2.PredictionLog.FromString(record) for record in records]
     assert {log.predict_log.request.model_spec.signature_name for log in logs} == {"serving_default", "with_window"}
-    assert all(log.predict_log.request.model_spec.name == "soupgan_x2.5" for log in logs)
+    assert all(log.predict_log.request.model_spec.name == "soupgan_thin_to_thick_x2.5" for log in logs)
     request = logs[0].predict_log.request
     signature = tf.saved_model.load(models[1].path).signatures["serving_default"]
     assert signature(volume=tf.constant(tf.make_ndarray(request.inputs["volume"])))["volume"].shape[0] == 15  # 6 slabs × 2.5, thin-to-thick
     card = json.load(open(os.path.join(models[1].path, "assets.extra", "model_card.json")))
     assert card["scale"] == 2.5 and card["criterion"] == "thin-to-thick" and card["note"] == "test"
     with pytest.raises(InputError, match="versions are immutable"):
-        export_scale(generator, base, 2.0, version=1)
-    assert export_scale(generator, base, 2.0).version == 2
-    assert sorted(os.listdir(os.path.join(base, "soupgan_x2"))) == ["1", "2"]  # no staging folder left
+        export_scale(generator, base, 2.0, "thin-to-thick", version=1)
+    assert export_scale(generator, base, 2.0, "thin-to-thick").version == 2
+    assert sorted(os.listdir(os.path.join(base, "soupgan_thin_to_thick_x2"))) == ["1", "2"]  # no staging folder left
 
 
 def test_export_cli_writes_every_scale_with_the_default_weights(tmp_path):
     result = soupgan("export", "--out", tmp_path / "base", "--scales", "3,2.5", "--serving-base", "/models")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert [m["name"] for m in summary["exported"]] == ["soupgan_x2.5", "soupgan_x3"]
-    card = json.load(open(tmp_path / "base" / "soupgan_x3" / "1" / "assets.extra" / "model_card.json"))
+    assert [m["name"] for m in summary["exported"]] == ["soupgan_thin_to_thin_x2.5", "soupgan_thin_to_thin_x3"]
+    card = json.load(open(tmp_path / "base" / "soupgan_thin_to_thin_x3" / "1" / "assets.extra" / "model_card.json"))
     shipped = json.load(open(os.path.join(ROOT, "model", "default_weights", "model_card.json")))["models"]["thin-to-thin"]
     assert card["source"] == "soupgan default weights" and card["generator_sha256"] == shipped["sha256"]
     volume = thick_ct()  # the shipped flow-input generator, served with its flow-guided input in the graph
-    served = tf.saved_model.load(str(tmp_path / "base" / "soupgan_x3" / "1")).signatures["serving_default"](
+    served = tf.saved_model.load(str(tmp_path / "base" / "soupgan_thin_to_thin_x3" / "1")).signatures["serving_default"](
         volume=tf.constant(volume.data))["volume"].numpy()
     expected = super_resolve(volume, load_generator(default_generator_path("thin-to-thin")), 3.0, "thin-to-thin",
                              axis=0).data
     assert np.abs(served - expected).max() <= 5e-4 * np.ptp(expected)
-    assert (tmp_path / "base" / "batching_parameters.txt").exists()
+    assert not (tmp_path / "base" / "batching_parameters.txt").exists()  # whole volumes are not batches
     config = text_format.Parse((tmp_path / "base" / "models.config").read_text(), model_server_config_pb2.ModelServerConfig())
-    assert [c.base_path for c in config.model_config_list.config] == ["/models/soupgan_x2.5", "/models/soupgan_x3"]
+    assert [c.base_path for c in config.model_config_list.config] == ["/models/soupgan_thin_to_thin_x2.5",
+                                                                      "/models/soupgan_thin_to_thin_x3"]
+    both = soupgan("export", "--out", tmp_path / "base", "--scales", "3", "--criterion", "thin-to-thick")
+    assert both.returncode == 0, both.stderr  # the other criterion serves beside it from the same models.config
+    config = text_format.Parse((tmp_path / "base" / "models.config").read_text(), model_server_config_pb2.ModelServerConfig())
+    assert [c.name for c in config.model_config_list.config] == ["soupgan_thin_to_thick_x3", "soupgan_thin_to_thin_x2.5",
+                                                                 "soupgan_thin_to_thin_x3"]
     bad = soupgan("export", "--out", tmp_path / "base", "--scales", "7")
     assert bad.returncode == 2 and "outside the model's range" in bad.stderr.strip().splitlines()[-1]
 
@@ -199,24 +207,69 @@ def test_an_export_runs_in_process_tiled_or_whole_with_the_same_result(exported,
     for result in (whole, tiled):
         np.testing.assert_allclose(result.affine, expected.affine)
         assert np.abs(result.data - expected.data).max() <= 1e-4 * np.ptp(expected.data)
-    with pytest.raises(InputError, match="exported for thin-to-thick, not thin-to-thin"):
+    with pytest.raises(InputError, match="no soupgan_thin_to_thin_x2.5 export .*it holds soupgan_thin_to_thick_x2, "):
         local_export.upsample_with_export(volume, base, 2.5, "thin-to-thin")
-    with pytest.raises(InputError, match="no soupgan_x3 export"):
+    with pytest.raises(InputError, match="no soupgan_thin_to_thick_x3 export"):
         local_export.upsample_with_export(volume, base, 3, "thin-to-thick")
 
 
 def test_a_slice_reach_export_tiles_in_plane_with_its_in_plane_halo(tmp_path, monkeypatch):
-    """A generator dilated along the slice axis reaches further there than in-plane; its card says both, and
+    """A generator dilated along the slice axis reaches further there than in-plane; its metadata says both, and
     in-plane tiles (the slice axis stays whole) need only the in-plane reach to equal one whole pass."""
     import serving.local_export as local_export
 
     generator = random_generator(slice_dilations=(3,))
     model = export_scale(generator, str(tmp_path), 2.0, "thin-to-thick", max_voxels=50_000)
-    card = json.load(open(os.path.join(model.path, "assets.extra", "model_card.json")))
-    assert card["receptive_field"] == [10, 6, 6] and card["receptive_radius"] == 10
-    assert local_export.in_plane_halo(card) == 6 and local_export.in_plane_halo({"receptive_radius": 14}) == 14
+    metadata = json.loads(tf.saved_model.load(model.path).signatures["metadata"]()["metadata"].numpy())
+    assert metadata == {"format": "soupgan-servable/1", "criterion": "thin-to-thick", "scale": 2.0,
+                        "receptive_field": [10, 6, 6], "receptive_radius": 10, "input_kind": "spline",
+                        "consistent_input": False, "max_output_voxels": 50_000, "slice_axis": 0}
     volume = Volume(phantom((40, 36, 9)) * 1.2 - 1000.0, np.diag([0.7, 0.7, 5.0, 1.0]), "CT")
     expected = super_resolve(volume, generator, 2.0, "thin-to-thick")
     monkeypatch.setattr(local_export, "LOCAL_OUTPUT_VOXELS", 18 * 22 * 22)  # forces in-plane tiles
     tiled = local_export.upsample_with_export(volume, str(tmp_path), 2.0, "thin-to-thick")
     assert np.abs(tiled.data - expected.data).max() <= 1e-4 * np.ptp(expected.data)
+
+
+def test_an_export_from_before_criterion_names_still_runs_locally(exported, tmp_path):
+    """0.2.0 named models by scale only (`soupgan_x2.5`) and carried the criterion in the card alone."""
+    import serving.local_export as local_export
+
+    generator, base, models = exported
+    old = tmp_path / "old"
+    shutil.copytree(os.path.dirname(models[1].path), old / "soupgan_x2.5")
+    volume = Volume(phantom((40, 36, 9)) * 1.2 - 1000.0, np.diag([0.7, 0.7, 5.0, 1.0]), "CT")
+    result = local_export.upsample_with_export(volume, str(old), 2.5, "thin-to-thick")
+    expected = super_resolve(volume, generator, 2.5, "thin-to-thick")
+    assert np.abs(result.data - expected.data).max() <= 1e-4 * np.ptp(expected.data)
+    with pytest.raises(InputError, match="exported for thin-to-thick, not thin-to-thin"):
+        local_export.upsample_with_export(volume, str(old), 2.5, "thin-to-thin")
+
+
+@pytest.mark.parametrize("criterion, scale", [("thin-to-thin", 4.0), ("thin-to-thick", 2.5)])
+def test_a_flow_guided_export_in_slabs_equals_one_call(criterion, scale, tmp_path, monkeypatch):
+    """Slabs of whole slices keep the in-graph flow exact: parts under a small voxel budget give one call's result."""
+    import serving.local_export as local_export
+
+    generator = random_generator(slice_dilations=(2,))
+    generator.flow_input, generator.consistent_input = True, criterion == "thin-to-thick"
+    export_scale(generator, str(tmp_path), scale, criterion, max_voxels=10_000_000)
+    volume = Volume(phantom((40, 44, 23)) * 1.2 - 1000.0, np.diag([0.8, 0.8, 4.0, 1.0]), "CT")
+    whole = local_export.upsample_with_export(volume, str(tmp_path), scale, criterion).data
+    calls = []
+
+    def counted(thick, scale, criterion, run, budget, card):
+        def run_and_count(part, window):
+            thin = run(part, window)
+            calls.append(thin.shape)
+            return thin
+
+        return upsample_in_parts(thick, scale, criterion, run_and_count, budget, card)
+
+    budget = 40 * 44 * 40  # 40 thin slices a call: several slabs with their halos
+    monkeypatch.setattr(local_export, "LOCAL_OUTPUT_VOXELS", budget)
+    monkeypatch.setattr(local_export, "upsample_in_parts", counted)
+    parts = local_export.upsample_with_export(volume, str(tmp_path), scale, criterion).data
+    assert len(calls) >= 3 and all(np.prod(shape) <= budget and shape[1:] == (40, 44) for shape in calls)
+    assert parts.shape == whole.shape
+    assert np.abs(parts - whole).max() <= 1e-5 * np.ptp(whole)
