@@ -37,7 +37,7 @@ EXTRAS_REQUIRE = {
 
 setup(
     name="soupgan",
-    version="0.2.0",
+    version="0.3.0",
     description="3D MRI/CT super-resolution along the slice axis (SOUP-GAN), from Beam shards to TF Serving",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",

@@ -77,7 +77,7 @@ def pad_edges_tf(volume: tf.Tensor, pads: list[tuple[int, int]]) -> tf.Tensor:
     """Pad each axis by (before, after) copies of its edge values, as `np.pad(..., mode="edge")` (tf.pad has
     no such mode); any size ≥ 1 works, where SYMMETRIC/REFLECT need the axis longer than the padding."""
     for axis, (before, after) in enumerate(pads):
-        if before or after:
+        if not (isinstance(before, int) and isinstance(after, int) and before == after == 0):  # tensors: always
             size = tf.shape(volume)[axis]
             volume = tf.gather(volume, tf.clip_by_value(tf.range(-before, size + after), 0, size - 1), axis=axis)
     return volume

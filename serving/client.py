@@ -7,8 +7,8 @@ receptive field and input kind then decide how a volume too large for one reques
 either equal to one call). It raises the channel's message limits, sets deadlines, retries
 UNAVAILABLE/RESOURCE_EXHAUSTED with exponential backoff (a server restarting), and speaks TLS when asked.
 tensorflow_model_server takes messages up to 2 GiB (it raises gRPC's 4 MB default), so a volume goes in one
-request up to the model's `max_output_voxels`; a proxy's lower limit is `max_message_bytes`
-(`upsample --max-message-mb`).
+request up to `max_output_voxels` (64 M by default, ~2.6 GB at the server); a proxy's lower limit is
+`max_message_bytes` (`upsample --max-message-mb`).
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from pipeline.config import THIN_TO_THICK, THIN_TO_THIN
 from pipeline.errors import InputError
 from pipeline.volume import Volume
 from serving.export import METADATA_FORMAT, legacy_model_name, model_name
-from serving.tiling import upsample_in_parts
+from serving.tiling import PART_OUTPUT_VOXELS, upsample_in_parts
 
 DEFAULT_MESSAGE_BYTES = 2**31 - 1  # tensorflow_model_server's limit (ServerBuilder::SetMaxMessageSize(kint32max))
 MESSAGE_HEADROOM = 64 * 1024  # protobuf framing, names and shapes around the tensor bytes
@@ -43,7 +43,7 @@ class ClientOptions:
     retries: int = 3  # extra attempts on UNAVAILABLE / RESOURCE_EXHAUSTED
     backoff_s: float = 0.5  # first wait; doubles each retry
     max_message_bytes: int = DEFAULT_MESSAGE_BYTES  # the server's limit: tile above it
-    max_output_voxels: int | None = None  # per request; None: the model's own limit (its metadata)
+    max_output_voxels: int = PART_OUTPUT_VOXELS  # per request (and never above the model's own limit)
     tls: bool = False
     root_certificates: bytes | None = None
 
@@ -55,7 +55,8 @@ class ServingClient:
         self.address, self.options = address, options or ClientOptions()
         backoff_ms = max(50, int(self.options.backoff_s * 1000))  # re-dial a restarting server as often as we retry
         channel_options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1),
-                           ("grpc.initial_reconnect_backoff_ms", backoff_ms), ("grpc.min_reconnect_backoff_ms", backoff_ms),
+                           ("grpc.initial_reconnect_backoff_ms", backoff_ms),
+                           ("grpc.min_reconnect_backoff_ms", backoff_ms),
                            ("grpc.max_reconnect_backoff_ms", backoff_ms * 2 ** self.options.retries)]
         if self.options.tls:
             credentials = grpc.ssl_channel_credentials(root_certificates=self.options.root_certificates)
@@ -77,7 +78,7 @@ class ServingClient:
             except grpc.RpcError as err:
                 code = err.code()
                 if code in RETRIED and attempt < self.options.retries:
-                    time.sleep(wait)  # backoff before the next attempt, not a wait for a race
+                    backoff(wait)
                     wait *= 2
                     continue
                 raise self._error(code, err.details(), what) from None
@@ -165,9 +166,14 @@ class ServingClient:
                 return self.predict(name, {"volume": volume})
             return self.predict(name, {"volume": volume, "window": window}, "with_window")
 
-        limit = self.options.max_output_voxels or metadata["max_output_voxels"]
-        budget = min((self.options.max_message_bytes - MESSAGE_HEADROOM) // 4, limit, metadata["max_output_voxels"])
+        budget = min((self.options.max_message_bytes - MESSAGE_HEADROOM) // 4, self.options.max_output_voxels,
+                     metadata["max_output_voxels"])
         return upsample_in_parts(thick, scale, criterion, run, budget, metadata)
+
+
+def backoff(seconds: float) -> None:
+    """The wait before a retry (its own function, so a test can restart a server as the wait begins)."""
+    time.sleep(seconds)
 
 
 def _reason(details: str) -> str:

@@ -14,9 +14,10 @@ from model.super_resolve import thin_volume
 from pipeline.errors import InputError
 from pipeline.volume import Volume
 from serving.export import MODEL_CARD_FILE, MODEL_PREFIX, legacy_model_name, model_name, versions
-from serving.tiling import upsample_in_parts
+from serving.tiling import PART_OUTPUT_VOXELS, upsample_in_parts
 
-LOCAL_OUTPUT_VOXELS = 120_000_000  # per graph call (tiled inside, so memory ~ 5 copies of the output voxels)
+LOCAL_OUTPUT_VOXELS = PART_OUTPUT_VOXELS  # per graph call
+LEGACY_OUTPUT_VOXELS = 8_000_000  # per call of a 0.2.0 export: its graph runs the generator on the whole call
 
 
 def is_export(path: str) -> bool:
@@ -56,7 +57,7 @@ def upsample_with_export(volume: Volume, base: str, scale: float, criterion: str
         return signatures["with_window"](volume=tf.constant(thick), window=tf.constant(window))["volume"].numpy()
 
     axis = volume.slice_axis(axis)
-    budget = min(int(card["max_output_voxels"]), LOCAL_OUTPUT_VOXELS)
+    budget = min(int(card["max_output_voxels"]), LOCAL_OUTPUT_VOXELS if "format" in card else LEGACY_OUTPUT_VOXELS)
     try:
         thin = upsample_in_parts(np.moveaxis(volume.data, axis, 0), scale, criterion, run, budget, card)
     except tf.errors.InvalidArgumentError as err:

@@ -5,8 +5,9 @@ model's input (its `serving.export.servable_metadata`):
 - a spline-input model gets in-plane tiles that keep the slice axis whole (the cubic prefilter along it is
   global), with a halo of the in-plane receptive field;
 - a flow-guided model gets slabs of whole slices (the flow is estimated on whole slices), with a halo of
-  thick slices that covers the receptive field along the slice axis and the thin slices each cut disturbs;
-  slabs start on thick slices whose thin position is whole, so a fractional scale samples the same places.
+  thick slices that covers what a cut disturbs (`slab_halo`); slabs start on thick slices whose thin
+  position is whole, so a fractional scale samples the same places.
+Output voxels are counted as the graph counts them (thick voxels × scale), so no part is refused there.
 """
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ from pipeline.errors import InputError
 from pipeline.geometry import upsampled_length
 from pipeline.normalization import robust_window
 
+# Output voxels one call should hold: a call's peak is ~40 bytes per output voxel (the input, the flow-guided
+# input, its padded copy, the assembled tiles and the consistent output; 4.2 GB at 104 M, BENCHMARKS.md)
+PART_OUTPUT_VOXELS = 64_000_000
 # run(volume, window): the thin volume; window None means "the model computes it from this volume"
 Runner = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
 
@@ -29,8 +33,7 @@ def upsample_in_parts(thick: np.ndarray, scale: float, criterion: str, run: Runn
                       metadata: dict) -> np.ndarray:
     """A thick volume [Z, H, W] → the thin one through `run`, in as few parts as the limit allows."""
     thick = np.ascontiguousarray(thick, np.float32)
-    depth = upsampled_length(thick.shape[0], scale, criterion)
-    if depth * thick.shape[1] * thick.shape[2] <= max_output_voxels:
+    if thick.size * scale <= max_output_voxels:
         return run(thick, None)
     window = robust_window(thick)
     bounds = np.array([window.low, window.high], np.float32)
@@ -38,13 +41,15 @@ def upsample_in_parts(thick: np.ndarray, scale: float, criterion: str, run: Runn
     if metadata["input_kind"] == "flow-guided":
         return _in_slabs(thick, scale, criterion, lambda part: run(part, bounds), max_output_voxels,
                          receptive_field[0])
-    return _in_plane_tiles(thick, depth, lambda part: run(part, bounds), max_output_voxels,
+    return _in_plane_tiles(thick, scale, criterion, lambda part: run(part, bounds), max_output_voxels,
                            max(receptive_field[1:]))
 
 
-def _in_plane_tiles(thick: np.ndarray, depth: int, run: Callable[[np.ndarray], np.ndarray], max_output_voxels: int,
-                    halo: int) -> np.ndarray:
-    side = math.isqrt(max_output_voxels // depth) - 2 * halo  # in-plane core that keeps each tile under the limit
+def _in_plane_tiles(thick: np.ndarray, scale: float, criterion: str, run: Callable[[np.ndarray], np.ndarray],
+                    max_output_voxels: int, halo: int) -> np.ndarray:
+    depth = upsampled_length(thick.shape[0], scale, criterion)
+    counted = math.ceil(thick.shape[0] * scale)  # what the graph counts per in-plane voxel (>= depth)
+    side = math.isqrt(max_output_voxels // counted) - 2 * halo  # in-plane core that keeps each tile under the limit
     if side < 8:
         raise InputError(f"{depth} thin slices leave no room for an in-plane tile under {max_output_voxels} output "
                          "voxels with this halo; raise the message or voxel limit")
@@ -54,11 +59,12 @@ def _in_plane_tiles(thick: np.ndarray, depth: int, run: Callable[[np.ndarray], n
 
 
 def slab_halo(scale: float, slice_reach: int) -> int:
-    """Thick slices of context each side of a slab: the receptive field along the slice axis plus the thin
-    slices a cut disturbs (those past the slab's last thick slice), rounded up to the slab alignment."""
+    """Thick slices of context each side of a slab. A cut disturbs the thin slices past the slab's last thick
+    slice (positions clipped there), and restoring slab means at a fractional scale p/q couples blocks of q
+    thick slices, so the whole last block is off; the generator reaches `slice_reach` thin slices further,
+    and the final restore widens that to whole blocks again: q·(1 + ⌈reach / (q·s)⌉) thick slices."""
     step = slab_alignment(scale)
-    halo = math.ceil(slice_reach / scale) + 1
-    return -(-halo // step) * step
+    return step * (1 + math.ceil(slice_reach / (step * scale)))
 
 
 def slab_alignment(scale: float) -> int:
@@ -72,8 +78,9 @@ def _in_slabs(thick: np.ndarray, scale: float, criterion: str, run: Callable[[np
     step, halo = slab_alignment(scale), slab_halo(scale, slice_reach)
     core = (int(max_output_voxels // (height * width) / scale) - 2 * halo) // step * step
     if core < step:
-        raise InputError(f"slices of {height} x {width} leave no room for a slab of {step + 2 * halo} thick slices "
-                         f"under {max_output_voxels} output voxels; raise the message or voxel limit")
+        raise InputError(f"a flow-guided model cuts a volume into slabs of whole slices, at x{scale:g} at least "
+                         f"{step + 2 * halo} thick slices of {height} x {width} with their halo: over {max_output_voxels}"
+                         " output voxels a call; raise --max-message-mb, or run the model in process")
     length = upsampled_length(slices, scale, criterion)
     thin = np.empty((length, height, width), np.float32)
     for first in range(0, slices, core):

@@ -202,7 +202,7 @@ def test_bad_requests_exit_2_with_one_line_and_write_nothing(capsys, tmp_path, c
     (tmp_path / "preview.png").write_bytes(b"an earlier preview")
     (tmp_path / "done").mkdir()
     (tmp_path / "done" / "metrics.json").write_text("{}")
-    (tmp_path / "exp" / "soupgan_x3" / "1").mkdir(parents=True)  # an earlier export's version 1 of x3
+    (tmp_path / "exp" / "soupgan_thin_to_thin_x3" / "1").mkdir(parents=True)  # an earlier export's version 1 of x3
     thick6 = tmp_path / "thick6.nii.gz"
     nib.save(nib.Nifti1Image(phantom((20, 20, 6)), np.diag([1.0, 1.0, 6.0, 1.0])), thick6)
     cases = {
@@ -214,7 +214,7 @@ def test_bad_requests_exit_2_with_one_line_and_write_nothing(capsys, tmp_path, c
             "metrics.json exists; pass --force to replace it",
         ("export", "--out", tmp_path / "export", "--scales", "7"): "scale 7 is outside the model's range [2, 6]",
         ("export", "--out", tmp_path / "exp", "--scales", "2,3", "--version", "1"):
-            "soupgan_x3/1 exists: versions are immutable, choose another --version",
+            "soupgan_thin_to_thin_x3/1 exists: versions are immutable, choose another --version",
         ("upsample", thick6, tmp_path / "o.nii.gz", "--target-spacing", "6"):
             "--target-spacing 6 mm: the input's slices are 6 mm apart already (scale 1); ask for a spacing below 6 mm",
         ("upsample", thick6, tmp_path / "out.nii.bz2", "--scale", "2"):
@@ -232,7 +232,7 @@ def test_bad_requests_exit_2_with_one_line_and_write_nothing(capsys, tmp_path, c
         code, lines = run(capsys, *args)
         assert code == 2 and len(lines) == 1 and reason in lines[0], (args, lines)
     assert sorted(os.listdir(tmp_path)) == ["done", "exp", "preview.png", "thick6.nii.gz"]  # nothing written
-    assert os.listdir(tmp_path / "exp") == ["soupgan_x3"]  # x2 was not exported before x3 was refused
+    assert os.listdir(tmp_path / "exp") == ["soupgan_thin_to_thin_x3"]  # x2 was not exported before x3 was refused
     assert (tmp_path / "preview.png").read_bytes() == b"an earlier preview"
     code, _ = run(capsys, "upsample", anatomical_path, tmp_path / "o.nii.gz", "--scale", "2", "--axis", "2")
     assert code == 0  # the same isotropic scan, with the axis named

@@ -133,3 +133,24 @@ class StandInModelServer(prediction_service_pb2_grpc.PredictionServiceServicer,
         for key, value in outputs.items():
             response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
         return response
+
+
+def main() -> None:
+    """`python -m tests.serving.standin_server BASE [--port P]`: serve BASE until stopped (benchmarks run it in a
+    process of its own); prints the address once it listens."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("base")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    with StandInModelServer(args.base, port=args.port) as server:
+        stopped = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+        print(server.address, flush=True)
+        stopped.wait()
+
+
+if __name__ == "__main__":
+    main()

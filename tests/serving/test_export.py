@@ -246,15 +246,22 @@ def test_an_export_from_before_criterion_names_still_runs_locally(exported, tmp_
         local_export.upsample_with_export(volume, str(old), 2.5, "thin-to-thin")
 
 
-@pytest.mark.parametrize("criterion, scale", [("thin-to-thin", 4.0), ("thin-to-thick", 2.5)])
-def test_a_flow_guided_export_in_slabs_equals_one_call(criterion, scale, tmp_path, monkeypatch):
-    """Slabs of whole slices keep the in-graph flow exact: parts under a small voxel budget give one call's result."""
+@pytest.mark.parametrize("criterion, scale, dilations, slices", [
+    ("thin-to-thin", 4.0, (2,), 23),
+    ("thin-to-thick", 3.0, (2,), 23),
+    ("thin-to-thick", 2.5, (1,), 23),  # reach 6: slab means couple pairs of thick slices, a halo of 6 is needed
+    ("thin-to-thick", 5.5, (5,), 40),  # reach 14, as the shipped generators: a halo of 6 thick slices
+])
+def test_a_flow_guided_export_in_slabs_equals_one_call(criterion, scale, dilations, slices, tmp_path, monkeypatch):
+    """Slabs of whole slices keep the in-graph flow exact: parts under a small voxel budget give one call's result
+    (thin-to-thick with slab means restored on the input too, as the shipped thin-to-thick generator takes it)."""
     import serving.local_export as local_export
+    from serving.tiling import slab_alignment, slab_halo
 
-    generator = random_generator(slice_dilations=(2,))
+    generator = random_generator(slice_dilations=dilations)
     generator.flow_input, generator.consistent_input = True, criterion == "thin-to-thick"
     export_scale(generator, str(tmp_path), scale, criterion, max_voxels=10_000_000)
-    volume = Volume(phantom((40, 44, 23)) * 1.2 - 1000.0, np.diag([0.8, 0.8, 4.0, 1.0]), "CT")
+    volume = Volume(phantom((40, 44, slices)) * 1.2 - 1000.0, np.diag([0.8, 0.8, 4.0, 1.0]), "CT")
     whole = local_export.upsample_with_export(volume, str(tmp_path), scale, criterion).data
     calls = []
 
@@ -266,7 +273,8 @@ def test_a_flow_guided_export_in_slabs_equals_one_call(criterion, scale, tmp_pat
 
         return upsample_in_parts(thick, scale, criterion, run_and_count, budget, card)
 
-    budget = 40 * 44 * 40  # 40 thin slices a call: several slabs with their halos
+    step = slab_alignment(scale)
+    budget = int((2 * slab_halo(scale, generator.receptive_field[0]) + 2 * step) * scale) * 40 * 44  # cores of 2 steps
     monkeypatch.setattr(local_export, "LOCAL_OUTPUT_VOXELS", budget)
     monkeypatch.setattr(local_export, "upsample_in_parts", counted)
     parts = local_export.upsample_with_export(volume, str(tmp_path), scale, criterion).data

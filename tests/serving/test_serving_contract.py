@@ -77,6 +77,10 @@ def test_the_wrong_criterion_or_a_mislabelled_model_is_refused(both_criteria, tm
     with StandInModelServer(str(only_thick)) as server:
         with pytest.raises(InputError, match="computes thin-to-thick at x4, not thin-to-thin at x4"):
             ServingClient(server.address).upsample_array(THICK, 4.0, "thin-to-thin")
+    os.rename(only_thick / "soupgan_thin_to_thin_x4", only_thick / "soupgan_thin_to_thick_x2")
+    with StandInModelServer(str(only_thick)) as server:
+        with pytest.raises(InputError, match="computes thin-to-thick at x4, not thin-to-thick at x2"):
+            ServingClient(server.address).upsample_array(THICK, 2.0, "thin-to-thick")
 
 
 def test_a_model_without_metadata_is_refused_before_any_volume_is_sent(tmp_path):
@@ -92,6 +96,12 @@ def test_a_model_without_metadata_is_refused_before_any_volume_is_sent(tmp_path)
         with pytest.raises(InputError, match="has no metadata signature .*export it again"):
             client.upsample_array(THICK, 2.0, "thin-to-thin")
         assert server.requests == 1  # the metadata request only
+    os.rename(tmp_path / "soupgan_thin_to_thin_x2", tmp_path / "soupgan_x2")  # as 0.2.0 named it
+    with StandInModelServer(str(tmp_path)) as server:
+        with pytest.raises(InputError, match=r"not served .*; it serves soupgan_x2 \(another criterion, or an export "
+                                             r"from before soupgan 0.3.0\)"):
+            ServingClient(server.address).upsample_array(THICK, 2.0, "thin-to-thin")
+        assert server.requests == 0
 
 
 def test_tf_servings_batching_rules_refuse_whole_volumes_so_no_batching_is_shipped(both_criteria):
@@ -124,7 +134,7 @@ def test_a_flow_guided_model_sent_in_slabs_under_a_proxy_limit_equals_one_call(t
     generator.flow_input = True
     export_scale(generator, str(tmp_path), 4.0, "thin-to-thin")
     thick = np.moveaxis(phantom((40, 44, 23), seed=6), 2, 0).astype(np.float32)
-    proxy_limit = 300_000  # bytes: 75 k voxels, 42 thin slices of 40 x 44 a message
+    proxy_limit = 300_000  # bytes: 58 k voxels after the client's 64 KiB headroom, 8 thick slices of 40 x 44 a call
     with StandInModelServer(str(tmp_path), message_limit=proxy_limit) as server:
         parts = ServingClient(server.address, ClientOptions(max_message_bytes=proxy_limit)).upsample_array(
             thick, 4.0, "thin-to-thin")
@@ -218,7 +228,7 @@ def test_a_server_that_dies_mid_request_gives_one_line_and_a_restart_is_retried_
     assert not worker.is_alive() and "\n" not in outcome["error"]
     assert outcome["error"].startswith(f"no TF Serving reachable at {slow.address} after 3 tries")
 
-    restarted, wait = {}, client_module.time.sleep
+    restarted, wait = {}, client_module.backoff
     with StandInModelServer(base) as gone:
         port = gone.port  # a port whose server is down when the run starts, and back at the first retry
 
@@ -227,7 +237,7 @@ def test_a_server_that_dies_mid_request_gives_one_line_and_a_restart_is_retried_
             restarted["server"] = StandInModelServer(base, port=port).__enter__()
         wait(seconds)
 
-    monkeypatch.setattr(client_module.time, "sleep", back_up)
+    monkeypatch.setattr(client_module, "backoff", back_up)
     try:
         client = ServingClient(f"127.0.0.1:{port}", ClientOptions(retries=3, backoff_s=0.2))
         result = client.upsample_array(THICK, 2.0, "thin-to-thin")
