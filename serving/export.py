@@ -39,7 +39,7 @@ from pipeline.graph_flow import flow_upsample_tf
 from pipeline.graph_ops import denormalize_tf, make_consistent_tf, normalize_tf, robust_window_tf, upsample_tf
 from serving.graph_tiles import generate_in_tiles
 
-DEFAULT_MAX_VOXELS = 200_000_000  # output voxels per request: 0.8 GB of float32 out, a few times that in buffers
+DEFAULT_MAX_VOXELS = 200_000_000  # output voxels a request may ask for (~40 bytes each at the server: 8 GB)
 WARMUP_SHAPE = (6, 48, 48)
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MODEL_CARD_FILE = os.path.join("assets.extra", "model_card.json")
