@@ -24,6 +24,14 @@ GAUSSIAN_SIGMA_SCALE = 0.125  # σ = 1/8 of the core, as MONAI's default
 Region = tuple[slice, slice, slice]
 
 
+def equal_cores(length, core):
+    """(count, size): the fewest cores of at most `core` voxels that cover `length`, made equal, so the halos
+    around them add as little work as they can (181 voxels in cores of 64: three of 61, not 64, 64 and 64).
+    Integer arithmetic only, so it works on Python ints and on a graph's shape tensors alike."""
+    count = (length + core - 1) // core
+    return count, (length + count - 1) // count
+
+
 @dataclasses.dataclass(frozen=True)
 class AxisTiling:
     """Tiles along one axis of length `size`: core starts, core length, input length and input starts."""
@@ -36,10 +44,7 @@ class AxisTiling:
 
     @property
     def core_length(self) -> int:
-        """The fewest cores of at most `core` voxels that cover the axis, made equal (so the halos around them
-        add as little work as they can: 181 voxels in cores of 64 take three of 61, not 64, 64 and 64)."""
-        count = -(-self.size // self.core)
-        return -(-self.size // count)
+        return equal_cores(self.size, self.core)[1]
 
     @property
     def input_length(self) -> int:

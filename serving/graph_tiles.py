@@ -1,7 +1,7 @@
 """The generator over 3D tiles inside a serving graph, so one request's activations stay those of one tile
 whatever the volume (a whole-volume pass of the default generator needs ~100 bytes per output voxel).
 
-Each axis is cut into equal cores (as few as `core` allows, at most one voxel apart in size), the input is
+Each axis is cut into equal cores (`model.sliding_window.equal_cores`, as the in-process tiles), the input is
 padded with its edge voxels by the receptive field (and to a whole number of cores), and each tile reads
 its core plus the receptive field: every output voxel sees exactly what a whole-volume pass over the
 edge-padded input gives it, as `model.super_resolve`'s tiles do in process."""
@@ -12,20 +12,15 @@ from typing import Sequence
 import tensorflow as tf
 
 from model.generator import SoupGenerator
+from model.sliding_window import equal_cores
 from pipeline.graph_ops import pad_edges_tf
-
-
-def _equal_cores(length: tf.Tensor, core: int) -> tuple[tf.Tensor, tf.Tensor]:
-    """(count, size): the fewest cores of at most `core` voxels that cover `length`, all of one size."""
-    count = (length + core - 1) // core
-    return count, (length + count - 1) // count
 
 
 def generate_in_tiles(generator: SoupGenerator, image: tf.Tensor, scale: float, core: Sequence[int]) -> tf.Tensor:
     """The generator's output on a normalised thin-grid input [D, H, W], one tile at a time."""
     radius = generator.receptive_field
     shape = tf.shape(image)
-    counts, sizes = zip(*(_equal_cores(shape[axis], core[axis]) for axis in range(3)))
+    counts, sizes = zip(*(equal_cores(shape[axis], core[axis]) for axis in range(3)))
     padded = pad_edges_tf(image, [(r, count * size - length + r)
                                   for r, count, size, length in zip(radius, counts, sizes, tf.unstack(shape))])
     scale = tf.constant(scale, tf.float32)
