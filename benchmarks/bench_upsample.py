@@ -5,16 +5,19 @@ Inputs (x4, thin-to-thin): the whole Colin27 T1 with every 4th slice kept (181x2
 start to the written NIfTI (imports and model loading included), with the process's peak RSS:
 - soupgan: the console script, shipped default weights, default tiles (and, with --model NAME=GENERATOR,
   the same for other generators, e.g. a candidate default);
-- authors: their Thin-to-thin SavedModel through `model.reference_model.ReferenceModel` (the same lazy
-  cubic upsampling and sliding window, 64x128x128 cores with a 16-voxel halo; their model cannot take a
-  whole 512² volume in bounded memory).
-Every process gets the project's TensorFlow settings (`soupgan.tensorflow_env`: oneDNN kernels on);
---also-onednn-off adds each method once more with them off (TensorFlow's own default on CPUs without AVX-512).
-Runs alternate between methods; the median of --repeats runs is reported.
+- authors: their package as its README runs it, `KevinSR.SOUP_GAN(thick, 4, prep_type=1)` from the KevinSR
+  0.1.20 sdist: scipy's cubic zoom of the whole volume, then one `predict` of their Thin-to-thin model on it,
+  under Keras 2 (`tf-keras`, the `bench` extra), which their `keras.models.load_model` of a SavedModel needs.
+  One call holds the whole volume's activations (4.7 GB for Colin27), so it runs only where its estimated
+  peak fits in this machine's memory.
+Every process gets the project's TensorFlow settings (`soupgan.tensorflow_env`: oneDNN kernels on, which
+also speeds up theirs); --also-onednn-off adds each method once more with them off (TensorFlow's own default
+on CPUs without AVX-512). Runs alternate between methods; the median of --repeats runs is reported.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -27,17 +30,41 @@ import tempfile
 import nibabel as nib
 import numpy as np
 
-from benchmarks.data import authors_model_path, colin27_path
+from benchmarks.data import authors_model_path, authors_package_path, colin27_path
 from soupgan.tensorflow_env import apply_tensorflow_defaults
 
 SCALE = 4
+AUTHORS_BYTES_PER_VOXEL = 700  # their one call's peak RSS per output voxel (4.7 GB for Colin27's 7.2 M)
 AUTHORS_SCRIPT = """
-import sys
-from model.reference_model import ReferenceModel
-from pipeline.volume_io import read_volume, write_volume
-volume = read_volume(sys.argv[1])
-write_volume(ReferenceModel(sys.argv[3])(volume, float(sys.argv[4]), "thin-to-thin"), sys.argv[2])
+import os, sys
+import nibabel as nib
+import numpy as np
+source, out, package, workdir, scale = sys.argv[1:]
+sys.path.insert(0, package)
+from KevinSR import SOUP_GAN
+os.chdir(workdir)  # SOUP_GAN looks for its models in the working directory
+image = nib.load(source)
+thin = SOUP_GAN(image.get_fdata(dtype=np.float32), float(scale), prep_type=1)
+nib.save(nib.Nifti1Image(thin.astype(np.float32), image.affine), out)
 """
+
+
+def authors_command(source: str, out: str, folder: str) -> list[str]:
+    """Their README's call in a child process with Keras 2, run where their models are found: a working
+    directory holding Thin-to-thin (and an empty Thick-to-thin, which it would otherwise download unused)."""
+    if importlib.util.find_spec("tf_keras") is None:
+        raise SystemExit("the authors' package needs Keras 2: pip install -e '.[bench]' (or run with --no-authors)")
+    workdir = os.path.join(folder, "authors")
+    if not os.path.isdir(workdir):
+        os.makedirs(os.path.join(workdir, "Thick-to-thin"))
+        os.symlink(authors_model_path(), os.path.join(workdir, "Thin-to-thin"))
+    return ["env", "TF_USE_LEGACY_KERAS=1", sys.executable, "-c", AUTHORS_SCRIPT, source, out,
+            authors_package_path(), workdir, str(SCALE)]
+
+
+def fits_in_memory(output_voxels: int) -> bool:
+    """Whether the authors' one call on a volume of this many output voxels fits in 80% of physical memory."""
+    return output_voxels * AUTHORS_BYTES_PER_VOXEL < 0.8 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def make_inputs(folder: str) -> dict[str, str]:
@@ -98,29 +125,35 @@ def main() -> None:
         methods = {"soupgan": [soupgan, "upsample", source, out, "--scale", str(SCALE), "--force"]}
         for model_name, generator in args.model:
             methods[f"soupgan {model_name}"] = [*methods["soupgan"], "--model", generator]
-        if not args.no_authors:
-            methods["authors"] = [sys.executable, "-c", AUTHORS_SCRIPT, source, out, authors_model_path(), str(SCALE)]
+        expected_voxels = int(np.prod(nib.load(source).shape)) * SCALE
+        if not args.no_authors and fits_in_memory(expected_voxels):
+            methods["authors"] = authors_command(source, out, folder)
+        elif not args.no_authors:
+            print(f"{name}: the authors' one call would need ~{expected_voxels * AUTHORS_BYTES_PER_VOXEL / 1e9:.0f} GB; "
+                  "not run", flush=True)
         if args.also_onednn_off:
             methods.update({f"{method}, oneDNN off": ["env", "TF_ENABLE_ONEDNN_OPTS=0", *command]
                             for method, command in list(methods.items())})
         runs = {method: [] for method in methods}
+        voxels = {}  # output voxels of each method (theirs: scipy's zoom makes 4n slices, ours 4(n-1)+1)
         for _ in range(args.repeats):
             for method, command in methods.items():
                 runs[method].append(measure(command))
-                output_voxels = int(np.prod(nib.load(out).shape))
+                voxels[method] = int(np.prod(nib.load(out).shape))
                 print(name, method, runs[method][-1], flush=True)
-        report[name] = {"input_shape": list(nib.load(source).shape), "output_voxels": output_voxels}
+        report[name] = {"input_shape": list(nib.load(source).shape)}
         for method, values in runs.items():
             seconds = statistics.median(v[0] for v in values)
-            report[name][method] = {"seconds": round(seconds, 1), "mvoxel_per_s": round(output_voxels / seconds / 1e6, 3),
+            report[name][method] = {"seconds": round(seconds, 1), "output_voxels": voxels[method],
+                                    "mvoxel_per_s": round(voxels[method] / seconds / 1e6, 3),
                                     "peak_rss_gb": round(max(v[1] for v in values), 2),
                                     "runs_s": [round(v[0], 1) for v in values]}
         if "authors" in runs:
             for method in runs:
                 if not method.startswith("authors"):
                     authors = "authors, oneDNN off" if method.endswith("oneDNN off") else "authors"
-                    report[name][method]["speedup"] = round(report[name][authors]["seconds"]
-                                                            / report[name][method]["seconds"], 2)
+                    report[name][method]["rate_vs_authors"] = round(report[name][method]["mvoxel_per_s"]
+                                                                    / report[name][authors]["mvoxel_per_s"], 2)
     shutil.rmtree(folder)
     print(json.dumps(report, indent=2))
 

@@ -173,15 +173,21 @@ def nibabel_epi_path(cache: str = CACHE) -> str:
     return _cached("nibabel_epi_frame0.nii.gz", cache, fetch)
 
 
-def authors_model_path(cache: str = CACHE) -> str:
-    """Folder of the authors' Thin-to-thin SavedModel, unpacked from the KevinSR sdist on first use."""
+def authors_package_path(cache: str = CACHE) -> str:
+    """Folder holding the authors' KevinSR 0.1.20 package (its `SOUP_GAN` and the Thin-to-thin SavedModel),
+    unpacked from its PyPI sdist on first use."""
 
     def fetch(tmp: str) -> str:
         with tarfile.open(_pypi_sdist(tmp, "KevinSR", "0.1.20")) as archive:
             archive.extractall(tmp, filter="data")
-        return os.path.join(tmp, "KevinSR-0.1.20", "KevinSR", "Thin-to-thin")
+        return os.path.join(tmp, "KevinSR-0.1.20")
 
-    return _cached("kevinsr_thin_to_thin", cache, fetch)
+    return _cached("kevinsr-0.1.20", cache, fetch)
+
+
+def authors_model_path(cache: str = CACHE) -> str:
+    """Folder of the authors' Thin-to-thin SavedModel inside their package."""
+    return os.path.join(authors_package_path(cache), "KevinSR", "Thin-to-thin")
 
 
 if __name__ == "__main__":
