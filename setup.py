@@ -28,6 +28,7 @@ EXTRAS_REQUIRE = {
     "gcp": [f"apache-beam[gcp]=={BEAM}"],
     "aws": [f"apache-beam[aws]=={BEAM}"],
     "dask": [f"apache-beam[dask]=={BEAM}"],
+    "bench": ["tf-keras==2.16.0"],  # Keras 2 for the authors' package in benchmarks/bench_upsample.py
     "test": [
         "pytest>=8",
         "moto[server]>=5",  # local S3-compatible server for the s3:// round trip
@@ -43,7 +44,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.13",  # keras 3.15 needs 3.11; TF 2.16 wheels stop at 3.12
     packages=find_packages(include=["pipeline*", "model*", "serving*", "beam_jobs*", "soupgan*"]),
-    package_data={"model": ["default_weights/*.keras", "default_weights/*.json"]},
+    package_data={"model": ["default_weights/*.keras", "default_weights/*.json", "default_weights/*.md"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     entry_points={"console_scripts": ["soupgan=soupgan.cli:main"]},
