@@ -96,10 +96,3 @@ def make_dataset(
     dataset = dataset.map(lambda batch: parse_batch(batch, patch_size), num_parallel_calls=tf.data.AUTOTUNE,
                           deterministic=deterministic)
     return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-def count_records(patterns: str | Sequence[str]) -> int:
-    """Number of records in the shards (reads them once)."""
-    files = list_shards(patterns)
-    dataset = tf.data.TFRecordDataset(files, compression_type=COMPRESSION)
-    return int(dataset.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1).numpy())

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 import beam_jobs.transforms
 from beam_jobs.shards import run
-from pipeline.dataset import count_records
+from tests.shard_records import count_records
 from pipeline.errors import InputError
 from pipeline.records import decode_example
 from tests.beam_jobs.inputs import BAD, GOOD, JOB_FLAGS, make_inputs
