@@ -10,7 +10,7 @@ written into the output), consistency, the clip to the input's range, write. The
 first, so graph tracing counts as start-up, as in a served model. FLOPs: 2 × the multiply-adds of every
 convolution per output voxel (useful), and the same over every tile's input (computed: the halos are computed
 and dropped); the CPU's rate is NumPy's float32 matmul of 2048² matrices on all cores (best of 5).
-`--tile D,H,W` changes the tile cores (default: `model.super_resolve.DEFAULT_TILE`).
+`--tile D,H,W` sets the tile cores (default: those `upsample` picks, `model.super_resolve.TILE_INPUT_VOXELS`).
 """
 from __future__ import annotations
 
@@ -58,11 +58,11 @@ def flops_per_voxel(generator) -> float:
     return 2.0 * macs
 
 
-def profile(path: str, tile: tuple[int, int, int], out: str) -> dict:
+def profile(path: str, tile: tuple[int, int, int] | None, out: str) -> dict:
     from model.generator import load_generator
     from model.model_source import default_generator_path
-    from model.sliding_window import SlidingWindow, edge_padded, sliding_window_inference
-    from model.super_resolve import FlowUpsampledVolume, compiled_predictor, thin_volume
+    from model.sliding_window import SlidingWindow, edge_padded, least_work_cores, sliding_window_inference
+    from model.super_resolve import TILE_INPUT_VOXELS, FlowUpsampledVolume, compiled_predictor, thin_volume
     from pipeline.consistency import make_consistent
     from pipeline.encoding import in_input_range
     from pipeline.normalization import robust_window
@@ -84,7 +84,9 @@ def profile(path: str, tile: tuple[int, int, int], out: str) -> dict:
     window = timed("window", robust_window, volume.data)
     source = timed("generator input (flow)", FlowUpsampledVolume, np.moveaxis(volume.data, axis, 0), scale,
                    criterion, window, generator.consistent_input)
-    tiles = SlidingWindow(source.shape, tile, generator.receptive_field, beyond_edges=True)
+    halo = generator.receptive_field
+    tile = tile or least_work_cores(source.shape, halo, TILE_INPUT_VOXELS)
+    tiles = SlidingWindow(source.shape, tile, halo, beyond_edges=True)
     predict = compiled_predictor(generator, scale)
     first = next(tiles.tiles())
     predict(np.asarray(edge_padded(source, source.shape)(first.input_region), np.float32)[None])  # trace once
@@ -100,7 +102,7 @@ def profile(path: str, tile: tuple[int, int, int], out: str) -> dict:
     timed("clip to the input's range", in_input_range, result, volume, encoding)
     timed("write", write_volume, result, out, encoding, True)
     per_voxel = flops_per_voxel(generator)
-    return {"times": times, "output_voxels": int(output.size), "computed_voxels": computed,
+    return {"tile": tile, "times": times, "output_voxels": int(output.size), "computed_voxels": computed,
             "flops_per_output_voxel": per_voxel, "tiles": len(tiles)}
 
 
@@ -112,9 +114,7 @@ def main() -> None:
     from soupgan.tensorflow_env import apply_tensorflow_defaults
 
     apply_tensorflow_defaults()  # before anything imports TensorFlow, as the CLI does
-    from model.super_resolve import DEFAULT_TILE
-
-    tile = tuple(int(n) for n in args.tile.split(",")) if args.tile else DEFAULT_TILE
+    tile = tuple(int(n) for n in args.tile.split(",")) if args.tile else None
     with tempfile.TemporaryDirectory() as folder:
         path = make_inputs(folder)["colin27"]
         startup = startup_seconds(args.repeats)
@@ -124,14 +124,14 @@ def main() -> None:
     useful = result["output_voxels"] * result["flops_per_output_voxel"] / network / 1e9
     computed = result["computed_voxels"] * result["flops_per_output_voxel"] / network / 1e9
     total = startup + sum(result["times"].values())
-    print(f"tile cores {tile}, {result['tiles']} tiles, halo work ×{result['computed_voxels'] / result['output_voxels']:.2f}")
+    print(f"tile cores {result['tile']}, {result['tiles']} tiles, halo work ×{result['computed_voxels'] / result['output_voxels']:.2f}")
     print("| phase | seconds | share |\n| --- | --- | --- |")
     for name, seconds in [("start-up (imports)", startup), *result["times"].items()]:
         print(f"| {name} | {seconds:.2f} | {seconds / total:.0%} |")
     print(f"| total | {total:.2f} | |")
     import resource
 
-    print(json.dumps({"tile": tile, "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2), "matmul_gflops": round(gflops, 1),
+    print(json.dumps({"tile": result["tile"], "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2), "matmul_gflops": round(gflops, 1),
                       "mflop_per_output_voxel": round(result["flops_per_output_voxel"] / 1e6, 4),
                       "network_useful_gflops": round(useful, 1), "network_computed_gflops": round(computed, 1),
                       "useful_fraction_of_matmul": round(useful / gflops, 3),

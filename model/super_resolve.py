@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from model.generator import SoupGenerator
-from model.sliding_window import Region, SlidingWindow, edge_padded, sliding_window_inference
+from model.sliding_window import Region, SlidingWindow, edge_padded, least_work_cores, sliding_window_inference
 from pipeline.config import THIN_TO_THIN
 from pipeline.consistency import make_consistent
 from pipeline.errors import InputError
@@ -33,7 +33,9 @@ from pipeline.volume import Volume
 
 LOG = logging.getLogger("soupgan")
 
-DEFAULT_TILE = (64, 128, 128)  # tile cores, slice axis first (512x512x100 at s=4 peaks at 2.9 GB RSS)
+# Each tile's input (core + receptive field on every side) holds at most this many voxels, and the cores are those
+# that compute the fewest halo voxels under it: memory against speed (peak RSS per volume in BENCHMARKS.md).
+TILE_INPUT_VOXELS = 3_500_000
 
 
 class UpsampledColumns:
@@ -130,7 +132,7 @@ def super_resolve(
     scale: float,
     criterion: str = THIN_TO_THIN,
     axis: int | None = None,
-    tile: Sequence[int] = DEFAULT_TILE,
+    tile: Sequence[int] | None = None,
     halo: int | Sequence[int] | None = None,
     overlap: float = 0.0,
     blending: str = "gaussian",
@@ -139,6 +141,7 @@ def super_resolve(
 ) -> Volume:
     """The thin-slice volume, in the input's units, with the affine of `pipeline.geometry`'s conventions.
 
+    `tile`: the tile cores (slice axis first); by default those of least work within `TILE_INPUT_VOXELS`.
     `halo` (one for all axes, or per axis, slice axis first) defaults to the generator's receptive field, which
     makes the tiled result equal one pass over the whole volume padded by it with its edge voxels;
     `overlap`/`blending` matter only with a smaller halo.
@@ -147,7 +150,8 @@ def super_resolve(
     halo = generator.receptive_field if halo is None else halo
     axis = volume.slice_axis(axis)
     result = tiled_over_volume(volume, compiled_predictor(generator, scale), scale, criterion, axis,
-                               lambda shape: SlidingWindow(shape, tile, halo, overlap, blending, beyond_edges=True),
+                               lambda shape: SlidingWindow(shape, tile or least_work_cores(shape, halo, TILE_INPUT_VOXELS),
+                                                           halo, overlap, blending, beyond_edges=True),
                                batch_size, progress, generator.consistent_input, generator.flow_input)
     make_consistent(result.data, volume.data, scale, criterion, axis)
     return result

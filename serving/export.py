@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from model.generator import SoupGenerator
-from model.super_resolve import DEFAULT_TILE, check_scale
+from model.super_resolve import check_scale
 from pipeline.config import THIN_TO_THIN
 from pipeline.errors import InputError
 from pipeline.graph_flow import flow_upsample_tf
@@ -40,6 +40,7 @@ from pipeline.graph_ops import denormalize_tf, make_consistent_tf, normalize_tf,
 from serving.graph_tiles import generate_in_tiles
 
 DEFAULT_MAX_VOXELS = 200_000_000  # output voxels a request may ask for (~40 bytes each at the server: 8 GB)
+SERVED_TILE = (64, 128, 128)  # the graph's tile cores, slice axis first: a request's activations are one tile's
 WARMUP_SHAPE = (6, 48, 48)
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MODEL_CARD_FILE = os.path.join("assets.extra", "model_card.json")
@@ -97,7 +98,7 @@ def serving_function(generator: SoupGenerator, scale: float, criterion: str, max
             upsampled = upsample_tf(thick, scale, criterion, axis=0)
         if generator.consistent_input:
             upsampled = make_consistent_tf(upsampled, thick, scale, criterion)
-        output = generate_in_tiles(generator, upsampled, scale, DEFAULT_TILE)
+        output = generate_in_tiles(generator, upsampled, scale, SERVED_TILE)
         return make_consistent_tf(denormalize_tf(output, low, high), volume, scale, criterion)
 
     def default(volume):

@@ -67,6 +67,8 @@ def test_bad_requests_exit_2_with_one_line(tmp_path, thick_ct, anatomical_path):
         ("upsample", thick_ct, tmp_path / "exists.nii.gz", "--scale", "2"): "exists; pass --force",
         ("upsample", thick_ct, tmp_path / "o.nii.gz", "--scale", "2", "--model", tmp_path): "not a training run",
         ("upsample", thick_ct, tmp_path / "o.nii.gz", "--scale", "2", "--adapt", "-1"): "must be >= 0",
+        ("upsample", thick_ct, tmp_path / "o.nii.gz", "--scale", "2", "--tile", "64,0,8"):
+            "--tile 64,0,8: expected auto or three positive integers D,H,W",
         ("upsample", thick_ct, tmp_path / "o.nii.gz", "--scale", "2", "--adapt", "5", "--labels"): "not with --labels",
         ("evaluate", tmp_path / "missing.nii.gz"): "no such file",
         ("evaluate", thick_ct, "--adapt", "-2"): "--adapt -2: the number of steps must be >= 0",

@@ -45,7 +45,8 @@ def add_parser(commands) -> None:
     parser.add_argument("--dtype", choices=DTYPE_CHOICES, default="input",
                         help="NIfTI output type: the input's (its integer type and scaling; default) or float32")
     parser.add_argument("--series", metavar="UID", help="SeriesInstanceUID to read from a folder holding several")
-    parser.add_argument("--tile", default="64,128,128", help="tile core D,H,W (slice axis first); memory vs speed")
+    parser.add_argument("--tile", default="auto",
+                        help="tile cores D,H,W (slice axis first), or auto: the least work within ~1.8 GB; memory vs speed")
     parser.add_argument("--batch-size", type=int, default=1, help="tiles per network call")
     parser.add_argument("--adapt", type=int, default=0, metavar="STEPS",
                         help="first fine-tune the generator for STEPS steps on pairs made from this scan's own "
@@ -82,13 +83,16 @@ def slice_axis(volume, override: int | None) -> int:
     return axis
 
 
-def parse_tile(text: str) -> tuple[int, int, int]:
+def parse_tile(text: str) -> tuple[int, int, int] | None:
+    """--tile D,H,W as cores, or None for auto (`model.super_resolve.TILE_INPUT_VOXELS`)."""
+    if text == "auto":
+        return None
     try:
         tile = tuple(int(part) for part in text.split(","))
     except ValueError:
         tile = ()
     if len(tile) != 3 or min(tile) < 1:
-        raise InputError(f"--tile {text}: expected three positive integers D,H,W")
+        raise InputError(f"--tile {text}: expected auto or three positive integers D,H,W")
     return tile
 
 
