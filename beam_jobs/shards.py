@@ -17,9 +17,9 @@ from beam_jobs.sources import expand_inputs, match_paths
 from beam_jobs.transforms import DEAD_LETTERS_FILE, VolumeToShard, WriteManifest
 from pipeline.config import PATCH_SIZE, parse_criteria, parse_scales
 from pipeline.errors import InputError
-from pipeline.pairs import ALL_AXES, PairConfig
-from pipeline.records import MANIFEST_FILE, SCHEMA_VERSION
-from pipeline.splits import SPLITS, parse_split
+from pipeline.data.pairs import ALL_AXES, PairConfig
+from pipeline.data.records import MANIFEST_FILE, SCHEMA_VERSION
+from pipeline.data.splits import SPLITS, parse_split
 
 DEFAULT_RUNNER = "DirectRunner"  # named, so Beam never tries to download the Prism runner
 BEAM_FLAGS_HELP = """Any other flag goes to Beam. Runners:

@@ -13,7 +13,7 @@ from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.errors import InputError
-from pipeline.nifti_io import is_nifti_path
+from pipeline.io.nifti_io import is_nifti_path
 
 NIFTI, DICOM = "nifti", "dicom"
 _GLOB_CHARS = set("*?[")

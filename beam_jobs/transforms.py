@@ -15,12 +15,12 @@ from apache_beam.metrics import Metrics
 
 from beam_jobs.sources import NIFTI, VolumeSource, dead_letter
 from beam_jobs.tfrecord_shard import write_shard
-from pipeline.dicom_io import read_dicom_series
+from pipeline.io.dicom_io import read_dicom_series
 from pipeline.errors import InputError
-from pipeline.nifti_io import nifti_from_bytes
-from pipeline.pairs import PairConfig, patch_pairs
-from pipeline.records import MANIFEST_FILE, encode_example
-from pipeline.splits import SPLITS, assign_split
+from pipeline.io.nifti_io import nifti_from_bytes
+from pipeline.data.pairs import PairConfig, patch_pairs
+from pipeline.data.records import MANIFEST_FILE, encode_example
+from pipeline.data.splits import SPLITS, assign_split
 
 MANIFEST = "manifest"  # the one key under which summaries and dead letters meet for the manifest
 SUMMARY, DEAD = "summary", "dead"

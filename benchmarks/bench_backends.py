@@ -27,12 +27,13 @@ def worker(args: argparse.Namespace) -> dict:
     import keras
 
     from benchmarks.data import mni152_path
-    from model.pixel_loss import PixelLoss
-    from model.generator import SoupGenerator
-    from model.portable_training import RandomPairBatches, pair_sampler_config
-    from model.train_config import TrainConfig
-    from pipeline.random_pairs import RandomPairSampler
-    from pipeline.volume_io import read_volume
+    from model.training.pixel_loss import PixelLoss
+    from model.networks.generator import SoupGenerator
+    from model.training.portable_training import RandomPairBatches
+    from model.training.run_setup import pair_sampler_config
+    from model.training.train_config import TrainConfig
+    from pipeline.data.random_pairs import RandomPairSampler
+    from pipeline.io.volume_io import read_volume
 
     keras.config.set_dtype_policy(args.precision)
     config = TrainConfig(patch_size=args.patch_size, batch_size=args.batch_size, loss_margin=8)

@@ -4,8 +4,8 @@ Baselines (same cubic B-spline, mirror boundaries):
 - scipy.ndimage.zoom(lr, (1, 1, s), order=3): the common way to upsample one axis (it still runs the
   3D machinery: spline prefilter on every axis, 4x4x4 taps);
 - scipy.ndimage.map_coordinates on the full output grid: the literal definition soupgan is tested against.
-Candidates: pipeline.interpolation.upsample (NumPy: SciPy's 1D prefilter along the slice axis, then four
-taps) and pipeline.graph_ops.upsample_tf inside a tf.function (the serving graph's op: one matrix product).
+Candidates: pipeline.method.interpolation.upsample (NumPy: SciPy's 1D prefilter along the slice axis, then four
+taps) and pipeline.graph.graph_ops.upsample_tf inside a tf.function (the serving graph's op: one matrix product).
 Runs are interleaved; the median of --repeats runs is reported.
 """
 from __future__ import annotations
@@ -26,11 +26,11 @@ import tensorflow as tf
 from scipy import ndimage
 
 from benchmarks.data import mni152_path
-from pipeline.degradation import degrade
-from pipeline.geometry import upsampled_positions
-from pipeline.graph_ops import upsample_tf
-from pipeline.interpolation import upsample
-from pipeline.nifti_io import read_nifti
+from pipeline.method.degradation import degrade
+from pipeline.method.geometry import upsampled_positions
+from pipeline.graph.graph_ops import upsample_tf
+from pipeline.method.interpolation import upsample
+from pipeline.io.nifti_io import read_nifti
 
 CRITERION = "thin-to-thin"
 

@@ -60,8 +60,8 @@ def float_data(path: str) -> np.ndarray:
 
 
 def mni152_input(folder: str) -> str:
-    from pipeline.degradation import degrade_volume
-    from pipeline.nifti_io import read_nifti, write_nifti
+    from pipeline.method.degradation import degrade_volume
+    from pipeline.io.nifti_io import read_nifti, write_nifti
 
     path = os.path.join(folder, "mni152_x4.nii.gz")
     write_nifti(degrade_volume(read_nifti(mni152_path(), "MR"), SCALE, "thin-to-thin", axis=2), path)
@@ -92,8 +92,8 @@ def paths_side_by_side(name: str, source: str, base: str, folder: str) -> list[d
 
 
 def load_test(base: str, source: str, folder: str, clients: list[int], requests: int) -> list[dict]:
-    from pipeline.encoding import value_bounds
-    from pipeline.nifti_io import read_nifti, write_nifti
+    from pipeline.io.encoding import value_bounds
+    from pipeline.io.nifti_io import read_nifti, write_nifti
     from serving.client import ServingClient
 
     volume = read_nifti(source, "MR")

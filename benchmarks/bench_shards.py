@@ -28,10 +28,10 @@ def plain_loop(inputs: list[str], output: str, flags: argparse.Namespace) -> Non
     import tensorflow as tf
 
     from beam_jobs.tfrecord_shard import GZIP_LEVEL
-    from pipeline.nifti_io import read_nifti
-    from pipeline.pairs import PairConfig, patch_pairs
-    from pipeline.records import encode_example
-    from pipeline.splits import assign_split
+    from pipeline.io.nifti_io import read_nifti
+    from pipeline.data.pairs import PairConfig, patch_pairs
+    from pipeline.data.records import encode_example
+    from pipeline.data.splits import assign_split
 
     config = PairConfig(scales=flags.scales, criteria=flags.criteria)
     options = tf.io.TFRecordOptions(compression_type="GZIP", compression_level=GZIP_LEVEL)  # same work as the job

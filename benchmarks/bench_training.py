@@ -25,9 +25,9 @@ import keras
 import tensorflow as tf
 
 from benchmarks.data import mni152_path
-from model.inputs import training_dataset
-from model.train_config import TrainConfig
-from model.training import build_trainer
+from model.training.inputs import training_dataset
+from model.training.train_config import TrainConfig
+from model.training.trainer import build_trainer
 from pipeline.config import PATCH_SIZE, THIN_TO_THIN
 
 

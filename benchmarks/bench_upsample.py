@@ -4,7 +4,7 @@ Inputs (x4, thin-to-thin): the whole Colin27 T1 with every 4th slice kept (181x2
 512x512x100 CT-like volume (0.7x0.7x5 mm, HU). Each method runs in its own process, timed from process
 start to the written NIfTI (imports and model loading included), with the process's peak RSS:
 - soupgan: the console script, shipped default weights, default tiles (and, with --model NAME=GENERATOR,
-  the same for other generators, e.g. a candidate default);
+  the same for other generators, e.g. a candidate default; with --tile D,H,W, other tile cores);
 - authors: their package as its README runs it, `KevinSR.SOUP_GAN(thick, 4, prep_type=1)` from the KevinSR
   0.1.20 sdist: scipy's cubic zoom of the whole volume, then one `predict` of their Thin-to-thin model on it,
   under Keras 2 (`tf-keras`, the `bench` extra), which their `keras.models.load_model` of a SavedModel needs.
@@ -68,8 +68,8 @@ def fits_in_memory(output_voxels: int) -> bool:
 
 
 def make_inputs(folder: str) -> dict[str, str]:
-    from pipeline.degradation import degrade_volume
-    from pipeline.nifti_io import read_nifti, write_nifti
+    from pipeline.method.degradation import degrade_volume
+    from pipeline.io.nifti_io import read_nifti, write_nifti
     from pipeline.volume import Volume
 
     colin = degrade_volume(read_nifti(colin27_path(), "MR"), SCALE, "thin-to-thin")
@@ -110,6 +110,8 @@ def main() -> None:
     parser.add_argument("--no-authors", action="store_true")
     parser.add_argument("--model", action="append", default=[], type=named_model, metavar="NAME=GENERATOR",
                         help="also time `soupgan upsample --model GENERATOR` as 'soupgan NAME'; repeatable")
+    parser.add_argument("--tile", action="append", default=[], metavar="D,H,W",
+                        help="also time `soupgan upsample --tile D,H,W` as 'soupgan tile D,H,W'; repeatable")
     parser.add_argument("--also-onednn-off", action="store_true",
                         help="also time every method with TF_ENABLE_ONEDNN_OPTS=0")
     args = parser.parse_args()
@@ -121,10 +123,11 @@ def main() -> None:
     for name in args.inputs.split(","):
         source = paths[name]
         out = os.path.join(folder, "out.nii.gz")
-        output_voxels = None
         methods = {"soupgan": [soupgan, "upsample", source, out, "--scale", str(SCALE), "--force"]}
         for model_name, generator in args.model:
             methods[f"soupgan {model_name}"] = [*methods["soupgan"], "--model", generator]
+        for tile in args.tile:
+            methods[f"soupgan tile {tile}"] = [*methods["soupgan"], "--tile", tile]
         expected_voxels = int(np.prod(nib.load(source).shape)) * SCALE
         if not args.no_authors and fits_in_memory(expected_voxels):
             methods["authors"] = authors_command(source, out, folder)

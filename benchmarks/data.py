@@ -7,7 +7,7 @@
   in the pycortex 1.4.0 sdist on PyPI.
 - A real EPI (T2*-weighted fMRI, 128x96x24 at 2x2x2.2 mm): the first frame of `tests/data/example4d.nii.gz`
   in the installed nibabel; a held-out scan in a contrast nothing here is trained on.
-- Synthetic volumes of random anatomy and contrast (`pipeline.synthetic`), made here from their seeds.
+- Synthetic volumes of random anatomy and contrast (`pipeline.data.synthetic`), made here from their seeds.
 - The SOUP-GAN authors' Thin-to-thin SavedModel: inside the `KevinSR==0.1.20` sdist on PyPI (its own
   install fails: it requires tensorflow-gpu), the baseline our generator's cost is compared with.
 """
@@ -122,7 +122,7 @@ def training_scans(cache: str = CACHE, synthetic: int = 0, first_seed: int = 0, 
 def add_synthetic_arguments(parser: argparse.ArgumentParser, default: int = 0) -> None:
     """--synthetic N, --synthetic-from SEED and --sheets K: the synthetic volumes a recipe script trains on."""
     parser.add_argument("--synthetic", type=int, default=default, metavar="N",
-                        help=f"also train on N synthetic volumes (pipeline.synthetic; default {default})")
+                        help=f"also train on N synthetic volumes (pipeline.data.synthetic; default {default})")
     parser.add_argument("--synthetic-from", type=int, default=0, metavar="SEED", help="the first synthetic seed")
     parser.add_argument("--sheets", type=int, default=0, metavar="K",
                         help="K thin folded sheets in each synthetic volume (cortex- and sulcus-like ribbons)")
@@ -142,8 +142,8 @@ def recipe_scans(args: argparse.Namespace, cache: str = CACHE) -> list[str]:
 def synthetic_scans(count: int, first_seed: int = 0, cache: str = CACHE, sheets: int = 0) -> list[str]:
     """Paths of the synthetic volumes of seeds first_seed.. (`sheets` folded sheets each), written as NIfTI on
     first use (~13 s each, ~6 s more per sheet); a non-default config's tag is in the file name."""
-    from pipeline.nifti_io import write_nifti
-    from pipeline.synthetic import SyntheticConfig, synthetic_volume
+    from pipeline.io.nifti_io import write_nifti
+    from pipeline.data.synthetic import SyntheticConfig, synthetic_volume
 
     config = SyntheticConfig(sheets=sheets)
     prefix = f"synthetic_{config.tag}_" if config.tag else "synthetic_"

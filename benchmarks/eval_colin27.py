@@ -1,6 +1,6 @@
 """Quality on Colin27 (never trained on): soupgan's generator against tricubic interpolation (TCI) and, thin-to-thin,
 the SOUP-GAN authors' released model (a thin-to-thin model), through the library's whole-volume path
-(`model.evaluation`).
+(`model.reports.evaluation`).
 
 Protocol (the reference numbers in BENCHMARKS.md use it): degrade the whole volume along its slice axis by s (decimation), bring it back
 with each method (the intensity window is the whole thick volume's, as training records carry), score
@@ -25,14 +25,14 @@ from soupgan.tensorflow_env import apply_tensorflow_defaults
 apply_tensorflow_defaults()
 
 from benchmarks.data import authors_model_path, colin27_path
-from model.evaluation import evaluate_scales, format_table
-from model.figures import plot_comparison, plot_metrics_vs_scale
-from model.model_source import resolve_generator
-from model.reference_model import ReferenceModel
-from model.super_resolve import super_resolve
+from model.reports.evaluation import evaluate_scales, format_table
+from model.reports.figures import plot_comparison, plot_metrics_vs_scale
+from model.weights.model_source import resolve_generator
+from model.inference.reference_model import ReferenceModel
+from model.inference.super_resolve import super_resolve
 from pipeline.config import THIN_TO_THICK, THIN_TO_THIN, parse_scales
-from pipeline.interpolation import upsample_volume
-from pipeline.nifti_io import read_nifti
+from pipeline.method.interpolation import upsample_volume
+from pipeline.io.nifti_io import read_nifti
 from pipeline.volume import Volume
 
 CONTRASTS = ("t1", "t2-like")

@@ -1,7 +1,7 @@
 """A generator's gain over cubic on random pairs from each scan, training scans and held-out ones side by side:
 the gap between the two is how much of what it learnt is the training scans rather than anatomy in general.
 
-Pairs are drawn as training draws them (`pipeline.random_pairs`: every thin axis, random phase, flips; without
+Pairs are drawn as training draws them (`pipeline.data.random_pairs`: every thin axis, random phase, flips; without
 intensity augmentation unless --augment), `--pairs` per scale and scan; the gain is the ratio, in dB, of the
 cubic input's MSE to the generator's over the pairs' inner region (the training loss margin). Per scan and
 scale, mean over pairs in MSE (as PSNR pools) and the median of the pairs' own gains.
@@ -15,9 +15,9 @@ import os
 import numpy as np
 
 from benchmarks.data import add_synthetic_arguments, colin27_path, recipe_scans
-from pipeline.augmentation import AugmentationConfig
-from pipeline.random_pairs import RandomPairSampler, SamplerConfig
-from pipeline.volume_io import read_volume
+from pipeline.data.augmentation import AugmentationConfig
+from pipeline.data.random_pairs import RandomPairSampler, SamplerConfig
+from pipeline.io.volume_io import read_volume
 
 BATCH = 8
 REAL_SCANS = {"mni152_t1_1mm.nii.gz": "MNI152 2009a", "pycortex_s1_t1_1mm.nii.gz": "pycortex S1",
@@ -65,7 +65,7 @@ def main() -> None:
     from soupgan.tensorflow_env import apply_tensorflow_defaults
 
     apply_tensorflow_defaults()
-    from model.generator import load_generator
+    from model.networks.generator import load_generator
 
     generator = load_generator(args.model)
     public = {path: scan_name(path) for path in recipe_scans(args)}

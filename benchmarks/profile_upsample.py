@@ -10,7 +10,7 @@ written into the output), consistency, the clip to the input's range, write. The
 first, so graph tracing counts as start-up, as in a served model. FLOPs: 2 × the multiply-adds of every
 convolution per output voxel (useful), and the same over every tile's input (computed: the halos are computed
 and dropped); the CPU's rate is NumPy's float32 matmul of 2048² matrices on all cores (best of 5).
-`--tile D,H,W` sets the tile cores (default: those `upsample` picks, `model.super_resolve.TILE_INPUT_VOXELS`).
+`--tile D,H,W` sets the tile cores (default: those `upsample` picks, `model.inference.super_resolve.TILE_INPUT_VOXELS`).
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ import numpy as np
 
 from benchmarks.bench_upsample import make_inputs
 
-STARTUP = "import soupgan.cli, tensorflow, keras, model.super_resolve"
+STARTUP = "import soupgan.cli, tensorflow, keras, model.inference.super_resolve"
 
 
 def startup_seconds(repeats: int) -> float:
@@ -59,14 +59,14 @@ def flops_per_voxel(generator) -> float:
 
 
 def profile(path: str, tile: tuple[int, int, int] | None, out: str) -> dict:
-    from model.generator import load_generator
-    from model.model_source import default_generator_path
-    from model.sliding_window import SlidingWindow, edge_padded, least_work_cores, sliding_window_inference
-    from model.super_resolve import TILE_INPUT_VOXELS, FlowUpsampledVolume, compiled_predictor, thin_volume
-    from pipeline.consistency import make_consistent
-    from pipeline.encoding import in_input_range
-    from pipeline.normalization import robust_window
-    from pipeline.volume_io import read_encoding, read_volume, write_volume
+    from model.networks.generator import load_generator
+    from model.weights.model_source import default_generator_path
+    from model.inference.sliding_window import edge_padded, sliding_window_inference
+    from model.inference.super_resolve import FlowUpsampledVolume, Tiling, compiled_predictor, thin_volume
+    from pipeline.method.consistency import make_consistent
+    from pipeline.io.encoding import in_input_range
+    from pipeline.method.normalization import robust_window
+    from pipeline.io.volume_io import read_encoding, read_volume, write_volume
 
     times: dict[str, float] = {}
 
@@ -84,9 +84,7 @@ def profile(path: str, tile: tuple[int, int, int] | None, out: str) -> dict:
     window = timed("window", robust_window, volume.data)
     source = timed("generator input (flow)", FlowUpsampledVolume, np.moveaxis(volume.data, axis, 0), scale,
                    criterion, window, generator.consistent_input)
-    halo = generator.receptive_field
-    tile = tile or least_work_cores(source.shape, halo, TILE_INPUT_VOXELS)
-    tiles = SlidingWindow(source.shape, tile, halo, beyond_edges=True)
+    tiles = Tiling(tile).window(source.shape, generator.receptive_field)
     predict = compiled_predictor(generator, scale)
     first = next(tiles.tiles())
     predict(np.asarray(edge_padded(source, source.shape)(first.input_region), np.float32)[None])  # trace once
@@ -102,7 +100,7 @@ def profile(path: str, tile: tuple[int, int, int] | None, out: str) -> dict:
     timed("clip to the input's range", in_input_range, result, volume, encoding)
     timed("write", write_volume, result, out, encoding, True)
     per_voxel = flops_per_voxel(generator)
-    return {"tile": tile, "times": times, "output_voxels": int(output.size), "computed_voxels": computed,
+    return {"tile": tuple(axis.core_length for axis in tiles.axes), "times": times, "output_voxels": int(output.size), "computed_voxels": computed,
             "flops_per_output_voxel": per_voxel, "tiles": len(tiles)}
 
 

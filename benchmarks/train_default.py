@@ -15,7 +15,7 @@ Colin27 (128² in-plane centre crop), with the authors' released model alongside
 quality. `--start GENERATOR` runs only the --refine stages, from that generator (e.g. the shipped one), and
 records its sha256 and, for an installed default, the recipe that made it; `--criterion thin-to-thick` refines
 the thin-to-thick generator that way instead. With --install the generator not trained stays, its entry in the
-card keeping its own `provenance`. `--synthetic N` adds N synthetic volumes (`pipeline.synthetic`; seeds from
+card keeping its own `provenance`. `--synthetic N` adds N synthetic volumes (`pipeline.data.synthetic`; seeds from
 --synthetic-from, --sheets folded sheets each) to every stage's scans. Runs on CPU as is; on a GPU add
 --precision mixed_float16 --jit-compile on.
 
@@ -79,7 +79,7 @@ def grow_stage(text: str) -> tuple[str, int, float, int, list[int]]:
 def average_stages(stages: list[str], work: str, criterion: str, start: str | None = None) -> str:
     """The weight-space mean of these runs' last generators (and of `start`, when given), saved in `work`; its
     path."""
-    from model.generator import average_generators, load_generator
+    from model.networks.generator import average_generators, load_generator
 
     path = os.path.join(work, f"{criterion}-average.keras")
     sources = [*([start] if start else []), *(os.path.join(stage, "last_generator.keras") for stage in stages)]
@@ -91,7 +91,7 @@ def average_stages(stages: list[str], work: str, criterion: str, start: str | No
 def input_kind(generator: str) -> tuple[bool, bool]:
     """Whether a generator file takes thin-to-thick's consistent input and whether flow-guided input (checked
     before any stage is trained)."""
-    from model.generator import load_generator
+    from model.networks.generator import load_generator
 
     loaded = load_generator(generator)
     return loaded.consistent_input, loaded.flow_input
@@ -105,7 +105,7 @@ def input_description(consistent: bool, flow: bool) -> str:
 
 def started_from(generator: str) -> dict:
     """The --start generator's sha256, and the recipe that made it when it is an installed default."""
-    from model.model_source import model_card, provenance, sha256_of
+    from model.weights.model_source import model_card, provenance, sha256_of
 
     digest = sha256_of(generator)
     entry = {"generator": os.path.basename(generator), "sha256": digest}
@@ -141,7 +141,7 @@ def main() -> None:
     parser.add_argument("--consistent-input", action="store_true",
                         help="thin-to-thick stages train on inputs with each slab's mean restored after the spline")
     parser.add_argument("--flow-input", action="store_true",
-                        help="every stage trains on flow-guided slice interpolation (pipeline.slice_flow) as input")
+                        help="every stage trains on flow-guided slice interpolation (pipeline.method.slice_flow) as input")
     parser.add_argument("--steps-per-epoch", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=6)
     parser.add_argument("--patch-size", type=int, default=40)
@@ -217,8 +217,8 @@ def main() -> None:
     generators = {refined: last, **generators}
     if args.train_only:
         return
-    from model.model_source import DEFAULT_WEIGHTS, MODEL_CARD, model_card, provenance, sha256_of
-    from pipeline.synthetic import SyntheticConfig
+    from model.weights.model_source import DEFAULT_WEIGHTS, MODEL_CARD, model_card, provenance, sha256_of
+    from pipeline.data.synthetic import SyntheticConfig
 
     card = {"created": datetime.date.today().isoformat(),
             "recipe": " ".join(["python -m benchmarks.train_default", *sys.argv[1:]]),

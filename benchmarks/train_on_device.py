@@ -60,10 +60,11 @@ def plan_run(budget_seconds: float, probe: Probe, data_workers: int, steps_per_e
 
 def measure(config, steps: int = 8) -> Probe:
     """Time `config`'s first and steady optimizer steps and one batch draw, in this process."""
-    from model.generator import dtype_policy
-    from model.portable_training import RandomPairBatches, compiled_generator, pair_sampler_config
-    from pipeline.random_pairs import RandomPairSampler
-    from pipeline.volume_io import read_volume
+    from model.networks.generator import dtype_policy
+    from model.training.portable_training import RandomPairBatches, compiled_generator
+    from model.training.run_setup import pair_sampler_config
+    from pipeline.data.random_pairs import RandomPairSampler
+    from pipeline.io.volume_io import read_volume
 
     sampler_config = pair_sampler_config(config)
     sampler = RandomPairSampler([read_volume(path) for path in config.volumes], sampler_config)
@@ -87,7 +88,7 @@ def takes_flow_input(args: argparse.Namespace) -> bool:
     """Whether the run trains on flow-guided input: asked for, or what the --init generator was trained on."""
     if args.flow_input or args.init == "none":
         return args.flow_input
-    from model.generator import load_generator
+    from model.networks.generator import load_generator
 
     return load_generator(args.init).flow_input
 

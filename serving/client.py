@@ -22,7 +22,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import get_model_status_pb2, model_pb2, model_service_pb2_grpc, predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from model.super_resolve import thin_volume
+from model.inference.super_resolve import thin_volume
 from pipeline.config import THIN_TO_THICK, THIN_TO_THIN
 from pipeline.errors import InputError
 from pipeline.volume import Volume
@@ -187,7 +187,7 @@ def _reason(details: str) -> str:
 
 def upsample_remote(volume: Volume, client: ServingClient, scale: float, criterion: str,
                     axis: int | None = None) -> Volume:
-    """`model.super_resolve.super_resolve`'s result, computed by a TF Serving export of the same generator."""
+    """`model.inference.super_resolve.super_resolve`'s result, computed by a TF Serving export of the same generator."""
     axis = volume.slice_axis(axis)
     return thin_volume(volume, client.upsample_array(np.moveaxis(volume.data, axis, 0), scale, criterion),
                        scale, criterion, axis)

@@ -2,14 +2,14 @@
 (e.g. `soupgan_thin_to_thin_x4`, so both criteria serve side by side from one models.config), thick-slice
 volume in raw intensities in, thin-slice volume in the same units out.
 
-Everything a client would otherwise have to know runs in the graph (`pipeline.graph_ops`): the [p0.5, p99.5]
+Everything a client would otherwise have to know runs in the graph (`pipeline.graph.graph_ops`): the [p0.5, p99.5]
 window of the whole thick volume, normalisation, the generator's input along the slice axis (the first axis):
 the cubic spline, or for a `flow_input` generator the flow-guided interpolation on whole slices
-(`pipeline.graph_flow`, TV-L1 in TF ops), slab means restored for a generator trained with `consistent_input`;
+(`pipeline.graph.graph_flow`, TV-L1 in TF ops), slab means restored for a generator trained with `consistent_input`;
 the generator over tiles padded by its receptive field with the edge voxels (`serving.graph_tiles`: what
 in-process inference computes, in one tile's memory), at the model's one scalar scale (a fractional scale
 interpolates the neighbouring parameters, paper Eq. 3), the inverse normalisation, so CT stays in HU, and data
-consistency (`pipeline.consistency`). Bad requests (fewer than 2 slices, non-finite voxels, an output over
+consistency (`pipeline.method.consistency`). Bad requests (fewer than 2 slices, non-finite voxels, an output over
 the voxel limit) fail with INVALID_ARGUMENT before any large allocation. Signatures:
 - `serving_default`: {"volume": [Z, H, W] float32} → {"volume": [Z', H, W] float32};
 - `with_window`: the same plus {"window": [2] float32}, the whole volume's (low, high) window, for clients
@@ -31,12 +31,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from model.generator import SoupGenerator
-from model.super_resolve import check_scale
+from model.networks.generator import SoupGenerator
+from model.inference.super_resolve import check_scale
 from pipeline.config import THIN_TO_THIN
 from pipeline.errors import InputError
-from pipeline.graph_flow import flow_upsample_tf
-from pipeline.graph_ops import denormalize_tf, make_consistent_tf, normalize_tf, robust_window_tf, upsample_tf
+from pipeline.graph.graph_flow import flow_upsample_tf
+from pipeline.graph.graph_ops import denormalize_tf, make_consistent_tf, normalize_tf, robust_window_tf, upsample_tf
 from serving.graph_tiles import generate_in_tiles
 
 DEFAULT_MAX_VOXELS = 200_000_000  # output voxels a request may ask for (~40 bytes each at the server: 8 GB)

@@ -1,19 +1,19 @@
 """The generator over 3D tiles inside a serving graph, so one request's activations stay those of one tile
 whatever the volume (a whole-volume pass of the default generator needs ~100 bytes per output voxel).
 
-Each axis is cut into equal cores (`model.sliding_window.equal_cores`, as the in-process tiles), the input is
+Each axis is cut into equal cores (`model.inference.sliding_window.equal_cores`, as the in-process tiles), the input is
 padded with its edge voxels by the receptive field (and to a whole number of cores), and each tile reads
 its core plus the receptive field: every output voxel sees exactly what a whole-volume pass over the
-edge-padded input gives it, as `model.super_resolve`'s tiles do in process."""
+edge-padded input gives it, as `model.inference.super_resolve`'s tiles do in process."""
 from __future__ import annotations
 
 from typing import Sequence
 
 import tensorflow as tf
 
-from model.generator import SoupGenerator
-from model.sliding_window import equal_cores
-from pipeline.graph_ops import pad_edges_tf
+from model.networks.generator import SoupGenerator
+from model.inference.sliding_window import equal_cores
+from pipeline.graph.graph_ops import pad_edges_tf
 
 
 def generate_in_tiles(generator: SoupGenerator, image: tf.Tensor, scale: float, core: Sequence[int]) -> tf.Tensor:

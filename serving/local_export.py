@@ -10,7 +10,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from model.super_resolve import thin_volume
+from model.inference.super_resolve import thin_volume
 from pipeline.errors import InputError
 from pipeline.volume import Volume
 from serving.export import MODEL_CARD_FILE, MODEL_PREFIX, legacy_model_name, model_name, versions

@@ -17,10 +17,10 @@ from typing import Callable
 
 import numpy as np
 
-from model.sliding_window import SlidingWindow, sliding_window_inference
+from model.inference.sliding_window import SlidingWindow, sliding_window_inference
 from pipeline.errors import InputError
-from pipeline.geometry import upsampled_length
-from pipeline.normalization import robust_window
+from pipeline.method.geometry import upsampled_length
+from pipeline.method.normalization import robust_window
 
 # Output voxels one call should hold: a call's peak is ~40 bytes per output voxel (the input, the flow-guided
 # input, its padded copy, the assembled tiles and the consistent output; 4.2 GB at 104 M, BENCHMARKS.md)

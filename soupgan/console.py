@@ -10,7 +10,7 @@ import time
 import nibabel as nib
 
 from pipeline.errors import InputError
-from pipeline.safe_output import check_output
+from pipeline.io.safe_output import check_output
 
 
 def example_volume_path() -> str:

@@ -1,7 +1,7 @@
 """Small generators with random weights (the exit too, so they are not the identity) for inference tests."""
 import numpy as np
 
-from model.generator import SoupGenerator
+from model.networks.generator import SoupGenerator
 
 
 def random_generator(variant="residual", filters=4, blocks=1, std=0.05, seed=0, slice_dilations=()) -> SoupGenerator:

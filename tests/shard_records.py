@@ -3,7 +3,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
-from pipeline.dataset import COMPRESSION, list_shards
+from pipeline.data.dataset import COMPRESSION, list_shards
 
 
 def count_records(patterns: str | Sequence[str]) -> int:

@@ -18,11 +18,11 @@ import pydicom.encaps
 import pytest
 from pydicom import config as pydicom_config
 
-from pipeline.encoding import value_bounds
+from pipeline.io.encoding import value_bounds
 from pipeline.errors import InputError
-from pipeline.geometry import upsampled_length
-from pipeline.staging import STAGING_PREFIX
-from pipeline.volume_io import read_encoding, read_volume
+from pipeline.method.geometry import upsampled_length
+from pipeline.io.staging import STAGING_PREFIX
+from pipeline.io.volume_io import read_encoding, read_volume
 from soupgan.cli import main
 from tests.dicom_factory import write_series
 

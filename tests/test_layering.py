@@ -1,4 +1,5 @@
-"""The layering in the README (pipeline <- beam_jobs; pipeline <- model <- serving; the CLI on top), checked on the source."""
+"""The layering of docs/reference.md (pipeline <- beam_jobs; pipeline <- model <- serving; the CLI on top, and the
+order of the subpackages inside model and pipeline), checked on the source."""
 import ast
 import os
 
@@ -33,15 +34,51 @@ def test_imports_point_down_only(package):
     assert not offenders, offenders
 
 
+# Inside a package, a subpackage imports only those before it (the package's top-level modules come first).
+SUBPACKAGE_ORDER = {
+    "pipeline": ["method", "io", "graph", "data"],
+    "model": ["networks", "weights", "inference", "reports", "training"],
+}
+
+
+def subpackage_rank(package, dotted):
+    """Where a module of `package` sits in its order: -1 for a top-level module, else its subpackage's index."""
+    parts = dotted.split(".")
+    order = SUBPACKAGE_ORDER[package]
+    return order.index(parts[1]) if len(parts) > 2 and parts[1] in order else -1
+
+
+@pytest.mark.parametrize("package", sorted(SUBPACKAGE_ORDER))
+def test_subpackages_import_only_those_before_them(package):
+    offenders = []
+    for folder, _, files in os.walk(os.path.join(ROOT, package)):
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(folder, name)
+            module = os.path.relpath(path, ROOT)[:-3].replace(os.sep, ".")
+            rank = subpackage_rank(package, module)
+            offenders += [f"{module} imports {m}" for m in imported_modules(path, nested=True)
+                          if m.split(".")[0] == package and subpackage_rank(package, m) > rank]
+    assert not offenders, offenders
+
+
+def test_the_packages_hold_few_modules_at_their_top_level():
+    for package in SUBPACKAGE_ORDER:
+        modules = [name for name in os.listdir(os.path.join(ROOT, package)) if name.endswith(".py")]
+        assert len(modules) <= 12, (package, sorted(modules))
+
+
 def test_numpy_stages_do_not_import_tensorflow():
     """Beam's per-volume steps use these; they must not pay TensorFlow's import."""
-    for module in ("volume", "nifti_io", "dicom_io", "volume_io", "degradation", "geometry", "interpolation", "normalization", "patches", "metrics", "config", "errors"):
+    for module in ("volume", "io/nifti_io", "io/dicom_io", "io/volume_io", "method/degradation", "method/geometry",
+                   "method/interpolation", "method/normalization", "data/patches", "metrics", "config", "errors"):
         roots = set(imported_roots(os.path.join(ROOT, "pipeline", f"{module}.py")))
         assert "tensorflow" not in roots, module
 
 
 def project_module_file(name):
-    """The file of a project module (`model.generator` → model/generator.py), or None for a third-party one."""
+    """The file of a project module (`model.networks.generator` → model/networks/generator.py), or None for a third-party one."""
     base = os.path.join(ROOT, *name.split("."))
     for path in (base + ".py", os.path.join(base, "__init__.py")):
         if os.path.exists(path):
@@ -82,6 +119,6 @@ def test_the_portable_trainer_imports_no_tensorflow():
     """`soupgan train --portable` must run on a GPU image without TensorFlow (KERAS_BACKEND=jax): the CLI's
     module-level imports and everything the portable trainer imports, at any depth, stay clear of it."""
     cli = third_party_closure(["soupgan.cli"], nested=False)
-    trainer = third_party_closure(["model.portable_training"], nested=True)
+    trainer = third_party_closure(["model.training.portable_training"], nested=True)
     assert "keras" in trainer and "numpy" in trainer  # the closure does reach the libraries
     assert "tensorflow" not in cli | trainer and "tensorflow_io" not in cli | trainer

@@ -14,10 +14,10 @@ import numpy as np
 import pydicom
 import pytest
 
-from model.model_source import resolve_generator
-from model.super_resolve import super_resolve
-from pipeline.staging import STAGING_PREFIX
-from pipeline.volume_io import read_volume
+from model.weights.model_source import resolve_generator
+from model.inference.super_resolve import super_resolve
+from pipeline.io.staging import STAGING_PREFIX
+from pipeline.io.volume_io import read_volume
 from soupgan.cli import main
 from tests.conftest import phantom
 from tests.dicom_factory import write_series

@@ -5,8 +5,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from pipeline.dicom_io import read_dicom_series
-from pipeline.geometry import upsampled_affine
+from pipeline.io.dicom_io import read_dicom_series
+from pipeline.method.geometry import upsampled_affine
 from tests.conftest import phantom
 from tests.dicom_factory import write_series
 from tests.test_cli import soupgan

@@ -5,8 +5,8 @@ import argparse
 
 from pipeline.config import CRITERIA, THIN_TO_THICK
 from pipeline.errors import InputError
-from pipeline.nifti_io import is_nifti_path
-from pipeline.safe_output import check_output
+from pipeline.io.nifti_io import is_nifti_path
+from pipeline.io.safe_output import check_output
 from soupgan.console import add_input, input_path
 
 
@@ -23,8 +23,8 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from pipeline.degradation import degrade_volume
-    from pipeline.volume_io import read_volume, write_volume
+    from pipeline.method.degradation import degrade_volume
+    from pipeline.io.volume_io import read_volume, write_volume
 
     source = input_path(args)
     if not is_nifti_path(args.output):

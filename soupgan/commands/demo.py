@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 from pipeline.config import THIN_TO_THIN
-from pipeline.safe_output import check_output
+from pipeline.io.safe_output import check_output
 from soupgan.console import ProgressBar, example_volume_path, show_progress
 
 DEMO_SCALE = 4
@@ -71,14 +71,14 @@ def _train_short_run(out: str) -> str:
 def _upsample_example(out: str, model: str | None, replace: bool) -> dict:
     """Thick input → tricubic and soupgan; NIfTIs in the scan's own type, a preview PNG with the truth row, and
     PSNR/SSIM against the real thin slices."""
-    from model.evaluation import score
-    from model.model_source import resolve_generator
-    from model.preview import plot_preview
-    from model.super_resolve import super_resolve
-    from pipeline.degradation import degrade_volume
-    from pipeline.encoding import in_input_range
-    from pipeline.interpolation import upsample_volume
-    from pipeline.volume_io import read_encoding, read_volume, write_volume
+    from model.reports.evaluation import score
+    from model.weights.model_source import resolve_generator
+    from model.reports.preview import plot_preview
+    from model.inference.super_resolve import super_resolve
+    from pipeline.method.degradation import degrade_volume
+    from pipeline.io.encoding import in_input_range
+    from pipeline.method.interpolation import upsample_volume
+    from pipeline.io.volume_io import read_encoding, read_volume, write_volume
 
     truth = read_volume(example_volume_path(), modality="MR")
     encoding = read_encoding(example_volume_path())

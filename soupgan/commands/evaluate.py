@@ -10,8 +10,8 @@ import os
 
 from pipeline.config import THIN_TO_THIN, parse_scales
 from pipeline.errors import InputError
-from pipeline.safe_output import check_output
-from pipeline.staging import staged
+from pipeline.io.safe_output import check_output
+from pipeline.io.staging import staged
 from soupgan.commands.upsample import UPSAMPLE_CRITERIA, check_adapt_steps, parse_axis
 from soupgan.console import check_png_output, show_progress
 
@@ -39,8 +39,8 @@ def check_results_folder(args: argparse.Namespace) -> None:
 
 def check_scoreable(hr, scales, criterion: str, axis: int, crop: int | None) -> None:
     """Refuse, before any scoring, a scale whose thin slices are too few to degrade or to score with SSIM."""
-    from model.evaluation import scored_shape
-    from pipeline.geometry import degraded_length
+    from model.reports.evaluation import scored_shape
+    from pipeline.method.geometry import degraded_length
     from pipeline.metrics import SSIM_MIN_SIZE
 
     if crop is not None and crop < SSIM_MIN_SIZE:
@@ -75,13 +75,13 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from model.evaluation import evaluate_scales, format_table
-    from model.figures import plot_comparison, plot_metrics_vs_scale
-    from model.model_source import resolve_generator
-    from model.super_resolve import super_resolve
-    from pipeline.interpolation import upsample_volume
-    from pipeline.slice_flow import flow_upsample_volume
-    from pipeline.volume_io import read_volume
+    from model.reports.evaluation import evaluate_scales, format_table
+    from model.reports.figures import plot_comparison, plot_metrics_vs_scale
+    from model.weights.model_source import resolve_generator
+    from model.inference.super_resolve import super_resolve
+    from pipeline.method.interpolation import upsample_volume
+    from pipeline.method.slice_flow import flow_upsample_volume
+    from pipeline.io.volume_io import read_volume
 
     show_progress()
     scales = evaluation_scales(args.scales)
@@ -98,8 +98,8 @@ def run(args: argparse.Namespace) -> None:
         "soupgan": lambda lr, s: super_resolve(lr, generator, s, args.criterion, axis),
     }
     if args.adapt:
-        from model.adaptation import adapt_generator, adaptation_plan
-        from pipeline.degradation import degrade_volume
+        from model.training.adaptation import adapt_generator, adaptation_plan
+        from pipeline.method.degradation import degrade_volume
 
         for scale in scales:  # refuse now, not after minutes of adapting at the scales before it
             try:
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> None:
         methods["soupgan+adapt"] = lambda lr, s: super_resolve(
             lr, adapt_generator(generator, lr, s, args.criterion, args.adapt, axis), s, args.criterion, axis)
     if args.reference:
-        from model.reference_model import ReferenceModel
+        from model.inference.reference_model import ReferenceModel
 
         reference = ReferenceModel(args.reference)
         methods["reference"] = lambda lr, s: reference(lr, s, args.criterion, axis)

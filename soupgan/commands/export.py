@@ -38,8 +38,8 @@ def parse_float_scales(text: str) -> list[float]:
 
 def source_card(model: str | None, criterion: str, path: str) -> dict:
     """What the model card says of where the generator comes from: the shipped card's entry or the run's config."""
-    from model.model_source import model_card, provenance, sha256_of
-    from model.run_dir import RunDirectory
+    from model.weights.model_source import model_card, provenance, sha256_of
+    from model.weights.run_dir import RunDirectory
 
     card = {"generator_file": os.path.basename(path), "generator_sha256": sha256_of(path)}
     if model is None:
@@ -53,10 +53,10 @@ def source_card(model: str | None, criterion: str, path: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> None:
-    from model.generator import load_generator
-    from model.model_source import generator_path
-    from model.super_resolve import check_scale
-    from pipeline.safe_output import check_writable
+    from model.networks.generator import load_generator
+    from model.weights.model_source import generator_path
+    from model.inference.super_resolve import check_scale
+    from pipeline.io.safe_output import check_writable
     from serving.export import DEFAULT_MAX_VOXELS, export_scale, model_name, write_models_config
 
     scales = parse_float_scales(args.scales)

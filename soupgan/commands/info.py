@@ -7,7 +7,7 @@ import json
 import nibabel as nib
 import numpy as np
 
-from pipeline.normalization import robust_window
+from pipeline.method.normalization import robust_window
 from soupgan.console import add_input, input_path
 
 
@@ -20,7 +20,7 @@ def add_parser(commands) -> None:
 
 def run(args: argparse.Namespace) -> None:
     """Print the summary (no source path: only the hashed id)."""
-    from pipeline.volume_io import read_volume
+    from pipeline.io.volume_io import read_volume
 
     volume = read_volume(input_path(args), series_uid=args.series)
     window = robust_window(volume.data)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from model.train_config import JIT_SETTINGS, LR_SCHEDULES, PIXEL_LOSSES, PRECISIONS, STAGES, STRATEGIES, TrainConfig
+from model.training.train_config import JIT_SETTINGS, LR_SCHEDULES, PIXEL_LOSSES, PRECISIONS, STAGES, STRATEGIES, TrainConfig
 from pipeline.config import CRITERIA
 from pipeline.errors import InputError
 from soupgan.console import show_progress
@@ -29,7 +29,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def _train_portable(config: TrainConfig) -> dict:
-    from model.portable_training import train_portable  # imports no TensorFlow
+    from model.training.portable_training import train_portable  # imports no TensorFlow
 
     return train_portable(config)
 
@@ -37,7 +37,7 @@ def _train_portable(config: TrainConfig) -> dict:
 def _train_tensorflow(config: TrainConfig) -> dict:
     import tensorflow as tf
 
-    from model.training import train
+    from model.training.trainer import train
 
     try:
         return train(config)
@@ -108,7 +108,7 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
                        help="--volumes, thin-to-thick: inputs are the spline with each slab's mean restored to its "
                             "thick slice (recorded in the generator; every path that runs it does the same)")
     train.add_argument("--flow-input", action="store_true",
-                       help="--volumes: inputs are the flow-guided slice interpolation (pipeline.slice_flow), not the "
+                       help="--volumes: inputs are the flow-guided slice interpolation (pipeline.method.slice_flow), not the "
                             "spline (recorded in the generator; every path that runs it does the same)")
     train.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=default.lr_schedule,
                        help="plateau: divide by --lr-factor when the monitored loss stalls; cosine: decay over the run")

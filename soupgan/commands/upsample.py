@@ -9,10 +9,10 @@ import os
 import time
 
 from pipeline.config import THIN_TO_THICK, THIN_TO_THIN
-from pipeline.encoding import DTYPE_CHOICES
+from pipeline.io.encoding import DTYPE_CHOICES
 from pipeline.errors import InputError
-from pipeline.nifti_io import is_nifti_path
-from pipeline.safe_output import check_apart_from_inputs, check_output
+from pipeline.io.nifti_io import is_nifti_path
+from pipeline.io.safe_output import check_apart_from_inputs, check_output
 from soupgan.console import ProgressBar, check_png_output, show_progress
 
 LOG = logging.getLogger("soupgan")
@@ -84,7 +84,7 @@ def slice_axis(volume, override: int | None) -> int:
 
 
 def parse_tile(text: str) -> tuple[int, int, int] | None:
-    """--tile D,H,W as cores, or None for auto (`model.super_resolve.TILE_INPUT_VOXELS`)."""
+    """--tile D,H,W as cores, or None for auto (`model.inference.super_resolve.TILE_INPUT_VOXELS`)."""
     if text == "auto":
         return None
     try:
@@ -135,9 +135,9 @@ def check_outputs(args: argparse.Namespace) -> None:
 
 def write_output(volume, path: str, args: argparse.Namespace, encoding, axis: int, description: str) -> None:
     """NIfTI by suffix, in `encoding`; else a new DICOM series (of the input's study when the input is DICOM)."""
-    from pipeline.dicom_io import read_template
-    from pipeline.dicom_writer import write_dicom_series
-    from pipeline.volume_io import write_volume
+    from pipeline.io.dicom_io import read_template
+    from pipeline.io.dicom_writer import write_dicom_series
+    from pipeline.io.volume_io import write_volume
 
     if is_nifti_path(path):
         write_volume(volume, path, encoding, replace=args.force)
@@ -148,8 +148,8 @@ def write_output(volume, path: str, args: argparse.Namespace, encoding, axis: in
 
 
 def run(args: argparse.Namespace) -> None:
-    from pipeline.encoding import in_input_range
-    from pipeline.volume_io import read_encoding, read_volume
+    from pipeline.io.encoding import in_input_range
+    from pipeline.io.volume_io import read_encoding, read_volume
 
     show_progress()
     check_outputs(args)
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> None:
     axis = slice_axis(volume, axis_override)
     scale = resolve_scale(args, float(volume.spacing[axis]))
     if not is_nifti_path(args.output):
-        from pipeline.dicom_writer import check_dicom_grid
+        from pipeline.io.dicom_writer import check_dicom_grid
 
         check_dicom_grid(volume.affine, axis)
     started = time.perf_counter()
@@ -199,7 +199,7 @@ def upsample_with(args: argparse.Namespace, volume, scale: float, axis: int, til
     if args.adapt and (args.labels or args.server or (args.model and is_export_path(args.model))):
         raise InputError("--adapt fine-tunes an in-process generator: not with --labels, --server or an export")
     if args.labels:
-        from pipeline.labels import upsample_label_volume
+        from pipeline.method.labels import upsample_label_volume
 
         return upsample_label_volume(volume, scale, args.criterion, axis)
     if args.server:
@@ -222,26 +222,26 @@ def upsample_with(args: argparse.Namespace, volume, scale: float, axis: int, til
 
     if args.model and is_export_path(args.model):
         return upsample_with_export(volume, args.model, scale, args.criterion, axis)
-    from model.model_source import resolve_generator
-    from model.super_resolve import check_scale, super_resolve
+    from model.weights.model_source import resolve_generator
+    from model.inference.super_resolve import Tiling, check_scale, super_resolve
 
     generator = resolve_generator(args.model, args.criterion)
     check_scale(generator, scale)
     LOG.info("%s: %s, slice axis %d, x%g %s", volume.volume_id, volume.shape, axis, scale, args.criterion)
     if args.adapt:
-        from model.adaptation import adapt_generator
+        from model.training.adaptation import adapt_generator
 
         generator = adapt_generator(generator, volume, scale, args.criterion, args.adapt, axis,
                                     progress=ProgressBar(f"{volume.volume_id} adapting", unit="steps"))
-    return super_resolve(volume, generator, scale, args.criterion, axis, tile=tile, batch_size=args.batch_size,
+    return super_resolve(volume, generator, scale, args.criterion, axis, Tiling(tile, batch_size=args.batch_size),
                          progress=ProgressBar(f"{volume.volume_id} x{scale:g}"))
 
 
 def write_preview(thick, result, scale: float, args: argparse.Namespace, axis: int, encoding) -> None:
     """Thick input, tricubic and super-resolved rows (thick and upsampled labels with --labels), in the
     input's display window."""
-    from model.preview import display_window, plot_preview
-    from pipeline.interpolation import upsample_volume
+    from model.reports.preview import display_window, plot_preview
+    from pipeline.method.interpolation import upsample_volume
 
     title = f"x{scale:g} {args.criterion}"
     if args.labels:

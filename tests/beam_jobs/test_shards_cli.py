@@ -38,7 +38,7 @@ TF_READER = textwrap.dedent(
     """
     import json, os, sys
     sys.path.insert(0, {root!r})
-    from pipeline.dataset import register_filesystems
+    from pipeline.data.dataset import register_filesystems
     from tests.shard_records import count_records
     register_filesystems(["s3://"])
     import tensorflow as tf

@@ -12,7 +12,7 @@ import beam_jobs.transforms
 from beam_jobs.shards import run
 from tests.shard_records import count_records
 from pipeline.errors import InputError
-from pipeline.records import decode_example
+from pipeline.data.records import decode_example
 from tests.beam_jobs.inputs import BAD, GOOD, JOB_FLAGS, make_inputs
 
 DASK = "--runner=apache_beam.runners.dask.dask_runner.DaskRunner"

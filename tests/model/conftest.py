@@ -2,7 +2,7 @@
 thin-slice head scans as NIfTI files for `--volumes`."""
 import pytest
 
-from pipeline.nifti_io import write_nifti
+from pipeline.io.nifti_io import write_nifti
 from tests.model.shard_set import make_shard_set
 from tests.pipeline.test_random_pairs import head
 

@@ -8,11 +8,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from model.discriminator import build_discriminator
-from model.distribution import make_strategy
-from model.gan import SoupGAN
-from model.generator import SoupGenerator
-from model.perceptual import TriPlanarPerceptualLoss
+from model.networks.discriminator import build_discriminator
+from model.training.distribution import make_strategy
+from model.training.gan import SoupGAN
+from model.networks.generator import SoupGenerator
+from model.networks.perceptual import TriPlanarPerceptualLoss
 
 SHAPE = (4, 16, 16, 16, 1)
 

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from model.generator import dtype_policy
+from model.networks.generator import dtype_policy
 
 RNG = np.random.default_rng(0)
 

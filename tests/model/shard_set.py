@@ -8,8 +8,8 @@ import nibabel as nib
 import numpy as np
 
 from beam_jobs.shards import run
-from pipeline.nifti_io import read_nifti
-from pipeline.splits import assign_split
+from pipeline.io.nifti_io import read_nifti
+from pipeline.data.splits import assign_split
 from tests.conftest import phantom
 
 PATCH = 16

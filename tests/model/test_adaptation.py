@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from model.adaptation import adapt_generator, adaptation_pairs, adaptation_scales
+from model.training.adaptation import adapt_generator, adaptation_pairs, adaptation_scales
 from pipeline.errors import InputError
-from pipeline.random_pairs import RandomPairSampler
+from pipeline.data.random_pairs import RandomPairSampler
 from pipeline.volume import Volume
 from tests.generators import random_generator
 from tests.pipeline.test_random_pairs import head

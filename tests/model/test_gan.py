@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model.discriminator import build_discriminator
-from model.gan import SoupGAN
-from model.generator import SoupGenerator
-from model.train_config import TrainConfig
-from model.training import build_trainer
+from model.networks.discriminator import build_discriminator
+from model.training.gan import SoupGAN
+from model.networks.generator import SoupGenerator
+from model.training.train_config import TrainConfig
+from model.training.trainer import build_trainer
 from tests.model.keras_checks import randomise
 
 SHAPE = (2, 16, 16, 16, 1)

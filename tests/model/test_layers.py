@@ -3,10 +3,10 @@ import keras
 import numpy as np
 import pytest
 
-from model.blocks import RRDB3D, ResidualBlock3D, ResidualDenseBlock3D
-from model.discriminator import build_discriminator
-from model.generator import SoupGenerator, float32_copy, grow_generator
-from model.scale_conv import ScaleInterpolatedConv3D, scale_weights
+from model.networks.blocks import RRDB3D, ResidualBlock3D, ResidualDenseBlock3D
+from model.networks.discriminator import build_discriminator
+from model.networks.generator import SoupGenerator, float32_copy, grow_generator
+from model.networks.scale_conv import ScaleInterpolatedConv3D, scale_weights
 from pipeline.errors import InputError
 
 from tests.model.keras_checks import (RNG, assert_jit_matches, assert_mixed_precision_matches, assert_round_trip,

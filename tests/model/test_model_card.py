@@ -1,13 +1,13 @@
 """The shipped MODEL_CARD.md is the rendering of model_card.json, so what people read is what loads check."""
 import copy
 
-from model.model_card import CARD_MARKDOWN, lineage, render_model_card
-from model.model_source import model_card
+from model.weights.model_card import CARD_MARKDOWN, lineage, render_model_card
+from model.weights.model_source import model_card
 
 
 def test_the_shipped_markdown_card_is_the_json_rendered():
     with open(CARD_MARKDOWN, encoding="utf-8") as handle:
-        assert handle.read() == render_model_card(model_card()), "run python -m model.model_card"
+        assert handle.read() == render_model_card(model_card()), "run python -m model.weights.model_card"
 
 
 def test_the_card_names_every_file_hash_score_and_earlier_generator():

@@ -3,7 +3,7 @@ import keras
 import numpy as np
 import pytest
 
-from model.perceptual import TriPlanarPerceptualLoss, vgg_weights_argument
+from model.networks.perceptual import TriPlanarPerceptualLoss, vgg_weights_argument
 
 RNG = np.random.default_rng(1)
 

@@ -9,11 +9,12 @@ import keras
 import numpy as np
 import pytest
 
-from model.generator import load_generator
-from model.portable_training import RandomPairBatches, pair_sampler_config, train_portable
-from model.train_config import TrainConfig
+from model.networks.generator import load_generator
+from model.training.portable_training import RandomPairBatches, train_portable
+from model.training.run_setup import pair_sampler_config
+from model.training.train_config import TrainConfig
 from pipeline.errors import InputError
-from pipeline.random_pairs import RandomPairSampler
+from pipeline.data.random_pairs import RandomPairSampler
 from soupgan import cli
 from tests.model.train_cli import kill_after_first_checkpoint, train as train_cli
 from tests.test_cli import ROOT
@@ -51,7 +52,7 @@ def test_killed_run_resumes_mid_epoch(scans, tmp_path):
 
 
 def test_batches_are_reproducible_and_each_drawn_once_over_the_epochs(scans):
-    from pipeline.volume_io import read_volume
+    from pipeline.io.volume_io import read_volume
 
     sampler = RandomPairSampler([read_volume(path) for path in scans], pair_sampler_config(TrainConfig(**TINY)))
     a, b = RandomPairBatches(sampler, 2, 6, (0, 0, 0)), RandomPairBatches(sampler, 2, 6, (0, 0, 0))
@@ -104,7 +105,7 @@ def test_a_generator_trained_under_another_backend_predicts_the_same_under_tenso
     script = ("import sys, keras, numpy as np\n"
               "from soupgan import cli\n"
               "assert cli.main(sys.argv[1:-1]) == 0\n"
-              "from model.generator import load_generator\n"
+              "from model.networks.generator import load_generator\n"
               "g = load_generator(sys.argv[sys.argv.index('--out') + 1] + '/last_generator.keras')\n"
               "x = np.load(sys.argv[-1])\n"
               "y = keras.ops.convert_to_numpy(g({'image': x, 'scale': np.float32(3)}))\n"

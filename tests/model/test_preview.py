@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from model.preview import PLANES, display_window, plane_image, plot_preview
-from pipeline.encoding import Encoding
+from model.reports.preview import PLANES, display_window, plane_image, plot_preview
+from pipeline.io.encoding import Encoding
 from pipeline.volume import Volume
 
 PLANE = {plane.name: plane for plane in PLANES}

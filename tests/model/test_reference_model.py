@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model.reference_model import INTENSITY_RANGE, ReferenceModel
+from model.inference.reference_model import INTENSITY_RANGE, ReferenceModel
 from pipeline.config import THIN_TO_THICK
 from pipeline.errors import InputError
-from pipeline.interpolation import upsample_volume
+from pipeline.method.interpolation import upsample_volume
 from pipeline.volume import Volume
 from tests.conftest import phantom
 

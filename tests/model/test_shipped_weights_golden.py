@@ -4,8 +4,8 @@ The values were computed with these weights; oneDNN and Eigen agree with them to
 import numpy as np
 import pytest
 
-from model.generator import load_generator
-from model.model_source import default_generator_path
+from model.networks.generator import load_generator
+from model.weights.model_source import default_generator_path
 
 PARAMETERS = 87_541
 RECEPTIVE_FIELD = (14, 14, 14)

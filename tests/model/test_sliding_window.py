@@ -3,7 +3,7 @@ receptive radius makes the tiled result equal one pass, and blending hides seams
 import numpy as np
 import pytest
 
-from model.sliding_window import BLENDINGS, SlidingWindow, edge_padded, least_work_cores, sliding_window_inference
+from model.inference.sliding_window import BLENDINGS, SlidingWindow, edge_padded, least_work_cores, sliding_window_inference
 from tests.generators import one_pass_over_edge_padded, random_generator
 
 RNG = np.random.default_rng(0)

@@ -1,4 +1,4 @@
-"""Whole-volume super-resolution: raw intensities in and out (CT stays in HU), geometry of pipeline.geometry,
+"""Whole-volume super-resolution: raw intensities in and out (CT stays in HU), geometry of pipeline.method.geometry,
 the whole thick volume's window, lazily upsampled in-plane columns, and the shipped default weights."""
 import json
 import shutil
@@ -6,17 +6,17 @@ import shutil
 import numpy as np
 import pytest
 
-import model.model_source as model_source
-from model.generator import SoupGenerator
-from model.sliding_window import SlidingWindow
-from model.super_resolve import UpsampledColumns, compiled_predictor, super_resolve, tiled_over_volume
+import model.weights.model_source as model_source
+from model.networks.generator import SoupGenerator
+from model.inference.sliding_window import SlidingWindow
+from model.inference.super_resolve import Tiling, UpsampledColumns, compiled_predictor, super_resolve, tiled_over_volume
 from pipeline.config import THIN_TO_THICK, THIN_TO_THIN
-from pipeline.consistency import make_consistent, slab_means_matrix
+from pipeline.method.consistency import make_consistent, slab_means_matrix
 from pipeline.errors import InputError
-from pipeline.geometry import upsampled_affine
-from pipeline.interpolation import upsample, upsample_volume
-from pipeline.normalization import robust_window
-from pipeline.slice_flow import flow_upsample, input_upsample
+from pipeline.method.geometry import upsampled_affine
+from pipeline.method.interpolation import upsample, upsample_volume
+from pipeline.method.normalization import robust_window
+from pipeline.method.slice_flow import flow_upsample, input_upsample
 from pipeline.volume import Volume
 from tests.conftest import phantom
 from tests.generators import one_pass_over_edge_padded, random_generator
@@ -35,7 +35,7 @@ def ct_volume(shape=(40, 36, 9)):
 def test_untrained_generator_is_tricubic_in_hounsfield_units_with_exact_geometry(criterion, scale):
     ct = ct_volume()
     generator = SoupGenerator(filters=4, blocks=1)  # exit starts at zero: exactly cubic interpolation
-    result = super_resolve(ct, generator, scale, criterion, tile=(8, 16, 16))
+    result = super_resolve(ct, generator, scale, criterion, tiling=Tiling((8, 16, 16)))
     tricubic = upsample_volume(ct, scale, criterion)
     assert result.shape == tricubic.shape and result.modality == "CT" and result.volume_id == ct.volume_id
     np.testing.assert_allclose(result.affine, tricubic.affine, atol=1e-9)
@@ -49,7 +49,7 @@ def test_untrained_generator_is_tricubic_in_hounsfield_units_with_exact_geometry
 def test_tiled_equals_one_pass_and_uses_the_whole_thick_volumes_window():
     ct = ct_volume((30, 34, 8))
     generator = random_generator()
-    tiled = super_resolve(ct, generator, 3, tile=(7, 9, 11))
+    tiled = super_resolve(ct, generator, 3, tiling=Tiling((7, 9, 11)))
     # by hand: window of the whole thick volume, cubic, normalise, edge padding by the receptive field, one
     # pass, crop, denormalise
     window = robust_window(ct.data)
@@ -72,7 +72,7 @@ def test_a_scan_that_ends_inside_tissue_meets_no_wall_of_air_at_its_edges(criter
     # the cubic spline spreads the air voxel along the slice axis (2) only, the network by its radius in-plane;
     # slices 1, 4, 7, ... are computed by the network under both criteria
     inside = (slice(generator.receptive_field[1] + 1, None), slice(None), slice(1, None, 3))
-    result = super_resolve(tissue, generator, 3, criterion, tile=(8, 16, 16)).data[inside]
+    result = super_resolve(tissue, generator, 3, criterion, tiling=Tiling((8, 16, 16))).data[inside]
     zero_padded = tiled_over_volume(tissue, compiled_predictor(generator, 3), 3, criterion, None,
                                     lambda shape: SlidingWindow(shape, (8, 16, 16), generator.receptive_field))
     zero_padded = make_consistent(zero_padded.data, tissue.data, 3, criterion, axis=2)[inside]
@@ -87,7 +87,7 @@ def test_a_scan_that_ends_inside_tissue_meets_no_wall_of_air_at_its_edges(criter
 @pytest.mark.parametrize("scale", [2, 2.5, 4])
 def test_thin_to_thin_keeps_the_measured_slices_and_changes_the_others(scale):
     ct = ct_volume()
-    result = super_resolve(ct, random_generator(), scale, THIN_TO_THIN, tile=(8, 16, 16)).data
+    result = super_resolve(ct, random_generator(), scale, THIN_TO_THIN, tiling=Tiling((8, 16, 16))).data
     tricubic = upsample_volume(ct, scale, THIN_TO_THIN).data
     step = 2 if scale == 2.5 else 1  # at x2.5 every other thick slice falls on the thin grid
     measured = np.arange(0, ct.shape[2], step)
@@ -99,7 +99,7 @@ def test_thin_to_thin_keeps_the_measured_slices_and_changes_the_others(scale):
 @pytest.mark.parametrize("scale", [2, 3, 2.5])
 def test_thin_to_thick_output_averages_back_to_the_thick_slices(scale):
     ct = ct_volume()
-    result = super_resolve(ct, random_generator(), scale, THIN_TO_THICK, tile=(8, 16, 16)).data
+    result = super_resolve(ct, random_generator(), scale, THIN_TO_THICK, tiling=Tiling((8, 16, 16))).data
     means = slab_means_matrix(ct.shape[2], result.shape[2], scale)
     np.testing.assert_allclose(result @ means.T, ct.data, atol=1e-4 * np.ptp(ct.data))
     tricubic = upsample_volume(ct, scale, THIN_TO_THICK).data
@@ -111,14 +111,14 @@ def test_a_generator_trained_on_consistent_inputs_gets_them():
     ct = ct_volume((30, 34, 8))
     generator = random_generator()
     generator.consistent_input = True
-    result = super_resolve(ct, generator, 3, THIN_TO_THICK, tile=(7, 9, 11)).data
+    result = super_resolve(ct, generator, 3, THIN_TO_THICK, tiling=Tiling((7, 9, 11))).data
     window = robust_window(ct.data)
     thin = input_upsample(np.moveaxis(ct.data, 2, 0), 3, THIN_TO_THICK, axis=0, consistent=True)
     output = window.denormalize(one_pass_over_edge_padded(generator, window.normalize(thin), 3))
     expected = np.moveaxis(make_consistent(output, np.moveaxis(ct.data, 2, 0), 3, THIN_TO_THICK, axis=0), 0, 2)
     np.testing.assert_allclose(result, expected, atol=2e-5 * np.ptp(expected))
     generator.consistent_input = False  # the same weights on the plain spline: another result
-    assert np.abs(super_resolve(ct, generator, 3, THIN_TO_THICK, tile=(7, 9, 11)).data - result).max() > 1.0
+    assert np.abs(super_resolve(ct, generator, 3, THIN_TO_THICK, tiling=Tiling((7, 9, 11))).data - result).max() > 1.0
 
 
 def test_a_generator_trained_on_flow_guided_inputs_gets_them_whole_slice_by_whole_slice():
@@ -128,12 +128,12 @@ def test_a_generator_trained_on_flow_guided_inputs_gets_them_whole_slice_by_whol
     generator = SoupGenerator(filters=4, blocks=1, flow_input=True)
     window = robust_window(ct.data)
     flow = window.denormalize(flow_upsample(window.normalize(ct.data), 3, THIN_TO_THIN, axis=2))
-    identity = super_resolve(ct, generator, 3, THIN_TO_THIN, tile=(7, 9, 11))
+    identity = super_resolve(ct, generator, 3, THIN_TO_THIN, tiling=Tiling((7, 9, 11)))
     np.testing.assert_allclose(identity.data, flow, atol=1e-4 * np.ptp(flow))
     assert np.abs(flow - upsample(ct.data, 3, THIN_TO_THIN, axis=2)).max() > 1.0  # not the spline
     trained = random_generator()
     trained.flow_input = True
-    result = super_resolve(ct, trained, 3, THIN_TO_THIN, tile=(7, 9, 11)).data
+    result = super_resolve(ct, trained, 3, THIN_TO_THIN, tiling=Tiling((7, 9, 11))).data
     image = window.normalize(np.moveaxis(flow, 2, 0))
     expected = np.moveaxis(window.denormalize(one_pass_over_edge_padded(trained, image, 3)), 0, 2)
     expected[..., ::3] = ct.data

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from model.generator import load_generator
+from model.networks.generator import load_generator
 from soupgan import cli
 from tests.model.train_cli import TINY, kill_after_first_checkpoint, train
 

@@ -7,13 +7,13 @@ import keras
 import numpy as np
 import pytest
 
-from model.generator import load_generator
-from model.inputs import volume_pairs_dataset
-from model.train_config import TrainConfig
-from model.training import train
+from model.networks.generator import load_generator
+from model.training.inputs import volume_pairs_dataset
+from model.training.train_config import TrainConfig
+from model.training.trainer import train
 from pipeline.errors import InputError
-from pipeline.random_pairs import SamplerConfig
-from pipeline.volume_io import read_volume
+from pipeline.data.random_pairs import SamplerConfig
+from pipeline.io.volume_io import read_volume
 from tests.generators import random_generator
 from tests.model.train_cli import TINY, kill_after_first_checkpoint, train as train_cli
 

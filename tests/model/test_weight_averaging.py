@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from model.generator import average_generators, load_generator
+from model.networks.generator import average_generators, load_generator
 from pipeline.errors import InputError
 from tests.generators import random_generator
 

@@ -5,11 +5,11 @@ import pytest
 import tensorflow as tf
 
 from pipeline.config import GAUSSIAN, THIN_TO_THICK, THIN_TO_THIN
-from pipeline.consistency import (keep_measured_slices, make_consistent, measured_slices, restore_slab_means,
+from pipeline.method.consistency import (keep_measured_slices, make_consistent, measured_slices, restore_slab_means,
                                   slab_means_matrix)
-from pipeline.degradation import degrade
-from pipeline.geometry import upsampled_length, upsampled_positions
-from pipeline.graph_ops import make_consistent_tf
+from pipeline.method.degradation import degrade
+from pipeline.method.geometry import upsampled_length, upsampled_positions
+from pipeline.graph.graph_ops import make_consistent_tf
 
 RNG = np.random.default_rng(0)
 
@@ -22,7 +22,7 @@ RNG = np.random.default_rng(0)
 def test_measured_slices_are_the_thick_slices_on_the_thin_grid(scale, thin, thick):
     thin_index, thick_index = measured_slices(5, scale, THIN_TO_THIN)
     assert thin_index.tolist() == thin and thick_index.tolist() == thick
-    # each sits where pipeline.geometry puts that thick slice, inside the upsampled grid
+    # each sits where pipeline.method.geometry puts that thick slice, inside the upsampled grid
     assert thin_index.max() < upsampled_length(5, scale, THIN_TO_THIN)
     np.testing.assert_allclose(upsampled_positions(5, scale, THIN_TO_THIN)[thin_index], thick_index)
 
@@ -90,7 +90,7 @@ def test_a_consistent_volume_is_left_as_it_is_and_other_criteria_untouched():
 
 
 def test_large_volumes_are_corrected_in_blocks_without_a_float64_copy(monkeypatch):
-    import pipeline.consistency as consistency
+    import pipeline.method.consistency as consistency
 
     monkeypatch.setattr(consistency, "COLUMNS_PER_BLOCK", 7)  # 20 in-plane voxels: three blocks, the last short
     thin = RNG.random((4, 5, 12)).astype(np.float32)

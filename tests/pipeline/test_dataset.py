@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.dataset import count_records, make_dataset
+from pipeline.data.dataset import make_dataset
+from pipeline.data.records import encode_example
 from pipeline.errors import InputError
-from pipeline.records import encode_example
 from tests.pipeline.test_records import make_pair
 from tests.s3_server import local_s3
+from tests.shard_records import count_records
 
 
 def write_shards(folder, shards=3, per_shard=7, size=8):
@@ -59,8 +60,9 @@ S3_READER = textwrap.dedent(
     import os, sys
     import tensorflow as tf
     sys.path.insert(0, {root!r})
-    from pipeline.dataset import count_records, make_dataset, register_filesystems
-    from pipeline.records import encode_example
+    from pipeline.data.dataset import make_dataset, register_filesystems
+    from tests.shard_records import count_records
+    from pipeline.data.records import encode_example
     from tests.pipeline.test_records import make_pair
     register_filesystems(["s3://"])
     for shard in range(2):
@@ -104,7 +106,7 @@ def test_criterion_keeps_one_degradation_and_batches_mix_scales(tmp_path):
 
 def test_split_pattern_matches_the_shards_jobs_file_names(tmp_path):
     from beam_jobs.transforms import shard_name
-    from pipeline.dataset import split_pattern
+    from pipeline.data.dataset import split_pattern
 
     for split in ("train", "val"):
         path = tmp_path / shard_name(split, 7)
@@ -114,7 +116,7 @@ def test_split_pattern_matches_the_shards_jobs_file_names(tmp_path):
 
 
 def test_read_manifest_refuses_a_folder_without_one(tmp_path):
-    from pipeline.dataset import read_manifest
+    from pipeline.data.dataset import read_manifest
 
     with pytest.raises(InputError, match="is not a shard set: no manifest.json"):
         read_manifest(str(tmp_path))

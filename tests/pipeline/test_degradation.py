@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from pipeline.degradation import default_sigma, degrade, degrade_volume
+from pipeline.method.degradation import default_sigma, degrade, degrade_volume
 from pipeline.errors import InputError, VolumeShapeError
-from pipeline.geometry import degraded_affine, upsampled_affine
+from pipeline.method.geometry import degraded_affine, upsampled_affine
 
 
 def ramp(n, axis, shape=(3, 4)):

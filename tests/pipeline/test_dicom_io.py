@@ -8,7 +8,7 @@ import pydicom
 import pytest
 
 from tests.dicom_factory import write_series
-from pipeline.dicom_io import read_dicom_series
+from pipeline.io.dicom_io import read_dicom_series
 from pipeline.errors import (
     DuplicateSliceError,
     MissingSliceError,
@@ -18,7 +18,7 @@ from pipeline.errors import (
     UnreadableFileError,
 )
 from pipeline.volume import hashed_id
-from pipeline.volume_io import read_volume
+from pipeline.io.volume_io import read_volume
 from tests.conftest import DICOMDIR_TESTS
 
 

@@ -9,10 +9,10 @@ import numpy as np
 import pydicom
 import pytest
 
-from pipeline.dicom_io import read_dicom_series, read_template
-from pipeline.dicom_writer import write_dicom_series
+from pipeline.io.dicom_io import read_dicom_series, read_template
+from pipeline.io.dicom_writer import write_dicom_series
 from pipeline.errors import InputError
-from pipeline.staging import written_series_files
+from pipeline.io.staging import written_series_files
 from pipeline.volume import Volume
 from tests.conftest import phantom
 from tests.dicom_factory import write_series

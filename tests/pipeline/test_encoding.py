@@ -3,9 +3,9 @@ import nibabel as nib
 import numpy as np
 import pydicom
 
-from pipeline.dicom_io import dicom_encoding, read_dicom_series, read_series_encoding, read_template
-from pipeline.encoding import Encoding, in_input_range, value_bounds
-from pipeline.nifti_io import nifti_encoding, read_nifti, write_nifti
+from pipeline.io.dicom_io import dicom_encoding, read_dicom_series, read_series_encoding, read_template
+from pipeline.io.encoding import Encoding, in_input_range, value_bounds
+from pipeline.io.nifti_io import nifti_encoding, read_nifti, write_nifti
 from pipeline.volume import Volume
 from tests.conftest import phantom
 from tests.dicom_factory import write_series

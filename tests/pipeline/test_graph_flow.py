@@ -7,10 +7,10 @@ import tensorflow as tf
 from scipy import ndimage
 from skimage.registration._optical_flow_utils import _get_pyramid, _resize_flow
 
-from pipeline import graph_flow
+from pipeline.graph import graph_flow
 from pipeline.config import THIN_TO_THICK, THIN_TO_THIN
-from pipeline.geometry import upsampled_positions
-from pipeline.slice_flow import flow_upsample, slice_flow
+from pipeline.method.geometry import upsampled_positions
+from pipeline.method.slice_flow import flow_upsample, slice_flow
 
 
 def drifting_texture(slices: int, shape: tuple[int, int], seed: int = 0) -> np.ndarray:

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.graph_ops import pad_edges_tf
+from pipeline.graph.graph_ops import pad_edges_tf
 
 
 @pytest.mark.parametrize("shape, pads", [((5, 6, 7), [(3, 3), (0, 2), (4, 0)]),

@@ -7,12 +7,12 @@ import pytest
 import tensorflow as tf
 from scipy import ndimage
 
-from pipeline.degradation import degrade_volume
+from pipeline.method.degradation import degrade_volume
 from pipeline.errors import VolumeShapeError
-from pipeline.geometry import upsampled_length, upsampled_positions
-from pipeline.graph_ops import interpolation_matrix_tf, upsample_tf
-from pipeline.interpolation import upsample, upsample_volume
-from pipeline.nifti_io import read_nifti
+from pipeline.method.geometry import upsampled_length, upsampled_positions
+from pipeline.graph.graph_ops import interpolation_matrix_tf, upsample_tf
+from pipeline.method.interpolation import upsample, upsample_volume
+from pipeline.io.nifti_io import read_nifti
 
 CRITERIA = ["thin-to-thin", "thin-to-thick", "gaussian"]
 SCALES = [2, 3, 4, 5, 6, 2.5]
@@ -33,7 +33,7 @@ def test_numpy_path_is_scipys_cubic_spline(criterion, scale):
 def test_result_does_not_depend_on_blas_threads():
     """Shards must be byte-identical across runners, whose workers set different thread counts."""
     code = (
-        "import sys, hashlib, numpy as np; sys.path.insert(0, {root!r}); from pipeline.interpolation import upsample; "
+        "import sys, hashlib, numpy as np; sys.path.insert(0, {root!r}); from pipeline.method.interpolation import upsample; "
         "x = np.random.default_rng(0).normal(size=(64, 60, 20)).astype(np.float32); "
         "print(hashlib.sha256(upsample(x, 3, 'thin-to-thick', 2).tobytes()).hexdigest())"
     ).format(root=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 
 from pipeline.config import THIN_TO_THICK, THIN_TO_THIN
-from pipeline.degradation import degrade_volume
+from pipeline.method.degradation import degrade_volume
 from pipeline.errors import InputError
-from pipeline.interpolation import upsample_volume
-from pipeline.labels import signed_distance, upsample_label_volume
+from pipeline.method.interpolation import upsample_volume
+from pipeline.method.labels import signed_distance, upsample_label_volume
 from pipeline.volume import Volume
 
 

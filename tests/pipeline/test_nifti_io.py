@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import InputError, NonFiniteVoxelsError, UnreadableFileError, VolumeShapeError
-from pipeline.nifti_io import nifti_from_bytes, nifti_to_bytes, read_nifti, write_nifti
+from pipeline.io.nifti_io import nifti_from_bytes, nifti_to_bytes, read_nifti, write_nifti
 from pipeline.volume import Volume
 
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.graph_ops import denormalize_tf, normalize_tf, robust_window_tf
-from pipeline.normalization import IntensityWindow, percentile_rank, robust_window
+from pipeline.graph.graph_ops import denormalize_tf, normalize_tf, robust_window_tf
+from pipeline.method.normalization import IntensityWindow, percentile_rank, robust_window
 
 
 def ct_like(seed=0):

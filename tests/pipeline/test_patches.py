@@ -5,8 +5,8 @@ import pytest
 from scipy.signal.windows import gaussian
 
 from pipeline.errors import VolumeShapeError
-from pipeline.normalization import IntensityWindow, robust_window
-from pipeline.patches import extract_patches, foreground_mask, patch_starts
+from pipeline.method.normalization import IntensityWindow, robust_window
+from pipeline.data.patches import extract_patches, foreground_mask, patch_starts
 from tests.conftest import phantom
 
 

@@ -4,12 +4,12 @@ import dataclasses
 import numpy as np
 import pytest
 
-from pipeline.augmentation import (AugmentationConfig, Histogram, IntensityMapping, augment_block, bias_field,
+from pipeline.data.augmentation import (AugmentationConfig, Histogram, IntensityMapping, augment_block, bias_field,
                                    random_mapping)
 from pipeline.config import THIN_TO_THICK, THIN_TO_THIN
 from pipeline.errors import VolumeShapeError
-from pipeline.normalization import robust_window
-from pipeline.random_pairs import RandomPairSampler, SamplerConfig
+from pipeline.method.normalization import robust_window
+from pipeline.data.random_pairs import RandomPairSampler, SamplerConfig
 from pipeline.volume import Volume
 
 SIZE = 16

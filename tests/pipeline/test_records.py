@@ -3,8 +3,8 @@ import pytest
 import tensorflow as tf
 
 from pipeline.errors import RecordSchemaError
-from pipeline.normalization import IntensityWindow
-from pipeline.records import SCHEMA_VERSION, PatchPair, decode_example, encode_example, parse_batch
+from pipeline.method.normalization import IntensityWindow
+from pipeline.data.records import SCHEMA_VERSION, PatchPair, decode_example, encode_example, parse_batch
 
 
 def make_pair(seed=0, size=8, **overrides):

@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-from pipeline import staging
+from pipeline.io import staging
 from pipeline.errors import InputError
-from pipeline.safe_output import check_apart_from_inputs, check_output, check_writable
-from pipeline.staging import (OWNER_FILE, STAGING_PREFIX, check_replaceable, remove_stale_staging, staged,
+from pipeline.io.safe_output import check_apart_from_inputs, check_output, check_writable
+from pipeline.io.staging import (OWNER_FILE, STAGING_PREFIX, check_replaceable, remove_stale_staging, staged,
                               write_series_marker)
 from tests.read_only import read_only_folder
 

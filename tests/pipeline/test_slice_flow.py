@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from pipeline.config import THIN_TO_THICK, THIN_TO_THIN
-from pipeline.consistency import slab_means_matrix
+from pipeline.method.consistency import slab_means_matrix
 from pipeline.errors import VolumeShapeError
-from pipeline.geometry import upsampled_length
-from pipeline.interpolation import upsample
+from pipeline.method.geometry import upsampled_length
+from pipeline.method.interpolation import upsample
 from pipeline.metrics import psnr
-from pipeline.slice_flow import flow_upsample, input_upsample
+from pipeline.method.slice_flow import flow_upsample, input_upsample
 
 
 def moving_disc(slices=25, size=48, step=0.6):

@@ -3,11 +3,11 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from pipeline.degradation import degrade
+from pipeline.method.degradation import degrade
 from pipeline.errors import InputError, VolumeShapeError
-from pipeline.interpolation import upsample
-from pipeline.pairs import PairConfig, patch_pairs
-from pipeline.splits import assign_split, parse_split
+from pipeline.method.interpolation import upsample
+from pipeline.data.pairs import PairConfig, patch_pairs
+from pipeline.data.splits import assign_split, parse_split
 from pipeline.volume import Volume, hashed_id
 from tests.conftest import phantom
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from pipeline.augmentation import AugmentationConfig
-from pipeline.nifti_io import read_nifti, write_nifti
-from pipeline.random_pairs import RandomPairSampler, SamplerConfig
-from pipeline.synthetic import SyntheticConfig, random_label_map, render, smooth_noise, synthetic_volume
+from pipeline.data.augmentation import AugmentationConfig
+from pipeline.io.nifti_io import read_nifti, write_nifti
+from pipeline.data.random_pairs import RandomPairSampler, SamplerConfig
+from pipeline.data.synthetic import SyntheticConfig, random_label_map, render, smooth_noise, synthetic_volume
 
 SMALL = SyntheticConfig(shape=(48, 52, 56), classes=6)
 

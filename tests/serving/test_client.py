@@ -7,7 +7,7 @@ import socket
 import numpy as np
 import pytest
 
-from model.super_resolve import super_resolve
+from model.inference.super_resolve import super_resolve
 from pipeline.errors import InputError
 from pipeline.volume import Volume
 from serving.client import ClientOptions, ServingClient, upsample_remote
@@ -80,8 +80,8 @@ def test_unknown_model_server_down_and_deadline_give_one_line_errors(served, tmp
 
 
 def test_upsample_cli_queries_the_server(served, tmp_path):
-    from pipeline.encoding import in_input_range
-    from pipeline.nifti_io import read_nifti, write_nifti
+    from pipeline.io.encoding import in_input_range
+    from pipeline.io.nifti_io import read_nifti, write_nifti
     from tests.test_cli import soupgan
 
     generator, server = served

@@ -13,9 +13,9 @@ from google.protobuf import text_format
 from tensorflow_serving.apis import prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from model.generator import average_generators, load_generator
-from model.model_source import default_generator_path
-from model.super_resolve import super_resolve
+from model.networks.generator import average_generators, load_generator
+from model.weights.model_source import default_generator_path
+from model.inference.super_resolve import super_resolve
 from pipeline.errors import InputError
 from pipeline.volume import Volume
 from serving.export import WARMUP_FILE, export_scale, write_models_config
@@ -88,7 +88,7 @@ def test_a_generator_trained_on_consistent_inputs_is_served_on_them(scale, tmp_p
 
 @pytest.mark.parametrize("criterion, scale, consistent", [("thin-to-thin", 3.0, False), ("thin-to-thick", 2.5, True)])
 def test_a_generator_trained_on_flow_guided_inputs_is_served_on_them(criterion, scale, consistent, tmp_path):
-    """The graph estimates TV-L1 flow and warps as `pipeline.slice_flow` does (two pyramid levels at 70 × 76)."""
+    """The graph estimates TV-L1 flow and warps as `pipeline.method.slice_flow` does (two pyramid levels at 70 × 76)."""
     generator = random_generator()
     generator.flow_input, generator.consistent_input = True, consistent
     model = export_scale(generator, str(tmp_path / "base"), scale, criterion, max_voxels=500_000, card={})
@@ -184,7 +184,7 @@ def test_export_cli_writes_every_scale_with_the_default_weights(tmp_path):
 
 
 def test_an_exported_default_names_the_data_its_own_generator_was_trained_on():
-    from model.model_source import DEFAULT_WEIGHTS, model_card
+    from model.weights.model_source import DEFAULT_WEIGHTS, model_card
     from soupgan.commands.export import source_card
 
     card = model_card()

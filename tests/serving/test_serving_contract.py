@@ -14,9 +14,9 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
 import serving.client as client_module
-from model.super_resolve import super_resolve
+from model.inference.super_resolve import super_resolve
 from pipeline.errors import InputError
-from pipeline.nifti_io import write_nifti
+from pipeline.io.nifti_io import write_nifti
 from pipeline.volume import Volume
 from serving.client import ClientOptions, ServingClient
 from serving.export import WARMUP_FILE, export_scale, write_models_config

@@ -1,0 +1,1 @@
+"""What people look at: scores against tricubic, figures and previews saved as PNG."""

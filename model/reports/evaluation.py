@@ -1,0 +1,90 @@
+"""`soupgan evaluate`'s protocol: degrade a thin-slice volume by each scale, bring it back with each method,
+and score RMSE/PSNR/SSIM against the original (paper Fig. 5), with each method's voxel throughput.
+
+The metrics cover the thin slices the upsampled grid holds (the first ones along the slice axis), optionally
+an in-plane centre crop; PSNR and SSIM use the target's intensity range. Every output is clipped as `upsample`
+clips it (`pipeline.io.encoding.in_input_range`: never below zero for a scan with no negative voxel, never below
+−1024 HU for CT); it is not rounded to the input's stored type, which `upsample` also does.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+
+from pipeline.method.degradation import degrade_volume
+from pipeline.io.encoding import in_input_range
+from pipeline.method.geometry import degraded_length, upsampled_length
+from pipeline.metrics import psnr, rmse, ssim
+from pipeline.volume import Volume
+
+Method = Callable[[Volume, float], Volume]
+
+
+def centre_crop(data: np.ndarray, axis: int, size: int | None) -> np.ndarray:
+    """The in-plane centre `size`×`size` of a volume (all of it along `axis`); None keeps everything."""
+    if size is None:
+        return data
+    index = []
+    for a, n in enumerate(data.shape):
+        start = max((n - size) // 2, 0)
+        index.append(slice(None) if a == axis else slice(start, start + size))
+    return data[tuple(index)]
+
+
+def evaluate_scales(hr: Volume, scales: Sequence[int], criterion: str, methods: dict[str, Method],
+                    axis: int | None = None, crop: int | None = None,
+                    on_row: Callable[[dict], None] | None = None) -> tuple[list[dict], dict]:
+    """(one row per scale and method, {scale: {name: a middle plane across the slices}} for figures)."""
+    axis = hr.slice_axis(axis)
+    rows, planes = [], {}
+    for scale in scales:
+        lr = degrade_volume(hr, scale, criterion, axis)
+        target = None
+        planes[scale] = {}
+        for name, method in methods.items():
+            start = time.perf_counter()
+            output = in_input_range(method(lr, scale), lr)
+            seconds = time.perf_counter() - start
+            if target is None:
+                target = centre_crop(np.take(hr.data, np.arange(output.shape[axis]), axis=axis), axis, crop)
+                planes[scale]["target"] = _middle_plane(target, axis)
+            result = centre_crop(output.data, axis, crop)
+            row = {"scale": scale, "method": name, **score(result, target),
+                   "seconds": seconds, "mvoxel_per_s": output.data.size / seconds / 1e6}
+            rows.append(row)
+            planes[scale][name] = _middle_plane(result, axis)
+            if on_row is not None:
+                on_row(row)
+    return rows, planes
+
+
+def score(result: np.ndarray, target: np.ndarray) -> dict:
+    """RMSE, and PSNR and SSIM against the target's intensity range."""
+    data_range = float(np.ptp(target))
+    return {"rmse": rmse(result, target), "psnr": psnr(result, target, data_range),
+            "ssim": ssim(result, target, data_range)}
+
+
+def scored_shape(shape: Sequence[int], scale: int, criterion: str, axis: int, crop: int | None) -> tuple[int, ...]:
+    """The shape of the thin slices `evaluate_scales` scores at one scale (raises if too few thick slices)."""
+    scored = list(shape)
+    scored[axis] = upsampled_length(degraded_length(shape[axis], scale, criterion), scale, criterion)
+    if crop is not None:
+        scored = [n if a == axis else min(n, crop) for a, n in enumerate(scored)]
+    return tuple(scored)
+
+
+def _middle_plane(data: np.ndarray, axis: int) -> np.ndarray:
+    """A plane through the middle of the first in-plane axis: the slice axis runs along one of its sides."""
+    other = next(a for a in range(3) if a != axis)
+    return np.take(data, data.shape[other] // 2, axis=other).copy()
+
+
+def format_table(rows: list[dict]) -> str:
+    lines = [f"{'scale':>5}  {'method':<10} {'PSNR dB':>8} {'SSIM':>7} {'RMSE':>10} {'Mvoxel/s':>9}"]
+    for row in rows:
+        lines.append(f"{'x' + format(row['scale'], 'g'):>5}  {row['method']:<10} {row['psnr']:8.2f} "
+                     f"{row['ssim']:7.4f} {row['rmse']:10.3f} {row['mvoxel_per_s']:9.3f}")
+    return "\n".join(lines)

@@ -1,0 +1,64 @@
+"""PNG figures people look at: metrics against scale (paper Fig. 5) and comparison grids (previews of whole
+volumes: `model.reports.preview`)."""
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt
+import numpy as np
+
+from pipeline.io.staging import staged
+
+METRICS = (("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("rmse", "RMSE"))
+
+
+def save_figure(figure, path: str, replace: bool = True) -> None:
+    """Save as PNG through a staging name, so a reader never sees half a figure (`replace=False`: keep a file
+    that appeared at `path` meanwhile)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    try:
+        with staged(path, replace) as written:
+            figure.savefig(written, dpi=110, format="png")
+    finally:
+        plt.close(figure)
+
+
+def plot_metrics_vs_scale(rows: list[dict], path: str, title: str = "", replace: bool = True) -> None:
+    """RMSE, PSNR and SSIM against the scale, one line per method."""
+    figure, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    for method in dict.fromkeys(row["method"] for row in rows):
+        mine = [row for row in rows if row["method"] == method]
+        for ax, (key, label) in zip(axes, METRICS):
+            ax.plot([row["scale"] for row in mine], [row[key] for row in mine], marker="o", label=method)
+            ax.set_xlabel("scale s")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+    axes[0].legend()
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    save_figure(figure, path, replace)
+
+
+def display_range(image: np.ndarray) -> tuple[float, float]:
+    low, high = np.percentile(image, [0.5, 99.5])
+    return float(low), float(high if high > low else low + 1)
+
+
+def plot_comparison(planes: dict, path: str, replace: bool = True) -> None:
+    """A grid: one row per scale, one column per image ("target" and each method), same grey levels per row."""
+    rows = list(planes)
+    columns = list(planes[rows[0]])
+    figure, axes = plt.subplots(len(rows), len(columns), figsize=(2.6 * len(columns), 2.8 * len(rows)), squeeze=False)
+    for r, scale in enumerate(rows):
+        low, high = display_range(planes[scale]["target"] if "target" in planes[scale] else planes[scale][columns[0]])
+        for c, name in enumerate(columns):
+            axes[r, c].imshow(planes[scale][name].T[::-1], cmap="gray", vmin=low, vmax=high, interpolation="nearest",
+                              aspect="auto")
+            axes[r, c].set_title(f"{name} x{scale:g}", fontsize=9)
+            axes[r, c].axis("off")
+    figure.tight_layout()
+    save_figure(figure, path, replace)

@@ -1,0 +1,115 @@
+"""Stage 1 on any Keras backend (`soupgan train --portable`): Keras `fit` of the generator alone on pairs drawn
+by `pipeline.data.random_pairs`, into the same run folder as the TensorFlow trainer (config.json, history.csv,
+curves.png, checkpoints with the optimizer's slots, last/best generator, resume after a kill).
+
+It imports no TensorFlow, so it runs under KERAS_BACKEND=jax on a GPU machine whose image has none; the
+generators it saves load under TensorFlow for export. `model.training.trainer` (tf.distribute, shards, stage 2)
+stays the product's trainer; both set a run up with `model.training.run_setup`.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+import os
+import sys
+from typing import Sequence
+
+import keras
+import numpy as np
+
+from model.networks.generator import SoupGenerator, dtype_policy
+from model.training.callbacks import EpochCheckpoint, TrainingCurves
+from model.training.pixel_loss import PixelLoss
+from model.training.run_setup import (check_loss_margin, generator_learning_rate, initial_generator, open_run,
+                                      pair_sampler_config)
+from model.training.train_config import TrainConfig
+from pipeline.data.random_pairs import RandomPairSampler
+from pipeline.errors import InputError
+from pipeline.io.volume_io import read_volume
+
+LOG = logging.getLogger("soupgan")
+
+
+def compiled_generator(config: TrainConfig, patch_shape: Sequence[int], total_steps: int) -> SoupGenerator:
+    """The run's starting generator, built for `patch_shape` pairs and compiled with Adam on the run's schedule
+    over `total_steps`, its pixel loss and XLA setting (optimizer slots built, so a checkpoint loads into it)."""
+    generator = initial_generator(config)
+    generator.build({"image": (None, *patch_shape, 1), "scale": (None,)})
+    generator.compile(keras.optimizers.Adam(generator_learning_rate(config, total_steps)),
+                      loss=PixelLoss(config.pixel_loss, config.loss_margin), jit_compile=config.keras_jit_compile)
+    generator.optimizer.build(generator.trainable_variables)
+    return generator
+
+
+class RandomPairBatches(keras.utils.PyDataset):
+    """`batches` batches of ({"image", "scale"}, target) drawn at random, for one `fit` call over all its epochs
+    (Keras keeps one iterator across epochs when `steps_per_epoch` is given). Batch i comes from the seed
+    sequence (*seed, i): reproducible, whichever worker process draws it, and never drawn twice."""
+
+    def __init__(self, sampler: RandomPairSampler, batch_size: int, batches: int, seed: Sequence[int],
+                 workers: int = 0):
+        super().__init__(workers=max(workers, 1), use_multiprocessing=workers > 0)
+        self.sampler, self.batch_size, self.batches, self.seed = sampler, batch_size, batches, tuple(seed)
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def __getitem__(self, index: int):
+        rng = np.random.default_rng([*self.seed, index])
+        inputs, targets, scales = self.sampler.batch(self.batch_size, rng)
+        return {"image": inputs[..., None], "scale": scales}, targets[..., None]
+
+
+def train_portable(config: TrainConfig) -> dict:
+    """Run (or resume) stage 1 from `config.volumes` under the run's precision policy; returns a summary."""
+    config.validate()
+    if not config.portable or not config.volumes:
+        raise InputError("the portable trainer runs stage 1 from --volumes (--portable)")
+    with dtype_policy(config.precision):
+        return _train_portable(config)
+
+
+def _train_portable(config: TrainConfig) -> dict:
+    sampler_config = pair_sampler_config(config)
+    check_loss_margin(config, sampler_config.patch_shape)
+    sampler = RandomPairSampler([read_volume(path) for path in config.volumes], sampler_config)
+    steps = config.steps_per_epoch
+    run, state, initial_epoch, initial_step = open_run(config)
+    if initial_epoch >= config.epochs:
+        LOG.info("%s already finished %d epochs; nothing to do", config.out, initial_epoch)
+        return {"epochs": initial_epoch, "resumed_from": initial_epoch, "backend": keras.backend.backend()}
+
+    generator = compiled_generator(config, sampler_config.patch_shape, config.epochs * steps)
+    if state:
+        generator.load_weights(os.path.join(run.checkpoints, state["checkpoint"]))
+        LOG.info("resuming %s from the checkpoint after epoch %d%s", config.out, initial_epoch,
+                 f" and {initial_step} steps" if initial_step else "")
+
+    restart = initial_epoch * steps + initial_step  # a restart draws a new data order, reproducibly
+    callbacks = [keras.callbacks.TerminateOnNaN(), keras.callbacks.CSVLogger(run.history, append=True),
+                 TrainingCurves(run, f"soupgan mse ({config.criterion}, {keras.backend.backend()})"),
+                 EpochCheckpoint(run, "loss", best=state["best"] if state else math.inf,
+                                 every=config.checkpoint_every, step_offset=initial_step)]
+    if config.lr_schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=config.lr_factor,
+                                                           patience=config.lr_patience, verbose=1))
+    phases = []  # (first epoch, end epoch, steps per epoch) of each fit
+    if initial_step:  # finish the interrupted epoch with the steps it still lacks
+        phases.append((initial_epoch, initial_epoch + 1, steps - initial_step))
+        initial_epoch += 1
+    phases.append((initial_epoch, config.epochs, steps))
+    if config.data_workers and keras.backend.backend() == "jax":
+        # JAX's threads make a forked worker liable to deadlock (JAX warns so): start workers from a clean server
+        multiprocessing.set_start_method("forkserver", force=True)
+    history = {}
+    for first, end, per_epoch in phases:
+        if first < end:
+            data = RandomPairBatches(sampler, config.batch_size, (end - first) * per_epoch,
+                                     (config.seed, restart, first), config.data_workers)
+            history = generator.fit(data, epochs=end, initial_epoch=first, steps_per_epoch=per_epoch, shuffle=False,
+                                    callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2).history
+    return {"epochs": config.epochs, "resumed_from": state["epoch"] if state else 0,
+            "backend": keras.backend.backend(),
+            "optimizer_steps": int(keras.ops.convert_to_numpy(generator.optimizer.iterations)),
+            "monitor": "loss", "last": {key: float(values[-1]) for key, values in history.items()}}

@@ -1,0 +1,98 @@
+"""tf.data input over GZIP TFRecord shards: parallel interleave, shuffle, batch, parse, prefetch.
+
+Paths may be local, gs:// (TensorFlow's own file system) or s3://, hdfs://, az:// (registered by
+tensorflow-io when such a path is seen).
+"""
+from __future__ import annotations
+
+import json
+from typing import Sequence
+
+import tensorflow as tf
+
+from pipeline.config import PATCH_SIZE
+from pipeline.errors import InputError
+from pipeline.data.records import MANIFEST_FILE, parse_batch
+
+COMPRESSION = "GZIP"
+_CRITERION_FEATURE = {"criterion": tf.io.FixedLenFeature([], tf.string)}
+_PLUGIN_SCHEMES = ("s3://", "hdfs://", "az://", "http://", "https://")
+
+
+def register_filesystems(paths: Sequence[str]) -> None:
+    """Load tensorflow-io's file-system plugins when a path needs one (importing it costs a second)."""
+    if any(str(path).startswith(_PLUGIN_SCHEMES) for path in paths):
+        import tensorflow_io  # noqa: F401  (registers s3://, hdfs://, az://, http(s):// with tf.io.gfile)
+
+
+def list_shards(patterns: str | Sequence[str]) -> list[str]:
+    """Expand glob patterns (any supported file system) to a sorted list of shard files."""
+    patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+    register_filesystems(patterns)
+    files = sorted({path for pattern in patterns for path in tf.io.gfile.glob(pattern)})
+    if not files:
+        raise InputError(f"no TFRecord shards match {', '.join(patterns)}")
+    return files
+
+
+def split_pattern(data_dir: str, split: str) -> str:
+    """Glob of one split's shards in a shard set written by `soupgan shards`."""
+    return f"{str(data_dir).rstrip('/')}/{split}/{split}-*.tfrecord.gz"
+
+
+def read_manifest(data_dir: str) -> dict:
+    """The shard set's manifest.json (counts per split, criterion and scale; patch size; settings)."""
+    path = f"{str(data_dir).rstrip('/')}/{MANIFEST_FILE}"
+    register_filesystems([path])
+    if not tf.io.gfile.exists(path):
+        raise InputError(f"{data_dir} is not a shard set: no {MANIFEST_FILE} (make one with `soupgan shards`)")
+    with tf.io.gfile.GFile(path, "r") as handle:
+        return json.load(handle)
+
+
+def _keep_criterion(dataset: tf.data.Dataset, criterion: str) -> tf.data.Dataset:
+    """Keep the serialised records of one degradation criterion (parses that one field only)."""
+
+    def is_wanted(record: tf.Tensor) -> tf.Tensor:
+        return tf.equal(tf.io.parse_single_example(record, _CRITERION_FEATURE)["criterion"], criterion)
+
+    return dataset.filter(is_wanted)
+
+
+def make_dataset(
+    patterns: str | Sequence[str],
+    batch_size: int,
+    patch_size: int = PATCH_SIZE,
+    shuffle_buffer: int = 2048,
+    seed: int | None = None,
+    repeat: bool = False,
+    drop_remainder: bool = True,
+    deterministic: bool = False,
+    criterion: str | None = None,
+) -> tf.data.Dataset:
+    """Batches of parsed patch pairs (dict of tensors) from GZIP shards matching `patterns`.
+
+    Files are interleaved in parallel; shuffling works on serialised records (cheap) and parsing runs
+    once per batch (vectorised), which is the fast order for tf.data. `criterion` keeps one
+    degradation (batches still mix scales: the generator takes a scale per sample).
+    """
+    files = list_shards(patterns)
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle_buffer:
+        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.interleave(
+        lambda path: tf.data.TFRecordDataset(path, compression_type=COMPRESSION),
+        cycle_length=min(len(files), 16),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=deterministic,
+    )
+    if criterion:  # before the shuffle buffer, which then holds only records that will be used
+        dataset = _keep_criterion(dataset, criterion)
+    if shuffle_buffer:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    dataset = dataset.map(lambda batch: parse_batch(batch, patch_size), num_parallel_calls=tf.data.AUTOTUNE,
+                          deterministic=deterministic)
+    return dataset.prefetch(tf.data.AUTOTUNE)

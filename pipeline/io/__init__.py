@@ -1,0 +1,1 @@
+"""Volumes in and out: NIfTI, DICOM series (read and write), stored types, and outputs written safely."""
