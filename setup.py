@@ -19,7 +19,7 @@ INSTALL_REQUIRES = [
     "pydicom>=3.0,<4",
     "numpy>=1.26,<2",  # TF 2.16 wheels are built against NumPy 1.x
     "scipy>=1.11,<2",
-    "scikit-image>=0.24,<0.27",  # TV-L1 optical flow of the flow-guided slice interpolation (pipeline.slice_flow)
+    "scikit-image>=0.24,<0.27",  # TV-L1 optical flow of the flow-guided slice interpolation (pipeline.method.slice_flow)
     "matplotlib>=3.8",  # training curves and comparison figures saved as PNG (Agg backend, no display)
 ]
 
@@ -38,7 +38,7 @@ EXTRAS_REQUIRE = {
 
 setup(
     name="soupgan",
-    version="0.3.0",
+    version="0.4.0",
     description="3D MRI/CT super-resolution along the slice axis (SOUP-GAN), from Beam shards to TF Serving",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
