@@ -116,7 +116,7 @@ def started_from(generator: str) -> dict:
     return entry
 
 
-def main() -> None:
+def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="runs/default", help="runs and evaluations go here")
     parser.add_argument("--start", metavar="GENERATOR",
@@ -158,22 +158,33 @@ def main() -> None:
     add_synthetic_arguments(parser)
     parser.add_argument("--install", action="store_true", help="copy the results into model/default_weights/")
     args = parser.parse_args()
+    problem = argument_problem(args)
+    if problem:
+        parser.error(problem)
+    return args
 
+
+def argument_problem(args: argparse.Namespace) -> str | None:
+    """Why these stages cannot run together (checked before anything trains), or None."""
     stage_count = len(args.refine) + (0 if args.start else 1)
     if not 1 <= args.average_last <= stage_count:
-        parser.error(f"--average-last {args.average_last}: there are {stage_count} {args.criterion} stages")
+        return f"--average-last {args.average_last}: there are {stage_count} {args.criterion} stages"
     if args.average_start and not args.start:
-        parser.error("--average-start averages with the --start generator: give --start")
+        return "--average-start averages with the --start generator: give --start"
     if args.start and not os.path.isfile(args.start):
-        parser.error(f"--start {args.start}: no such generator file")
+        return f"--start {args.start}: no such generator file"
     if args.criterion != "thin-to-thin" and not (args.start and args.refine and not args.grow):
-        parser.error(f"--criterion {args.criterion} refines a --start generator: give --start and --refine, no --grow")
-    refined = args.criterion
-    stage_input = (refined == "thin-to-thick" and args.consistent_input, args.flow_input)
+        return f"--criterion {args.criterion} refines a --start generator: give --start and --refine, no --grow"
+    stage_input = (args.criterion == "thin-to-thick" and args.consistent_input, args.flow_input)
     if args.average_start and input_kind(args.start) != stage_input:
-        parser.error(f"--average-start: --start {args.start} and its stages take different inputs "
-                     "(--consistent-input, --flow-input); their weights cannot be averaged")
-    volumes = recipe_scans(args)
+        return (f"--average-start: --start {args.start} and its stages take different inputs "
+                "(--consistent-input, --flow-input); their weights cannot be averaged")
+    return None
+
+
+def train_stages(args: argparse.Namespace, volumes: list[str]) -> dict[str, str]:
+    """Run every stage with `soupgan train`; the generator file to ship per criterion trained."""
+    refined = args.criterion
     common = ["--volumes", *volumes, "--stage", "mse", "--filters", str(args.filters), "--blocks", str(args.blocks),
               "--patch-size", str(args.patch_size), "--batch-size", str(args.batch_size),
               "--loss-margin", str(args.loss_margin), "--lr-schedule", "cosine", "--steps-per-epoch",
@@ -214,10 +225,24 @@ def main() -> None:
                 "--pixel-loss", loss, "--epochs", str(epochs), "--learning-rate", str(learning_rate),
                 "--seed", str(seed))
         last = os.path.join(grown, "last_generator.keras")
-    generators = {refined: last, **generators}
-    if args.train_only:
-        return
-    from model.weights.model_source import DEFAULT_WEIGHTS, MODEL_CARD, model_card, provenance, sha256_of
+    return {refined: last, **generators}
+
+
+def training_steps(args: argparse.Namespace, criterion: str) -> list[dict]:
+    """The card's account of the steps that made `criterion`'s generator."""
+    if criterion != args.criterion:
+        return [{"mse from the first thin-to-thin run": args.thick_epochs * args.steps_per_epoch}]
+    return [{"started from": os.path.basename(args.start)} if args.start else
+            {"mse": args.epochs * args.steps_per_epoch},
+            *[{f"{loss} warm restart": epochs * args.steps_per_epoch} for loss, epochs, _, _ in args.refine],
+            *([{"weights averaged over the last stages": args.average_last}] if args.average_last > 1 else []),
+            *([{"weights averaged with the start": True}] if args.average_start else []),
+            *([{f"{args.grow[0]} with slice reach blocks {args.grow[4]} added, "
+                f"{args.grow_patch_depth}-deep patches": args.grow[1] * args.steps_per_epoch}] if args.grow else [])]
+
+
+def recipe_card(args: argparse.Namespace, volumes: list[str], generators: dict[str, str]) -> dict:
+    """The model card of these generators: the recipe's command line, data, settings and Colin27 quality."""
     from pipeline.data.synthetic import SyntheticConfig
 
     card = {"created": datetime.date.today().isoformat(),
@@ -237,35 +262,44 @@ def main() -> None:
             "file": f"{criterion}.keras",
             "training": {"stage": "mse", "batch_size": args.batch_size, "patch_size": args.patch_size,
                          "loss_margin": args.loss_margin, "lr_schedule": "cosine", "augmentation": True,
-                         "steps": ([{"started from": os.path.basename(args.start)} if args.start else
-                                    {"mse": args.epochs * args.steps_per_epoch},
-                                    *[{f"{loss} warm restart": epochs * args.steps_per_epoch}
-                                      for loss, epochs, _, _ in args.refine],
-                                    *([{"weights averaged over the last stages": args.average_last}]
-                                      if args.average_last > 1 else []),
-                                    *([{"weights averaged with the start": True}] if args.average_start else []),
-                                    *([{f"{args.grow[0]} with slice reach blocks {args.grow[4]} added, "
-                                        f"{args.grow_patch_depth}-deep patches": args.grow[1] * args.steps_per_epoch}]
-                                      if args.grow else [])]
-                                   if criterion == refined else
-                                   [{"mse from the first thin-to-thin run": args.thick_epochs * args.steps_per_epoch}]),
-                         "generator": "last epoch",
+                         "steps": training_steps(args, criterion), "generator": "last epoch",
                          **({"input": input_description(consistent, args.flow_input)}
                             if consistent or args.flow_input else {})},
             "colin27_centre128": evaluate(args.work, criterion, generator, reference),
         }
+    return card
+
+
+def install(card: dict, generators: dict[str, str], start: str | None) -> None:
+    """Copy the generators into the package with their sha256 in the card, and render MODEL_CARD.md from it;
+    with --start the generator not trained stays installed, with how it was made."""
+    from model.weights.model_card import CARD_MARKDOWN, render_model_card
+    from model.weights.model_source import DEFAULT_WEIGHTS, MODEL_CARD, model_card, provenance, sha256_of
+
+    if start:
+        installed = model_card()
+        card["models"] = {**{criterion: {**entry, "provenance": provenance(installed, criterion)}
+                             for criterion, entry in installed["models"].items()}, **card["models"]}
+    for criterion, entry in card["models"].items():
+        target = os.path.join(DEFAULT_WEIGHTS, entry["file"])
+        if criterion in generators:
+            shutil.copyfile(generators[criterion], target)
+            entry["sha256"] = sha256_of(target)
+    with open(MODEL_CARD, "w", encoding="utf-8") as handle:
+        json.dump(card, handle, indent=2)
+    with open(CARD_MARKDOWN, "w", encoding="utf-8") as handle:
+        handle.write(render_model_card(card))
+
+
+def main() -> None:
+    args = parse_arguments()
+    volumes = recipe_scans(args)
+    generators = train_stages(args, volumes)
+    if args.train_only:
+        return
+    card = recipe_card(args, volumes, generators)
     if args.install:
-        if args.start:  # the other generator was not trained: the installed one stays, with how it was made
-            installed = model_card()
-            card["models"] = {**{criterion: {**entry, "provenance": provenance(installed, criterion)}
-                                 for criterion, entry in installed["models"].items()}, **card["models"]}
-        for criterion, entry in card["models"].items():
-            target = os.path.join(DEFAULT_WEIGHTS, entry["file"])
-            if criterion in generators:
-                shutil.copyfile(generators[criterion], target)
-                entry["sha256"] = sha256_of(target)
-        with open(MODEL_CARD, "w", encoding="utf-8") as handle:
-            json.dump(card, handle, indent=2)
+        install(card, generators, args.start)
     print(json.dumps(card, indent=2))
 
 
