@@ -20,6 +20,7 @@ def thick_ct(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_dicom_in_nifti_and_dicom_out_with_exact_geometry_and_hu(tmp_path, thick_ct):
     source = read_dicom_series(thick_ct)
     nifti, series, preview = tmp_path / "thin.nii.gz", tmp_path / "thin_series", tmp_path / "preview.png"
@@ -55,6 +56,7 @@ def test_labels_follow_the_image_grid(tmp_path):
     np.testing.assert_allclose(out.affine[2, 2], 1.0)
 
 
+@pytest.mark.slow
 def test_bad_requests_exit_2_with_one_line(tmp_path, thick_ct, anatomical_path):
     (tmp_path / "exists.nii.gz").write_bytes(b"x")
     (tmp_path / "junk.nii.gz").write_bytes(b"junk")
@@ -83,6 +85,7 @@ def test_bad_requests_exit_2_with_one_line(tmp_path, thick_ct, anatomical_path):
     assert not (tmp_path / "e").exists()  # refused before any scale was scored
 
 
+@pytest.mark.slow
 def test_evaluate_writes_a_table_json_and_figures(tmp_path, anatomical_path):
     result = soupgan("evaluate", anatomical_path, "--scales", "2,4", "--out", tmp_path / "eval")
     assert result.returncode == 0, result.stderr
@@ -101,6 +104,7 @@ def test_evaluate_writes_a_table_json_and_figures(tmp_path, anatomical_path):
     assert "PSNR dB" in result.stdout
 
 
+@pytest.mark.slow
 def test_evaluate_adapt_scores_the_adapted_generator_beside_the_shipped_one(tmp_path, anatomical_path):
     """Degraded along its 41-voxel axis, the scan keeps 21 slices at x2: enough to adapt to (two steps here)."""
     result = soupgan("evaluate", anatomical_path, "--axis", "1", "--scales", "2", "--adapt", "2",

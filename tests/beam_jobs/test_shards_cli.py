@@ -12,6 +12,7 @@ from tests.s3_server import local_s3
 from tests.test_cli import ROOT, soupgan
 
 
+@pytest.mark.slow
 def test_only_bad_inputs_exit_2(tmp_path):
     (tmp_path / "empty.nii.gz").write_bytes(b"")
     result = soupgan("shards", tmp_path / "empty.nii.gz", "--output", tmp_path / "out", *JOB_FLAGS)
@@ -51,6 +52,7 @@ TF_READER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_s3_inputs_and_outputs_end_to_end(tmp_path):
     """Beam reads volumes from and writes shards to s3:// (moto on 127.0.0.1); tf.data reads them back."""
     pytest.importorskip("moto")

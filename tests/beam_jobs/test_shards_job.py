@@ -111,6 +111,7 @@ def test_records_carry_hashed_ids_only(direct_run, inputs):
             assert inputs.encode() not in raw and b"Doe^Jane" not in raw and b"mr0" not in raw
 
 
+@pytest.mark.slow
 def test_multiprocess_direct_runner_gives_byte_identical_output(direct_run, inputs, tmp_path):
     output, _ = direct_run
     again = str(tmp_path / "out")
@@ -118,6 +119,7 @@ def test_multiprocess_direct_runner_gives_byte_identical_output(direct_run, inpu
     assert all_files(again) == all_files(output)
 
 
+@pytest.mark.slow
 def test_dask_runner_on_a_two_worker_local_cluster(direct_run, inputs, tmp_path):
     distributed = pytest.importorskip("distributed")
     output, _ = direct_run

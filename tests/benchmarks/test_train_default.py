@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from benchmarks.train_default import started_from
 from model.networks.generator import SoupGenerator, load_generator
@@ -34,6 +35,7 @@ def phantom_scans_and_start(tmp_path, names):
     return data
 
 
+@pytest.mark.slow
 def test_refine_stages_start_from_the_given_generator_and_chain(tmp_path):
     data = phantom_scans_and_start(tmp_path, SCAN_NAMES)
     work = tmp_path / "work"
@@ -54,6 +56,7 @@ def test_refine_stages_start_from_the_given_generator_and_chain(tmp_path):
                                rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_average_start_ships_the_mean_of_the_start_and_the_stage(tmp_path):
     data = phantom_scans_and_start(tmp_path, SCAN_NAMES[:3])
     work, start = tmp_path / "work", str(tmp_path / "start.keras")
@@ -77,6 +80,7 @@ def test_average_start_ships_the_mean_of_the_start_and_the_stage(tmp_path):
         np.testing.assert_allclose(mean, (first + last) / 2, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_consistent_and_flow_input_reach_the_thin_to_thick_stages_and_their_generator(tmp_path):
     data = phantom_scans_and_start(tmp_path, SCAN_NAMES)
     work = tmp_path / "work"

@@ -64,6 +64,7 @@ def run_script(*flags: str, data: str) -> subprocess.CompletedProcess:
                           text=True, cwd=ROOT, timeout=600, env={**os.environ, "SOUPGAN_DATA": data})
 
 
+@pytest.mark.slow
 def test_the_script_sizes_trains_and_hands_back_a_generator(tmp_path):
     data = tmp_path / "data"
     data.mkdir()

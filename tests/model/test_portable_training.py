@@ -41,6 +41,7 @@ def test_run_folder_and_restart_with_the_optimizer_state(scans, tmp_path):
         train_portable(TrainConfig(volumes=scans, out=out, steps_per_epoch=3, epochs=3, **TINY))
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_mid_epoch(scans, tmp_path):
     args = ["--volumes", *scans, "--out", str(tmp_path / "killed"), "--epochs", "2", "--steps-per-epoch", "30",
             "--checkpoint-every", "5", *TINY_FLAGS]

@@ -49,6 +49,7 @@ def test_stage1_writes_the_run_folder_with_two_replicas(stage1_run):
     assert "Epoch 2/2" in result.stdout
 
 
+@pytest.mark.slow
 def test_stage2_runs_from_the_stage1_run(stage1_run, shard_set, tmp_path):
     run, _, _ = stage1_run
     report = summary(train("--data", shard_set, "--out", tmp_path / "gan",
@@ -62,6 +63,7 @@ def test_stage2_runs_from_the_stage1_run(stage1_run, shard_set, tmp_path):
     assert tuned.get_config()["filters"] == initial.get_config()["filters"] == 4  # the stage-1 architecture
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_from_its_last_checkpoint(shard_set, tmp_path):
     run = str(tmp_path / "killed")
     args = ["--data", shard_set, "--out", run, "--epochs", "3", "--steps-per-epoch", "40", *TINY]

@@ -42,6 +42,7 @@ def test_restarts_and_workers_draw_new_pairs_reproducibly(scans):
     assert not np.array_equal(first((0, 0, 0)), first((0, 0, 1)))  # worker 1
 
 
+@pytest.mark.slow
 def test_killed_mid_epoch_run_resumes_at_its_last_step_checkpoint(scans, tmp_path):
     run = str(tmp_path / "killed")
     args = ["--volumes", *scans, "--out", run, "--epochs", "1", "--steps-per-epoch", "400", "--checkpoint-every", "7",

@@ -79,6 +79,7 @@ def test_unknown_model_server_down_and_deadline_give_one_line_errors(served, tmp
         client.predict("soupgan_thin_to_thin_x2", {"volume": np.zeros((1, 8, 8), np.float32)})
 
 
+@pytest.mark.slow
 def test_upsample_cli_queries_the_server(served, tmp_path):
     from pipeline.io.encoding import in_input_range
     from pipeline.io.nifti_io import read_nifti, write_nifti

@@ -86,6 +86,7 @@ def test_a_generator_trained_on_consistent_inputs_is_served_on_them(scale, tmp_p
     assert np.abs(super_resolve(volume, generator, scale, "thin-to-thick", axis=0).data - expected).max() > 1.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("criterion, scale, consistent", [("thin-to-thin", 3.0, False), ("thin-to-thick", 2.5, True)])
 def test_a_generator_trained_on_flow_guided_inputs_is_served_on_them(criterion, scale, consistent, tmp_path):
     """The graph estimates TV-L1 flow and warps as `pipeline.method.slice_flow` does (two pyramid levels at 70 × 76)."""
@@ -156,6 +157,7 @@ def test_serving_files_parse_and_versions_are_atomic_and_immutable(exported):
     assert sorted(os.listdir(os.path.join(base, "soupgan_thin_to_thick_x2"))) == ["1", "2"]  # no staging folder left
 
 
+@pytest.mark.slow
 def test_export_cli_writes_every_scale_with_the_default_weights(tmp_path):
     result = soupgan("export", "--out", tmp_path / "base", "--scales", "3,2.5", "--serving-base", "/models")
     assert result.returncode == 0, result.stderr
@@ -252,6 +254,7 @@ def test_an_export_from_before_criterion_names_still_runs_locally(exported, tmp_
     ("thin-to-thick", 2.5, (1,), 23),  # reach 6: slab means couple pairs of thick slices, a halo of 6 is needed
     ("thin-to-thick", 5.5, (5,), 40),  # reach 14, as the shipped generators: a halo of 6 thick slices
 ])
+@pytest.mark.slow
 def test_a_flow_guided_export_in_slabs_equals_one_call(criterion, scale, dilations, slices, tmp_path, monkeypatch):
     """Slabs of whole slices keep the in-graph flow exact: parts under a small voxel budget give one call's result
     (thin-to-thick with slab means restored on the input too, as the shipped thin-to-thick generator takes it)."""

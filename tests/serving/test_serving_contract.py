@@ -61,6 +61,7 @@ def test_both_criteria_serve_side_by_side_under_four_names(both_criteria):
                 assert close(client.upsample_array(THICK, scale, criterion), expected(generator, scale, criterion))
 
 
+@pytest.mark.slow
 def test_the_wrong_criterion_or_a_mislabelled_model_is_refused(both_criteria, tmp_path):
     generator, base, _ = both_criteria
     only_thick = tmp_path / "thick_only"
@@ -129,6 +130,7 @@ def test_tf_servings_batching_rules_refuse_whole_volumes_so_no_batching_is_shipp
             ServingClient(batching.address).upsample_array(THICK, 4.0, "thin-to-thin")
 
 
+@pytest.mark.slow
 def test_a_flow_guided_model_sent_in_slabs_under_a_proxy_limit_equals_one_call(tmp_path):
     generator = random_generator(seed=5)
     generator.flow_input = True
@@ -169,6 +171,7 @@ def make_certificate() -> tuple[bytes, bytes]:
     return pem, key_pem
 
 
+@pytest.mark.slow
 def test_tls_round_trip_with_a_certificate_the_test_makes(both_criteria, tmp_path):
     generator, base, _ = both_criteria
     pem, key = make_certificate()
