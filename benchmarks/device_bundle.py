@@ -1,9 +1,9 @@
-"""Gather what `benchmarks/train_on_device.py` needs on the lent GPU machine, which reaches no network and has
+"""Gather what `benchmarks/train_on_device.py` needs on a GPU machine that reaches no network and has
 no TensorFlow, Keras, nibabel or pydicom: the pure-Python wheels (and optree's for CPython 3.12) in .whl/,
-the recipe's training scans in runs/device-data/; then print the device call that uses them.
+the recipe's training scans in runs/device-data/; then print the command that uses them there.
 
-The versions are the ones installed here, so a generator trained there loads here (tested under JAX on CPU).
-Both folders are git-ignored and together ~15 MB of the 64 MiB a call may carry.
+The versions are those of the local environment, so a generator trained there loads here (tested under JAX on
+CPU). Both folders are git-ignored and together about 15 MB.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from benchmarks.data import add_synthetic_arguments, recipe_scans, synthetic_fla
 
 WHEELS = ".whl"
 DATA = os.path.join("runs", "device-data")
-# What the device image lacks for the portable trainer (its KINDS.md lists the rest: numpy, scipy, h5py, jax, ...)
+# What a JAX GPU image without TensorFlow lacks for the portable trainer (numpy, scipy, h5py and jax it has)
 PACKAGES = ("keras", "namex", "optree", "nibabel", "pydicom")
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 
@@ -48,7 +48,8 @@ def copy_scans(folder: str, scans: list[str]) -> list[str]:
 
 
 def device_command(minutes: float, extra: str = "") -> str:
-    """The shell command for the device tool's `run` (carry: WHEELS and DATA)."""
+    """The shell command to run on the GPU machine, in a copy of the project with WHEELS and DATA beside it;
+    results go to $OUT."""
     return (f"python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "
             f"{WHEELS}/*.whl && export PYTHONPATH=/tmp/site:$PWD || exit; KERAS_BACKEND=jax SOUPGAN_DATA={DATA} "
             f"PYTHONUNBUFFERED=1 python3 -m benchmarks.train_on_device --minutes {minutes:g} --out $OUT {extra}".strip())
@@ -62,8 +63,8 @@ def main() -> None:
     args = parser.parse_args()
     wheels, scans = download_wheels(WHEELS), copy_scans(DATA, recipe_scans(args))
     extra = " ".join([*synthetic_flags(args), args.extra])
-    call = {"command": device_command(args.minutes, extra), "carry": [WHEELS, DATA],
-            "timeout_s": min(600, int(args.minutes * 60 + 90))}
+    call = {"command": device_command(args.minutes, extra), "copy_beside_the_project": [WHEELS, DATA],
+            "timeout_s": int(args.minutes * 60 + 90)}
     print(json.dumps({"wheels": wheels, "scans": scans, "run": call}, indent=2))
 
 

@@ -1,5 +1,5 @@
-"""Train the thin-to-thin generator for as many steps as fit a wall-clock budget, in one call on a lent GPU
-machine (15 device-minutes a session, the machine's start included): measure, size the run, train, hand back.
+"""Train the thin-to-thin generator for as many steps as fit a wall-clock budget, in one call on a GPU machine
+used for a short, fixed time (e.g. 15 minutes, its start included): measure, size the run, train, hand back.
 
 The run is `soupgan train --portable` (Keras fit, here under KERAS_BACKEND=jax; the image has no TensorFlow)
 from the recipe's training scans, by default a log-MSE fine-tune of the shipped generator on a cosine schedule,

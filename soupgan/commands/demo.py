@@ -20,7 +20,7 @@ DEMO_FILES = ("thick_input.nii.gz", "tricubic.nii.gz", "soupgan.nii.gz", "previe
 
 
 def add_parser(commands) -> None:
-    parser = commands.add_parser("demo", help="super-resolve the built-in example (--full: shards → train → export → evaluate)")
+    parser = commands.add_parser("demo", help="super-resolve the built-in example (--full: shards → train → upsample → export → evaluate)")
     parser.add_argument("--out", default="soupgan-demo", help="folder for the volumes, previews and metrics")
     parser.add_argument("--full", action="store_true", help="also run shards, a short training run and evaluate")
     parser.add_argument("--force", action="store_true", help="replace the files of an earlier demo in --out")

@@ -46,7 +46,8 @@ def add_parser(commands) -> None:
                         help="NIfTI output type: the input's (its integer type and scaling; default) or float32")
     parser.add_argument("--series", metavar="UID", help="SeriesInstanceUID to read from a folder holding several")
     parser.add_argument("--tile", default="auto",
-                        help="tile cores D,H,W (slice axis first), or auto: the least work within ~1.8 GB; memory vs speed")
+                        help="tile cores D,H,W (slice axis first), or auto: the least work with at most 3.5 M voxels per "
+                             "tile input; memory vs speed")
     parser.add_argument("--batch-size", type=int, default=1, help="tiles per network call")
     parser.add_argument("--adapt", type=int, default=0, metavar="STEPS",
                         help="first fine-tune the generator for STEPS steps on pairs made from this scan's own "
