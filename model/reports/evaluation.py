@@ -1,5 +1,7 @@
 """`soupgan evaluate`'s protocol: degrade a thin-slice volume by each scale, bring it back with each method,
-and score RMSE/PSNR/SSIM against the original (paper Fig. 5), with each method's voxel throughput.
+and score RMSE/PSNR/SSIM against the original (paper Fig. 5), the in-plane detail of the slices it generated
+(`pipeline.metrics.slice_detail`: the worst phase's sharpness against the truth's, its spread over the phases,
+which is banding, and the Laplacian correlation), with each method's voxel throughput.
 
 The metrics cover the thin slices the upsampled grid holds (the first ones along the slice axis), optionally
 an in-plane centre crop; PSNR and SSIM use the target's intensity range. Every output is clipped as `upsample`
@@ -16,7 +18,8 @@ import numpy as np
 from pipeline.method.degradation import degrade_volume
 from pipeline.io.encoding import in_input_range
 from pipeline.method.geometry import degraded_length, upsampled_length
-from pipeline.metrics import psnr, rmse, ssim
+from pipeline.config import THIN_TO_THIN
+from pipeline.metrics import psnr, rmse, slice_detail, ssim
 from pipeline.volume import Volume
 
 Method = Callable[[Volume, float], Volume]
@@ -52,6 +55,7 @@ def evaluate_scales(hr: Volume, scales: Sequence[int], criterion: str, methods: 
                 planes[scale]["target"] = _middle_plane(target, axis)
             result = centre_crop(output.data, axis, crop)
             row = {"scale": scale, "method": name, **score(result, target),
+                   **slice_detail(result, target, axis, scale, generated_phases(criterion, scale)),
                    "seconds": seconds, "mvoxel_per_s": output.data.size / seconds / 1e6}
             rows.append(row)
             planes[scale][name] = _middle_plane(result, axis)
@@ -65,6 +69,12 @@ def score(result: np.ndarray, target: np.ndarray) -> dict:
     data_range = float(np.ptp(target))
     return {"rmse": rmse(result, target), "psnr": psnr(result, target, data_range),
             "ssim": ssim(result, target, data_range)}
+
+
+def generated_phases(criterion: str, scale: int) -> list[int]:
+    """The slice phases (k mod s) a method computes rather than keeps: thin-to-thin keeps thick slice j as thin
+    slice j·s (phase 0); every other criterion's thin slices are all computed."""
+    return list(range(1, scale)) if criterion == THIN_TO_THIN else list(range(scale))
 
 
 def scored_shape(shape: Sequence[int], scale: int, criterion: str, axis: int, crop: int | None) -> tuple[int, ...]:
@@ -83,8 +93,10 @@ def _middle_plane(data: np.ndarray, axis: int) -> np.ndarray:
 
 
 def format_table(rows: list[dict]) -> str:
-    lines = [f"{'scale':>5}  {'method':<10} {'PSNR dB':>8} {'SSIM':>7} {'RMSE':>10} {'Mvoxel/s':>9}"]
+    lines = [f"{'scale':>5}  {'method':<10} {'PSNR dB':>8} {'SSIM':>7} {'RMSE':>10} {'sharp':>6} {'banding':>7} "
+             f"{'LapCorr':>7} {'Mvoxel/s':>9}"]
     for row in rows:
         lines.append(f"{'x' + format(row['scale'], 'g'):>5}  {row['method']:<10} {row['psnr']:8.2f} "
-                     f"{row['ssim']:7.4f} {row['rmse']:10.3f} {row['mvoxel_per_s']:9.3f}")
+                     f"{row['ssim']:7.4f} {row['rmse']:10.3f} {row['sharpness_worst']:6.3f} "
+                     f"{row['sharpness_spread']:7.3f} {row['laplacian_correlation']:7.3f} {row['mvoxel_per_s']:9.3f}")
     return "\n".join(lines)

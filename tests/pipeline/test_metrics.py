@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
-from pipeline.metrics import psnr, rmse, ssim
+from scipy import ndimage
+
+from pipeline.metrics import in_plane_laplacian, psnr, rmse, slice_detail, ssim
 from tests.conftest import phantom
 
 
@@ -40,3 +42,31 @@ def test_shape_and_range_errors():
         psnr(np.ones((4, 4, 4)), np.zeros((4, 4, 4)))
     with pytest.raises(ValueError, match="SSIM needs at least 11 voxels along every axis"):
         ssim(np.random.rand(20, 20, 8), np.random.rand(20, 20, 8))
+
+
+def test_slice_detail_of_the_truth_itself_is_full_sharpness_no_banding_and_full_correlation():
+    target = phantom((40, 36, 30))
+    detail = slice_detail(target, target, axis=2, scale=3, generated_phases=[1, 2])
+    np.testing.assert_allclose(detail["sharpness_by_phase"], 1.0)
+    assert detail["sharpness_worst"] == pytest.approx(1.0) and detail["sharpness_spread"] == pytest.approx(0.0)
+    assert detail["laplacian_correlation"] == pytest.approx(1.0)
+
+
+def test_slice_detail_finds_soft_generated_slices_between_sharp_measured_ones():
+    """Blur in-plane every thin slice but the measured ones (k mod 3 = 0), as an over-smoothing network would:
+    the generated phases lose sharpness and correlation, the measured phase keeps both, and the spread shows it."""
+    target = phantom((40, 36, 30)) + 100 * np.random.default_rng(1).random((40, 36, 30)).astype(np.float32)
+    prediction = target.copy()
+    for k in range(target.shape[2]):
+        if k % 3:
+            prediction[..., k] = ndimage.gaussian_filter(target[..., k], 1.0)
+    detail = slice_detail(prediction, target, axis=2, scale=3, generated_phases=[1, 2])
+    assert detail["sharpness_by_phase"][0] == pytest.approx(1.0)
+    assert detail["sharpness_worst"] < 0.6 and detail["sharpness_spread"] > 0.4
+    assert detail["laplacian_correlation"] < 0.9
+
+
+def test_the_in_plane_laplacian_ignores_the_slice_axis():
+    ramp_along_slices = np.broadcast_to(np.arange(20.0) ** 2, (12, 14, 20))
+    assert np.abs(in_plane_laplacian(ramp_along_slices, axis=2)).max() == 0.0
+    assert np.abs(in_plane_laplacian(ramp_along_slices, axis=0)).max() > 0.0
