@@ -86,9 +86,8 @@ def profile(path: str, tile: tuple[int, int, int] | None, out: str) -> dict:
                    criterion, window, generator.consistent_input)
     tiles = Tiling(tile).window(source.shape, generator.receptive_field)
     predict = compiled_predictor(generator, scale)
-    first = next(tiles.tiles())
-    predict(np.asarray(edge_padded(source, source.shape)(first.input_region), np.float32)[None])  # trace once
     read = edge_padded(source, source.shape)
+    predict(np.asarray(read(next(tiles.tiles()).input_region), np.float32)[None])  # trace once
     computed = sum(int(np.prod([r.stop - r.start for r in t.input_region])) for t in tiles.tiles())
     start = time.perf_counter()
     output = sliding_window_inference(lambda region: timed("tile inputs", read, region),

@@ -63,24 +63,19 @@ def ssim(prediction: np.ndarray, target: np.ndarray, data_range: float | None = 
     return float(ssim_map[(slice(SSIM_BORDER, -SSIM_BORDER),) * prediction.ndim].mean())
 
 
-TISSUE_LEVEL = 0.1  # tissue: the truth above p0.5 + 10% of its [p0.5, p99.5] window
-
-
 def in_plane_laplacian(volume: np.ndarray, axis: int) -> np.ndarray:
     """The 2D Laplacian of every slice across `axis` (second differences along the two other axes only)."""
     volume = np.asarray(volume, dtype=np.float64)
     return sum(ndimage.correlate1d(volume, [1.0, -2.0, 1.0], axis=a, mode="reflect") for a in range(3) if a != axis)
 
 
-def slice_detail(prediction: np.ndarray, target: np.ndarray, axis: int, scale: int,
+def slice_detail(prediction: np.ndarray, target: np.ndarray, tissue: np.ndarray, axis: int, scale: int,
                  generated_phases: list[int]) -> dict:
-    """How much in-plane detail each slice phase keeps (thin slices k with k mod `scale` = p), over the tissue:
+    """How much in-plane detail each slice phase keeps (thin slices k with k mod `scale` = p), over `tissue`:
     sharpness = mean |in-plane Laplacian| of the prediction ÷ the target's, and the correlation of the two
     Laplacians. Reports every phase's sharpness, the worst generated phase's sharpness and Laplacian correlation,
     and the spread of sharpness over all phases (banding: measured slices sharp, generated ones soft)."""
     prediction, target = _pair(prediction, target)
-    low, high = np.percentile(target, [0.5, 99.5])
-    tissue = target > low + TISSUE_LEVEL * (high - low)
     lap_p, lap_t = in_plane_laplacian(prediction, axis), in_plane_laplacian(target, axis)
     phases = np.arange(target.shape[axis]) % scale
     sharpness, correlation = [], []

@@ -38,10 +38,10 @@ def least_work_cores(shape: Sequence[int], halo: Sequence[int] | int, max_input_
     fixed shape, so a 181×181×217 grid gets 2×2 in-plane cores spanning the slice axis rather than 3×2×2
     small cubes. Ties go to fewer tiles; a budget below the smallest tile input still gives 1-voxel cores."""
     halo = (halo,) * 3 if np.isscalar(halo) else tuple(halo)
-    candidates = [np.unique([equal_cores(n, c)[1] for c in range(1, n + 1)]) for n in shape]
+    candidates = [np.unique(equal_cores(n, np.arange(1, n + 1))[1]) for n in shape]
     grids = np.meshgrid(*candidates, indexing="ij")
     inputs = [core + 2 * h for core, h in zip(grids, halo)]
-    counts = [-(-n // core) for core, n in zip(grids, shape)]
+    counts = [equal_cores(n, core)[0] for core, n in zip(grids, shape)]
     tile_voxels = inputs[0] * inputs[1] * inputs[2]
     tiles = counts[0] * counts[1] * counts[2]
     work = np.where(tile_voxels <= max_input_voxels, tiles * tile_voxels, np.iinfo(np.int64).max)

@@ -18,7 +18,9 @@ import numpy as np
 from pipeline.method.degradation import degrade_volume
 from pipeline.io.encoding import in_input_range
 from pipeline.method.geometry import degraded_length, upsampled_length
+from pipeline.method.normalization import robust_window
 from pipeline.config import THIN_TO_THIN
+from pipeline.data.patches import FOREGROUND_LEVEL
 from pipeline.metrics import psnr, rmse, slice_detail, ssim
 from pipeline.volume import Volume
 
@@ -52,10 +54,11 @@ def evaluate_scales(hr: Volume, scales: Sequence[int], criterion: str, methods: 
             seconds = time.perf_counter() - start
             if target is None:
                 target = centre_crop(np.take(hr.data, np.arange(output.shape[axis]), axis=axis), axis, crop)
+                tissue = robust_window(target).normalize(target) > FOREGROUND_LEVEL  # as the shards job's filter
                 planes[scale]["target"] = _middle_plane(target, axis)
             result = centre_crop(output.data, axis, crop)
             row = {"scale": scale, "method": name, **score(result, target),
-                   **slice_detail(result, target, axis, scale, generated_phases(criterion, scale)),
+                   **slice_detail(result, target, tissue, axis, scale, generated_phases(criterion, scale)),
                    "seconds": seconds, "mvoxel_per_s": output.data.size / seconds / 1e6}
             rows.append(row)
             planes[scale][name] = _middle_plane(result, axis)

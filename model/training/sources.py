@@ -67,13 +67,14 @@ class VolumeSource:
         from pipeline.io.volume_io import read_volume
 
         self.volumes: list[Volume] = [read_volume(path) for path in self.config.volumes]
-        self.patch_shape = pair_sampler_config(self.config).patch_shape
+        self.sampler = pair_sampler_config(self.config)
+        self.patch_shape = self.sampler.patch_shape
         self.train_batches = None  # the stream has no end: --steps-per-epoch is required
         self.val_batches = 0
 
     def train(self, restart: int, task_index: int) -> tf.data.Dataset:
         config = self.config
-        data = volume_pairs_dataset(self.volumes, pair_sampler_config(config), config.batch_size,
+        data = volume_pairs_dataset(self.volumes, self.sampler, config.batch_size,
                                     (config.seed, restart, task_index))
         return _distributed(data, tf.data.experimental.AutoShardPolicy.OFF)
 
