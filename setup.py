@@ -3,6 +3,8 @@
 The dependency pins live here and only here; README.md explains each one. This file also works as
 Apache Beam's ``--setup_file`` so that remote workers (Dataflow, Flink, Spark) get the same code.
 """
+import re
+
 from setuptools import find_packages, setup
 
 TENSORFLOW = "2.16.2"  # tensorflow-io 0.37.1 is built against TF 2.16 only; its ops fail to load on >= 2.17
@@ -38,7 +40,7 @@ EXTRAS_REQUIRE = {
 
 setup(
     name="soupgan",
-    version="0.4.0",
+    version=re.search(r'__version__ = "([^"]+)"', open("soupgan/__init__.py", encoding="utf-8").read()).group(1),
     description="3D MRI/CT super-resolution along the slice axis (SOUP-GAN), from Beam shards to TF Serving",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
