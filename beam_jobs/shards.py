@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
+import os
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -15,10 +17,11 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from beam_jobs.sources import expand_inputs, match_paths
 from beam_jobs.transforms import DEAD_LETTERS_FILE, VolumeToShard, WriteManifest
-from pipeline.config import PATCH_SIZE, parse_criteria, parse_scales
+from pipeline.config import PATCH_SIZE, code_version, parse_criteria, parse_scales
 from pipeline.errors import InputError
 from pipeline.data.pairs import ALL_AXES, PairConfig
-from pipeline.data.records import MANIFEST_FILE, SCHEMA_VERSION
+from pipeline.data.records import FLOW, INPUT_KINDS, MANIFEST_FILE, SCHEMA_VERSION
+from pipeline.method.slice_flow import FLOW_OPTIONS
 from pipeline.data.splits import SPLITS, parse_split
 
 DEFAULT_RUNNER = "DirectRunner"  # named, so Beam never tries to download the Prism runner
@@ -48,6 +51,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--slice-axis", type=slice_axis_flag, choices=(0, 1, 2, ALL_AXES),
                         help="default: each volume's largest spacing; all: every axis of an isotropic scan "
                              "(its in-plane ones for a thick-slice scan), three times the pairs")
+    parser.add_argument("--input", dest="input_kind", choices=INPUT_KINDS, default=FLOW,
+                        help="the generator input stored with each pair, made as `soupgan upsample` makes it: "
+                             "flow-guided interpolation (default; what the shipped generators take) or the cubic spline")
+    parser.add_argument("--consistent-input", action=argparse.BooleanOptionalAction, default=True,
+                        help="thin-to-thick inputs with each slab's mean restored (default on, as the shipped "
+                             "thin-to-thick generator takes them)")
+    parser.add_argument("--variants", type=int, default=1,
+                        help="versions of each volume: the first as measured, the others seeded augmentations "
+                             "(contrast, gamma, bias field, noise) made before the degradation (default 1)")
+    parser.add_argument("--flow-threads", type=int, default=0,
+                        help="threads of the flow per volume (default: the cores per worker on DirectRunner, "
+                             "1 on other runners, which run one worker per core)")
     parser.add_argument("--overwrite", action="store_true", help="replace a shard set already in --output")
 
 
@@ -55,15 +70,22 @@ def build(pipeline: beam.Pipeline, sources, unmatched, args) -> None:
     """Add the job's steps to `pipeline`: one chain of single-output steps (see beam_jobs.transforms)."""
     config = PairConfig(
         scales=args.scales, criteria=args.criteria, patch_size=args.patch_size, stride=args.stride,
-        sigma=args.sigma, slice_axis=args.slice_axis,
+        sigma=args.sigma, slice_axis=args.slice_axis, input_kind=args.input_kind,
+        consistent=args.consistent_input, variants=args.variants, flow_threads=args.flow_threads,
     )
     settings = {
-        "schema_version": SCHEMA_VERSION, "patch_size": config.patch_size, "stride": config.stride or config.patch_size,
+        "schema_version": SCHEMA_VERSION, "code_version": code_version(),
+        "patch_size": config.patch_size, "stride": config.stride or config.patch_size,
         "scales": list(config.scales), "criteria": list(config.criteria), "sigma": config.sigma,
         "slice_axis": config.slice_axis, "split_ratios": list(args.split), "seed": args.seed,
+        "input": {"kind": config.input_kind, "consistent_thin_to_thick": config.consistent,
+                  "units": "normalised: [p0.5, p99.5] of the thick volume -> [0, 1]",
+                  "flow_options": FLOW_OPTIONS if config.input_kind == FLOW else None},
+        "variants": config.variants,
+        "augmentation": dataclasses.asdict(config.augmentation) if config.variants > 1 else None,
         "foreground": {"level": config.foreground_level, "fraction": config.foreground_fraction},
         "patch_layout": "slice axis first", "compression": "GZIP", "shard_per": "input volume",
-        "record_order": "shuffled in-plane columns, shuffled within each (seeded by the volume id)",
+        "record_order": "per variant, slice axis and criterion, the scales' pairs shuffled (seeded by the volume id)",
     }
     (
         pipeline
@@ -101,6 +123,9 @@ def run(argv: list[str]) -> dict:
         options.view_as(StandardOptions).runner = DEFAULT_RUNNER
     elif "DaskRunner" in str(runner) and not any(a.startswith(("--dask_npartitions", "--dask_partition_size")) for a in beam_args):
         options = PipelineOptions([*beam_args, "--dask_partition_size=1"])  # one volume per Dask task, not 128
+    if args.variants < 1 or args.flow_threads < 0:
+        raise InputError("--variants must be at least 1 and --flow-threads at least 0")
+    args.flow_threads = args.flow_threads or flow_threads(options)
     FileSystems.set_options(options)  # credentials/endpoints for s3:// and gs:// while expanding inputs
     prepare_output(args.output, args.overwrite)
     sources, unmatched = expand_inputs(args.inputs)
@@ -117,6 +142,17 @@ def run(argv: list[str]) -> dict:
         result.client.close()
     with FileSystems.open(FileSystems.join(args.output, MANIFEST_FILE)) as handle:
         return json.loads(handle.read())
+
+
+def flow_threads(options: PipelineOptions) -> int:
+    """Threads of the flow per volume by default: the cores each DirectRunner worker has; 1 on other runners,
+    whose workers (one per core on Dataflow, Dask's --nworkers) already fill the cores."""
+    runner = str(options.view_as(StandardOptions).runner)
+    if runner != DEFAULT_RUNNER:
+        return 1
+    cores = os.cpu_count() or 1
+    workers = options.get_all_options().get("direct_num_workers", 1)
+    return max(1, cores // (workers or cores))  # Beam reads --direct_num_workers 0 as one worker per core
 
 
 def log_counters(result) -> None:

@@ -5,6 +5,7 @@ upstream of any side input (which Beam's file sinks use in pre_finalize) — so 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections import Counter
@@ -21,6 +22,7 @@ from pipeline.io.nifti_io import nifti_from_bytes
 from pipeline.data.pairs import PairConfig, patch_pairs
 from pipeline.data.records import MANIFEST_FILE, encode_example
 from pipeline.data.splits import SPLITS, assign_split
+from pipeline.volume import Volume
 
 MANIFEST = "manifest"  # the one key under which summaries and dead letters meet for the manifest
 SUMMARY, DEAD = "summary", "dead"
@@ -28,16 +30,23 @@ DEAD_LETTERS_FILE = "dead_letters.jsonl"
 LOG = logging.getLogger("soupgan.shards")
 
 
-def read_source(source: VolumeSource):
-    """Read a NIfTI file or a DICOM series through Beam's file systems (local, gs://, s3://)."""
+def read_source(source: VolumeSource) -> tuple[Volume, str]:
+    """Read a NIfTI file or a DICOM series through Beam's file systems (local, gs://, s3://): the volume and the
+    sha256 of its bytes (a series': of its files' bytes in their listed order)."""
+    digest = hashlib.sha256()
+
     def fetch(path: str) -> bytes:
         with FileSystems.open(path, compression_type="uncompressed") as handle:
-            return handle.read()
+            content = handle.read()
+        digest.update(content)
+        return content
 
     if source.kind == NIFTI:
-        return nifti_from_bytes(fetch(source.path), source.path.rsplit("/", 1)[-1])
-    files = [(path.rsplit("/", 1)[-1], fetch(path)) for path in source.files]
-    return read_dicom_series(files, label=source.path.rstrip("/").rsplit("/", 1)[-1])
+        volume = nifti_from_bytes(fetch(source.path), source.path.rsplit("/", 1)[-1])
+    else:
+        files = [(path.rsplit("/", 1)[-1], fetch(path)) for path in source.files]
+        volume = read_dicom_series(files, label=source.path.rstrip("/").rsplit("/", 1)[-1])
+    return volume, digest.hexdigest()
 
 
 def shard_name(split: str, index: int) -> str:
@@ -64,7 +73,7 @@ class VolumeToShard(beam.DoFn):
         index, source = indexed
         stage = "read"
         try:
-            volume = read_source(source)
+            volume, sha256 = read_source(source)
             stage = "patch"
             pairs = patch_pairs(volume, self.config)
         except Exception as err:  # InputError: bad volume; anything else must not take the others down
@@ -87,7 +96,7 @@ class VolumeToShard(beam.DoFn):
         self.patches[split].inc(total)
         LOG.info("volume %s -> %s: %d patch pairs", volume.volume_id, split, total)
         yield MANIFEST, (SUMMARY, {"volume_id": volume.volume_id, "split": split, "modality": volume.modality,
-                                   "counts": dict(counts), "shard": name})
+                                   "counts": dict(counts), "shard": name, "sha256": sha256})
 
 
 def build_manifest(parts: list, settings: dict, unmatched: list[dict]) -> tuple[dict, list[dict]]:
@@ -96,11 +105,13 @@ def build_manifest(parts: list, settings: dict, unmatched: list[dict]) -> tuple[
     volumes = {split: set() for split in SPLITS}
     shards = {split: [] for split in SPLITS}
     dead = list(unmatched)
+    sources = {}
     read = 0
     for kind, payload in parts:
         if kind == SUMMARY:
             read += 1
             split = payload["split"]
+            sources[payload["volume_id"]] = payload["sha256"]
             volumes[split].add(payload["volume_id"])
             shards[split].append(payload["shard"])
             for key, value in payload["counts"].items():
@@ -115,6 +126,7 @@ def build_manifest(parts: list, settings: dict, unmatched: list[dict]) -> tuple[
         "counts": counts,
         "volumes": {split: sorted(ids) for split, ids in volumes.items()},
         "shards": {split: sorted(files) for split, files in shards.items()},
+        "source_sha256": dict(sorted(sources.items())),  # by volume id: which bytes each volume was made from
         "dead_letters": DEAD_LETTERS_FILE,
     }
     return manifest, sorted(dead, key=lambda letter: (letter["source"], letter["stage"]))

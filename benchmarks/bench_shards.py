@@ -19,7 +19,8 @@ import time
 
 from soupgan.tensorflow_env import apply_tensorflow_defaults
 
-CONFIGS = ("plain loop", "DirectRunner x1", "DirectRunner x2", "DaskRunner x2", "DaskRunner x2 (no malloc trim)")
+CONFIGS = ("plain loop", "DirectRunner x1", "DirectRunner x2", "DaskRunner x1", "DaskRunner x2",
+           "DaskRunner x2 (no malloc trim)")
 DASK = "--runner=apache_beam.runners.dask.dask_runner.DaskRunner"
 
 
@@ -33,7 +34,7 @@ def plain_loop(inputs: list[str], output: str, flags: argparse.Namespace) -> Non
     from pipeline.data.records import encode_example
     from pipeline.data.splits import assign_split
 
-    config = PairConfig(scales=flags.scales, criteria=flags.criteria)
+    config = PairConfig(scales=flags.scales, criteria=flags.criteria, input_kind=flags.input)
     options = tf.io.TFRecordOptions(compression_type="GZIP", compression_level=GZIP_LEVEL)  # same work as the job
     for index, path in enumerate(inputs):
         volume = read_nifti(path)
@@ -47,7 +48,8 @@ def plain_loop(inputs: list[str], output: str, flags: argparse.Namespace) -> Non
 def run_one(config: str, input_dir: str, output: str, flags: argparse.Namespace) -> dict:
     """Run one configuration in this process and measure it."""
     inputs = sorted(os.path.join(input_dir, name) for name in os.listdir(input_dir))
-    job = [input_dir, "--output", output, "--scales", ",".join(map(str, flags.scales)), "--criteria", ",".join(flags.criteria)]
+    job = [input_dir, "--output", output, "--scales", ",".join(map(str, flags.scales)), "--criteria", ",".join(flags.criteria),
+           "--input", flags.input]
     cluster = None
     if config == "plain loop":
         import tensorflow  # noqa: F401  (import outside the timed region, as for Beam below)
@@ -58,13 +60,15 @@ def run_one(config: str, input_dir: str, output: str, flags: argparse.Namespace)
 
         if config == "DirectRunner x2":
             job += ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
-        elif config.startswith("DaskRunner x2"):
+        elif config.startswith("DaskRunner"):
             import dask
             from distributed import LocalCluster
 
             if config.endswith("(no malloc trim)"):  # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 for its workers
                 dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
-            cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
+            workers = int(config.split()[1][1:])
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                   dashboard_address=None)
             job += [DASK, f"--dask_client_address={cluster.scheduler_address}"]
         work = lambda: run(job)  # noqa: E731
     start = time.perf_counter()
@@ -83,6 +87,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--scales", type=lambda t: tuple(int(s) for s in t.split(",")), default=(2, 3, 4, 5, 6))
     parser.add_argument("--criteria", type=lambda t: tuple(t.split(",")), default=("thin-to-thin", "thin-to-thick"))
+    parser.add_argument("--input", choices=("flow", "spline"), default="flow", help="the generator input stored")
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--json", help="also write all runs here")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # child mode: run this configuration
@@ -107,7 +112,8 @@ def main() -> None:
         for config in configs:
             output = os.path.join(work, f"out-{repeat}-{config.replace(' ', '_')}")
             child = [sys.executable, "-m", "benchmarks.bench_shards", "--one", config, "--input-dir", input_dir, "--output", output,
-                     "--scales", ",".join(map(str, flags.scales)), "--criteria", ",".join(flags.criteria)]
+                     "--scales", ",".join(map(str, flags.scales)), "--criteria", ",".join(flags.criteria),
+                     "--input", flags.input]
             result = subprocess.run(child, capture_output=True, text=True)
             line = next((l for l in result.stdout.splitlines() if l.startswith("RESULT ")), None)
             if line is None:
@@ -116,14 +122,18 @@ def main() -> None:
             print(f"repeat {repeat} {config:16s} {runs[-1]['seconds']:7.1f} s", file=sys.stderr, flush=True)
             shutil.rmtree(output)
     baseline = statistics.median(r["seconds"] for r in runs if r["config"] == configs[0])
-    one_worker = statistics.median(r["seconds"] for r in runs if r["config"] == "DirectRunner x1") if "DirectRunner x1" in configs else None
+
+    def one_worker(config: str) -> float | None:  # the same runner with one worker
+        single = f"{config.split()[0]} x1"
+        return statistics.median(r["seconds"] for r in runs if r["config"] == single) if single in configs else None
+
     print(f"{'configuration':18s} {'median s':>9s} {'volumes/min':>12s} {'output MB/s':>12s} {'vs plain':>9s} {'vs x1':>7s} {'peak RSS MB':>12s}")
     for config in configs:
         mine = [r for r in runs if r["config"] == config]
         seconds = statistics.median(r["seconds"] for r in mine)
         megabytes = mine[0]["bytes"] / 1e6
         print(f"{config:18s} {seconds:9.1f} {mine[0]['volumes'] / seconds * 60:12.2f} {megabytes / seconds:12.1f} "
-              f"{seconds / baseline:9.2f} {(one_worker / seconds if one_worker else float('nan')):7.2f} "
+              f"{seconds / baseline:9.2f} {(one_worker(config) / seconds if one_worker(config) else float('nan')):7.2f} "
               f"{max(r['peak_rss_mb'] for r in mine):12.0f}")
     if flags.json:
         with open(flags.json, "w") as handle:

@@ -33,3 +33,13 @@ def parse_criteria(text: str) -> tuple[str, ...]:
     if not criteria:
         raise InputError("at least one criterion is needed")
     return criteria
+
+
+def code_version() -> str:
+    """The installed soupgan's version (recorded with what it makes: shards, weights)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("soupgan")
+    except PackageNotFoundError:
+        return "unknown (not installed)"

@@ -29,7 +29,7 @@ from pipeline.method.consistency import make_consistent
 from pipeline.errors import InputError
 from pipeline.method.geometry import upsampled_affine, upsampled_length
 from pipeline.method.normalization import IntensityWindow, robust_window
-from pipeline.method.slice_flow import input_upsample
+from pipeline.method.slice_flow import normalized_input
 from pipeline.volume import Volume
 
 LOG = logging.getLogger("soupgan")
@@ -57,9 +57,9 @@ class UpsampledColumns:
         depth, rows, columns = region
         key = (rows.start, rows.stop, columns.start, columns.stop)
         if key != self._key:
-            upsampled = input_upsample(self.thick[:, rows, columns], self.scale, self.criterion, 0,
-                                       consistent=self.consistent)
-            self._key, self._column = key, self.window.normalize(upsampled)
+            self._key = key
+            self._column = normalized_input(self.thick[:, rows, columns], self.scale, self.criterion, self.window,
+                                            consistent=self.consistent)
         return self._column[depth]
 
 
@@ -70,7 +70,7 @@ class FlowUpsampledVolume:
     def __init__(self, thick: np.ndarray, scale: float, criterion: str, window: IntensityWindow,
                  consistent: bool = False):
         start = time.perf_counter()
-        self.data = input_upsample(window.normalize(thick), scale, criterion, 0, flow=True, consistent=consistent)
+        self.data = normalized_input(thick, scale, criterion, window, flow=True, consistent=consistent)
         LOG.info("flow-guided input: %d thin slices from %d thick ones in %.1f s", len(self.data), len(thick),
                  time.perf_counter() - start)
 

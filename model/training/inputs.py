@@ -1,6 +1,7 @@
 """Training input → ({"image", "scale"}, target) batches in the intensity space the generator uses: from
-shards (each patch normalised with its thick volume's [p0.5, p99.5] window, carried by the record, by the
-same `pipeline.graph.graph_ops.normalize_tf` the serving graph applies), or drawn on the fly from whole volumes.
+shards (each target normalised with its thick volume's [p0.5, p99.5] window, carried by the record, by the
+same `pipeline.graph.graph_ops.normalize_tf` the serving graph applies; schema 2 stores the input normalised
+already, as inference makes it), or drawn on the fly from whole volumes.
 """
 from __future__ import annotations
 
@@ -12,25 +13,30 @@ import tensorflow as tf
 from pipeline.data.dataset import make_dataset, split_pattern
 from pipeline.graph.graph_ops import normalize_tf
 from pipeline.data.random_pairs import RandomPairSampler, SamplerConfig
+from pipeline.data.records import SCHEMA_VERSION
 from pipeline.volume import Volume
 
 
-def to_model_batch(batch: dict) -> tuple[dict, tf.Tensor]:
-    """A parsed batch of patch pairs → (generator inputs, normalised target)."""
+def to_model_batch(batch: dict, input_normalized: bool) -> tuple[dict, tf.Tensor]:
+    """A parsed batch of patch pairs → (generator inputs, normalised target); the input is normalised here
+    unless the records store it normalised (schema 2)."""
     low = tf.reshape(batch["window"][:, 0], [-1, 1, 1, 1, 1])
     high = tf.reshape(batch["window"][:, 1], [-1, 1, 1, 1, 1])
-    inputs = {"image": normalize_tf(batch["input"], low, high), "scale": tf.cast(batch["scale"], tf.float32)}
-    return inputs, normalize_tf(batch["target"], low, high)
+    image = batch["input"] if input_normalized else normalize_tf(batch["input"], low, high)
+    return {"image": image, "scale": batch["scale"]}, normalize_tf(batch["target"], low, high)
 
 
 def training_dataset(data_dir: str, split: str, global_batch_size: int, criterion: str, patch_size: int,
-                     repeat: bool, seed: int | None = None) -> tf.data.Dataset:
-    """Shuffled global batches of one criterion's patch pairs (scales mixed, one per sample)."""
+                     repeat: bool, seed: int | None = None, schema_version: int = SCHEMA_VERSION) -> tf.data.Dataset:
+    """Shuffled global batches of one criterion's patch pairs (scales mixed, one per sample) from a shard set of
+    `schema_version` (its manifest's)."""
     dataset = make_dataset(
         split_pattern(data_dir, split), global_batch_size, patch_size=patch_size,
         shuffle_buffer=2048 if repeat else 0, seed=seed, repeat=repeat, criterion=criterion,
+        schema_version=schema_version,
     )
-    return dataset.map(to_model_batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return dataset.map(lambda batch: to_model_batch(batch, schema_version >= 2),
+                       num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def volume_pairs_dataset(volumes: list[Volume], config: SamplerConfig, global_batch_size: int,

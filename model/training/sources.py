@@ -9,7 +9,9 @@ import tensorflow as tf
 from model.training.inputs import training_dataset, volume_pairs_dataset
 from model.training.run_setup import pair_sampler_config
 from model.training.train_config import TrainConfig
+from pipeline.config import THIN_TO_THICK
 from pipeline.data.dataset import read_manifest
+from pipeline.data.records import FLOW, SPLINE, check_version
 from pipeline.errors import InputError
 from pipeline.volume import Volume
 
@@ -18,6 +20,21 @@ def count_batches(manifest: dict, split: str, criterion: str, batch_size: int) -
     """Full batches of one criterion a split holds (the manifest counts records per criterion and scale)."""
     counts = manifest.get("counts", {}).get(split, {})
     return sum(count for key, count in counts.items() if key.startswith(f"{criterion}/x")) // batch_size
+
+
+def take_input_kind(manifest: dict, config: TrainConfig) -> None:
+    """Set the run's --flow-input and --consistent-input to the inputs the shard set stores (schema 1: the plain
+    spline); refuse a flag the shards cannot serve."""
+    stored = manifest.get("input") or {"kind": SPLINE, "consistent_thin_to_thick": False}
+    flow = stored["kind"] == FLOW
+    consistent = bool(stored["consistent_thin_to_thick"]) and config.criterion == THIN_TO_THICK
+    if config.flow_input and not flow:
+        raise InputError(f"{config.data} stores {stored['kind']} inputs; --flow-input needs shards made with "
+                         "`soupgan shards --input flow`")
+    if config.consistent_input and not consistent:
+        raise InputError(f"{config.data} stores thin-to-thick inputs without their slab means restored; "
+                         "--consistent-input needs shards made with --consistent-input")
+    config.flow_input, config.consistent_input = flow, consistent
 
 
 def _distributed(dataset: tf.data.Dataset, policy) -> tf.data.Dataset:
@@ -35,6 +52,8 @@ class ShardSource:
 
     def __post_init__(self):
         manifest = read_manifest(self.config.data)
+        self.schema_version = check_version(int(manifest.get("schema_version", 1)))
+        take_input_kind(manifest, self.config)
         self.patch_size = int(manifest["patch_size"])
         self.patch_shape = (self.patch_size,) * 3
         self.train_batches = count_batches(manifest, "train", self.config.criterion, self.config.batch_size)
@@ -46,14 +65,15 @@ class ShardSource:
     def train(self, restart: int, task_index: int) -> tf.data.Dataset:
         config = self.config
         data = training_dataset(config.data, "train", config.batch_size, config.criterion, self.patch_size,
-                                repeat=True, seed=config.seed * 1_000_003 + restart)
+                                repeat=True, seed=config.seed * 1_000_003 + restart,
+                                schema_version=self.schema_version)
         return _distributed(data, tf.data.experimental.AutoShardPolicy.DATA)
 
     def validation(self) -> tf.data.Dataset | None:
         if not self.val_batches:
             return None
         data = training_dataset(self.config.data, "val", self.config.batch_size, self.config.criterion,
-                                self.patch_size, repeat=False)
+                                self.patch_size, repeat=False, schema_version=self.schema_version)
         return _distributed(data, tf.data.experimental.AutoShardPolicy.DATA)
 
 

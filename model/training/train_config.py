@@ -55,8 +55,8 @@ class TrainConfig:
     patch_depth: int | None = None  # --volumes pairs' length along the slice axis (default patch_size)
     slice_dilations: list[int] | None = None  # slice-axis reach blocks (with --init: added to that generator)
     augment: bool = True  # intensity augmentation of pairs drawn from --volumes
-    consistent_input: bool = False  # thin-to-thick --volumes inputs with slab means restored after the spline
-    flow_input: bool = False  # --volumes inputs made by flow-guided interpolation (pipeline.method.slice_flow)
+    consistent_input: bool = False  # thin-to-thick inputs with slab means restored (--data: the shard set's say)
+    flow_input: bool = False  # inputs made by flow-guided interpolation (pipeline.method.slice_flow; --data: ditto)
     lr_schedule: str = "plateau"
     precision: str = "float32"
     jit_compile: str = "auto"  # auto: XLA where Keras picks it (GPUs), on, off
@@ -95,11 +95,8 @@ class TrainConfig:
             raise InputError("--patch-depth applies to pairs drawn from --volumes; a shard set has its own patch size")
         if any(d < 1 for d in self.slice_dilations or ()):
             raise InputError(f"--slice-dilations must be >= 1, got {self.slice_dilations}")
-        if self.consistent_input and (self.data or self.criterion != THIN_TO_THICK):
-            raise InputError("--consistent-input is for --criterion thin-to-thick pairs drawn from --volumes "
-                             "(a shard set carries plain spline inputs)")
-        if self.flow_input and self.data:
-            raise InputError("--flow-input is for pairs drawn from --volumes (a shard set carries spline inputs)")
+        if self.consistent_input and self.criterion != THIN_TO_THICK:
+            raise InputError("--consistent-input is for --criterion thin-to-thick")
         if self.loss_margin < 0:
             raise InputError("--loss-margin must be >= 0")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:

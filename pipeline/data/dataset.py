@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from pipeline.config import PATCH_SIZE
 from pipeline.errors import InputError
-from pipeline.data.records import MANIFEST_FILE, parse_batch
+from pipeline.data.records import MANIFEST_FILE, SCHEMA_VERSION, parse_batch
 
 COMPRESSION = "GZIP"
 _CRITERION_FEATURE = {"criterion": tf.io.FixedLenFeature([], tf.string)}
@@ -69,12 +69,14 @@ def make_dataset(
     drop_remainder: bool = True,
     deterministic: bool = False,
     criterion: str | None = None,
+    schema_version: int = SCHEMA_VERSION,
 ) -> tf.data.Dataset:
     """Batches of parsed patch pairs (dict of tensors) from GZIP shards matching `patterns`.
 
     Files are interleaved in parallel; shuffling works on serialised records (cheap) and parsing runs
     once per batch (vectorised), which is the fast order for tf.data. `criterion` keeps one
-    degradation (batches still mix scales: the generator takes a scale per sample).
+    degradation (batches still mix scales: the generator takes a scale per sample). Records are of one
+    `schema_version` (a shard set's manifest says which).
     """
     files = list_shards(patterns)
     dataset = tf.data.Dataset.from_tensor_slices(files)
@@ -93,6 +95,6 @@ def make_dataset(
     if repeat:
         dataset = dataset.repeat()
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    dataset = dataset.map(lambda batch: parse_batch(batch, patch_size), num_parallel_calls=tf.data.AUTOTUNE,
+    dataset = dataset.map(lambda batch: parse_batch(batch, patch_size, schema_version), num_parallel_calls=tf.data.AUTOTUNE,
                           deterministic=deterministic)
     return dataset.prefetch(tf.data.AUTOTUNE)

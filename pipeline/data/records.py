@@ -1,7 +1,10 @@
 """The TFRecord schema of a patch pair (`tf.train.Example`), its encoder, and its parsers (NumPy and tf.data).
 
-Patches are stored as raw float32 little-endian bytes in raw intensities; the model normalises them with
-the `window` of the LR volume they came from, which is what the serving graph computes from a thick input.
+Schema 2 (written since soupgan 0.5.0): the input is the generator's input exactly as inference makes it from
+the thick volume — in normalised units ([p0.5, p99.5] of the thick volume → [0, 1]), flow-guided or spline, with
+thin-to-thick's slab means restored when `consistent` — and the target is raw; `window` maps the target as the
+serving graph does. It also carries the slice axis, the augmentation variant and a float scale.
+Schema 1 (soupgan ≤ 0.4.0, still read): both patches raw, spline inputs only, an integer scale.
 """
 from __future__ import annotations
 
@@ -14,14 +17,16 @@ from pipeline.config import check_criterion
 from pipeline.errors import RecordSchemaError
 from pipeline.method.normalization import IntensityWindow
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MANIFEST_FILE = "manifest.json"  # beside the split folders of a shard set: counts, settings, schema version
+FLOW, SPLINE = "flow", "spline"
+INPUT_KINDS = (FLOW, SPLINE)
 
-FEATURES = {
+_COMMON = {
     "input": tf.io.FixedLenFeature([], tf.string),
     "target": tf.io.FixedLenFeature([], tf.string),
     "patch_shape": tf.io.FixedLenFeature([3], tf.int64),
-    "scale": tf.io.FixedLenFeature([], tf.int64),
     "criterion": tf.io.FixedLenFeature([], tf.string),
     "volume_id": tf.io.FixedLenFeature([], tf.string),
     "modality": tf.io.FixedLenFeature([], tf.string),
@@ -29,20 +34,38 @@ FEATURES = {
     "origin": tf.io.FixedLenFeature([3], tf.int64),
     "schema_version": tf.io.FixedLenFeature([], tf.int64),
 }
+FEATURES = {
+    1: {**_COMMON, "scale": tf.io.FixedLenFeature([], tf.int64)},
+    2: {**_COMMON, "scale": tf.io.FixedLenFeature([], tf.float32),
+        "input_kind": tf.io.FixedLenFeature([], tf.string),
+        "consistent": tf.io.FixedLenFeature([], tf.int64),
+        "slice_axis": tf.io.FixedLenFeature([], tf.int64),
+        "variant": tf.io.FixedLenFeature([], tf.int64)},
+}
 
 
 @dataclasses.dataclass(frozen=True)
 class PatchPair:
-    """One training example: the cubic-interpolated LR patch and its HR target, with provenance."""
+    """One training example: the generator's input patch and its HR target, with provenance (schema 2)."""
 
-    input: np.ndarray
-    target: np.ndarray
-    scale: int
+    input: np.ndarray  # normalised (schema 1: raw)
+    target: np.ndarray  # raw
+    scale: float
     criterion: str
     volume_id: str
     window: IntensityWindow
     modality: str = "unknown"
-    origin: tuple[int, int, int] = (0, 0, 0)
+    origin: tuple[int, int, int] = (0, 0, 0)  # on the thin grid, slice axis first
+    input_kind: str = FLOW
+    consistent: bool = False
+    slice_axis: int = 0  # of the source volume
+    variant: int = 0  # 0: the volume as measured; k > 0: its k-th seeded augmentation
+    schema_version: int = SCHEMA_VERSION  # of the record it was read from
+
+    @property
+    def input_normalized(self) -> bool:
+        """Schema 2 stores the input in normalised units; schema 1 stored it raw."""
+        return self.schema_version >= 2
 
 
 def _bytes(*values: bytes) -> tf.train.Feature:
@@ -58,58 +81,76 @@ def _floats(*values: float) -> tf.train.Feature:
 
 
 def encode_example(pair: PatchPair) -> bytes:
-    """Serialise a patch pair; the same pair always gives the same bytes."""
+    """Serialise a patch pair in schema 2; the same pair always gives the same bytes."""
     if pair.input.shape != pair.target.shape or pair.input.ndim != 3:
         raise ValueError(f"input {pair.input.shape} and target {pair.target.shape} must be equal 3D shapes")
     check_criterion(pair.criterion)
+    if pair.input_kind not in INPUT_KINDS:
+        raise ValueError(f"input kind must be one of {', '.join(INPUT_KINDS)}, got {pair.input_kind!r}")
     feature = {
         "input": _bytes(np.ascontiguousarray(pair.input, dtype="<f4").tobytes()),
         "target": _bytes(np.ascontiguousarray(pair.target, dtype="<f4").tobytes()),
         "patch_shape": _ints(*pair.input.shape),
-        "scale": _ints(pair.scale),
+        "scale": _floats(pair.scale),
         "criterion": _bytes(pair.criterion.encode()),
         "volume_id": _bytes(pair.volume_id.encode()),
         "modality": _bytes(pair.modality.encode()),
         "window": _floats(pair.window.low, pair.window.high),
         "origin": _ints(*pair.origin),
+        "input_kind": _bytes(pair.input_kind.encode()),
+        "consistent": _ints(pair.consistent),
+        "slice_axis": _ints(pair.slice_axis),
+        "variant": _ints(pair.variant),
         "schema_version": _ints(SCHEMA_VERSION),
     }
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
 
 
+def check_version(version: int) -> int:
+    if version not in READABLE_VERSIONS:
+        raise RecordSchemaError(f"record schema version {version}, this soupgan reads versions "
+                                f"{', '.join(map(str, READABLE_VERSIONS))}")
+    return version
+
+
 def decode_example(serialized: bytes) -> PatchPair:
-    """Parse one serialised example in plain Python (tools and tests); raises `RecordSchemaError`."""
+    """Parse one serialised example of either schema in plain Python (tools and tests); raises `RecordSchemaError`."""
     try:
-        example = tf.train.Example.FromString(serialized)
-        feature = example.features.feature
-        version = feature["schema_version"].int64_list.value[0]
-        if version != SCHEMA_VERSION:
-            raise RecordSchemaError(f"record schema version {version}, this soupgan reads version {SCHEMA_VERSION}")
+        feature = tf.train.Example.FromString(serialized).features.feature
+        version = check_version(feature["schema_version"].int64_list.value[0])
         shape = tuple(feature["patch_shape"].int64_list.value)
         window = feature["window"].float_list.value
-        return PatchPair(
+        fields = dict(
             input=np.frombuffer(feature["input"].bytes_list.value[0], dtype="<f4").reshape(shape),
             target=np.frombuffer(feature["target"].bytes_list.value[0], dtype="<f4").reshape(shape),
-            scale=int(feature["scale"].int64_list.value[0]),
             criterion=feature["criterion"].bytes_list.value[0].decode(),
             volume_id=feature["volume_id"].bytes_list.value[0].decode(),
             window=IntensityWindow(float(window[0]), float(window[1])),
             modality=feature["modality"].bytes_list.value[0].decode(),
             origin=tuple(int(v) for v in feature["origin"].int64_list.value),
+            schema_version=version,
         )
+        if version == 1:
+            return PatchPair(**fields, scale=int(feature["scale"].int64_list.value[0]), input_kind=SPLINE)
+        return PatchPair(**fields, scale=float(feature["scale"].float_list.value[0]),
+                         input_kind=feature["input_kind"].bytes_list.value[0].decode(),
+                         consistent=bool(feature["consistent"].int64_list.value[0]),
+                         slice_axis=int(feature["slice_axis"].int64_list.value[0]),
+                         variant=int(feature["variant"].int64_list.value[0]))
     except RecordSchemaError:
         raise
     except Exception as err:
         raise RecordSchemaError(f"not a soupgan patch record ({type(err).__name__}: {err})") from None
 
 
-def parse_batch(serialized: tf.Tensor, patch_size: int) -> dict[str, tf.Tensor]:
-    """Parse a batch of serialised examples in-graph into dense tensors; patches as [B, p, p, p, 1]."""
-    parsed = tf.io.parse_example(serialized, FEATURES)
+def parse_batch(serialized: tf.Tensor, patch_size: int, version: int = SCHEMA_VERSION) -> dict[str, tf.Tensor]:
+    """Parse a batch of serialised examples of one schema `version` (the shard set's manifest says which)
+    in-graph into dense tensors; patches as [B, p, p, p, 1], the scale as float32."""
+    parsed = tf.io.parse_example(serialized, FEATURES[check_version(version)])
     checks = [
         tf.debugging.assert_equal(
-            parsed["schema_version"], tf.constant(SCHEMA_VERSION, tf.int64),
-            message=f"record schema version differs from {SCHEMA_VERSION}",
+            parsed["schema_version"], tf.constant(version, tf.int64),
+            message=f"record schema version differs from the shard set's {version}",
         ),
         tf.debugging.assert_equal(
             parsed["patch_shape"], tf.constant(patch_size, tf.int64),
@@ -122,7 +163,7 @@ def parse_batch(serialized: tf.Tensor, patch_size: int) -> dict[str, tf.Tensor]:
         return {
             "input": tf.reshape(tf.io.decode_raw(parsed["input"], tf.float32, little_endian=True), shape),
             "target": tf.reshape(tf.io.decode_raw(parsed["target"], tf.float32, little_endian=True), shape),
-            "scale": parsed["scale"],
+            "scale": tf.cast(parsed["scale"], tf.float32),
             "criterion": parsed["criterion"],
             "volume_id": parsed["volume_id"],
             "window": parsed["window"],

@@ -23,7 +23,7 @@ from pipeline.method.consistency import make_consistent
 from pipeline.errors import VolumeShapeError
 from pipeline.method.geometry import upsampled_affine, upsampled_positions
 from pipeline.method.interpolation import upsample
-from pipeline.method.normalization import robust_window
+from pipeline.method.normalization import IntensityWindow, robust_window
 from pipeline.volume import Volume
 
 FLOW_OPTIONS = {"num_warp": 3, "num_iter": 5}
@@ -38,10 +38,11 @@ def slice_flow(first: np.ndarray, second: np.ndarray) -> np.ndarray:
 
 
 def flow_upsample(data: np.ndarray, scale: float, criterion: str, axis: int,
-                  thin_slices: slice | None = None) -> np.ndarray:
+                  thin_slices: slice | None = None, threads: int | None = None) -> np.ndarray:
     """Flow-guided upsampling of normalised `data` along `axis` by `scale` (float32); `thin_slices`: only those
     thin slices (a training pair's range), from the thick slices around them. Pairs of thick slices run on
-    threads (TV-L1 and the warps spend most of their time in NumPy and SciPy, outside the GIL)."""
+    `threads` threads (default: one per CPU; TV-L1 and the warps spend most of their time in NumPy and SciPy,
+    outside the GIL); the result does not depend on how many."""
     moved = np.moveaxis(np.asarray(data, dtype=np.float32), axis, 0)
     n_lr = moved.shape[0]
     if n_lr < 2:
@@ -65,7 +66,7 @@ def flow_upsample(data: np.ndarray, scale: float, criterion: str, axis: int,
                                                   order=3, mode="nearest", prefilter=False)
 
     pairs = np.unique(lower[~measured])
-    with ThreadPoolExecutor(max(1, min(len(pairs), os.cpu_count() or 1))) as pool:
+    with ThreadPoolExecutor(max(1, min(len(pairs), threads or os.cpu_count() or 1))) as pool:
         list(pool.map(between, pairs))
     return np.ascontiguousarray(np.moveaxis(out, 0, axis))
 
@@ -80,8 +81,20 @@ def flow_upsample_volume(volume: Volume, scale: float, criterion: str, axis: int
 
 
 def input_upsample(data: np.ndarray, scale: float, criterion: str, axis: int, flow: bool = False,
-                   consistent: bool = False) -> np.ndarray:
-    """A generator's input on the thin grid: the cubic spline or the flow-guided interpolation, with thin-to-thick's
-    slab means restored after it for a `consistent` generator (`model.networks.generator` records which it takes)."""
-    thin = flow_upsample(data, scale, criterion, axis) if flow else upsample(data, scale, criterion, axis)
+                   consistent: bool = False, threads: int | None = None) -> np.ndarray:
+    """A generator's input on the thin grid: the cubic spline or the flow-guided interpolation (on `threads`), with
+    thin-to-thick's slab means restored after it for a `consistent` generator (`model.networks.generator` records
+    which it takes)."""
+    thin = flow_upsample(data, scale, criterion, axis, threads=threads) if flow else upsample(data, scale, criterion, axis)
     return make_consistent(thin, data, scale, criterion, axis) if consistent else thin
+
+
+def normalized_input(thick: np.ndarray, scale: float, criterion: str, window: IntensityWindow, flow: bool = False,
+                     consistent: bool = False, threads: int | None = None) -> np.ndarray:
+    """A generator's input in normalised units from thick slices (slice axis first), as inference and the shards
+    job both make it: the flow runs on normalised slices (its data term assumes [0, 1]); the spline on raw ones,
+    normalised after (so that inference may make it one in-plane column at a time)."""
+    if flow:
+        return input_upsample(window.normalize(thick), scale, criterion, 0, flow=True, consistent=consistent,
+                              threads=threads)
+    return window.normalize(input_upsample(thick, scale, criterion, 0, consistent=consistent))

@@ -77,11 +77,11 @@ def _data_arguments(group, default: TrainConfig) -> None:
     group.add_argument("--no-augment", dest="augment", action="store_false",
                        help="--volumes: no intensity augmentation (contrast, gamma, bias field, noise)")
     group.add_argument("--consistent-input", action="store_true",
-                       help="--volumes, thin-to-thick: inputs are the spline with each slab's mean restored to its "
-                            "thick slice (recorded in the generator; every path that runs it does the same)")
+                       help="thin-to-thick: inputs have each slab's mean restored to its thick slice (recorded in the "
+                            "generator; every path that runs it does the same). --data: taken from the shard set")
     group.add_argument("--flow-input", action="store_true",
-                       help="--volumes: inputs are the flow-guided slice interpolation (pipeline.method.slice_flow), not the "
-                            "spline (recorded in the generator; every path that runs it does the same)")
+                       help="inputs are the flow-guided slice interpolation (pipeline.method.slice_flow), not the spline "
+                            "(recorded in the generator). --data: taken from the shard set (`soupgan shards --input`)")
     group.add_argument("--seed", type=int, default=default.seed, help="data order seed")
     group.add_argument("--data-workers", type=int, default=default.data_workers,
                        help="--portable: processes drawing pairs (default 0: the training process)")

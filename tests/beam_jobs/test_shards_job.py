@@ -1,5 +1,6 @@
 """The shards job end to end on real runners: DirectRunner (in-process and multi-process) and DaskRunner."""
 import gzip
+import hashlib
 import json
 import os
 import shutil
@@ -11,7 +12,9 @@ import tensorflow as tf
 import beam_jobs.transforms
 from beam_jobs.shards import run
 from tests.shard_records import count_records
+from pipeline.config import code_version
 from pipeline.errors import InputError
+from pipeline.io.nifti_io import read_nifti
 from pipeline.data.records import decode_example
 from tests.beam_jobs.inputs import BAD, GOOD, JOB_FLAGS, make_inputs
 
@@ -46,7 +49,9 @@ def test_manifest_counts_match_the_records_read_back(direct_run):
     output, manifest = direct_run
     assert manifest == json.load(open(os.path.join(output, "manifest.json")))
     assert manifest["inputs_read"] == GOOD and manifest["inputs_failed"] == BAD
-    assert manifest["schema_version"] == 1 and manifest["patch_size"] == 16 and manifest["scales"] == [2, 3]
+    assert manifest["schema_version"] == 2 and manifest["patch_size"] == 16 and manifest["scales"] == [2, 3]
+    assert manifest["input"]["kind"] == "flow" and manifest["input"]["consistent_thin_to_thick"] is True
+    assert manifest["variants"] == 1 and manifest["code_version"] == code_version()
     total = 0
     for split in ("train", "val", "test"):
         n = manifest["counts"][split]["total"]
@@ -58,6 +63,15 @@ def test_manifest_counts_match_the_records_read_back(direct_run):
         per_kind = sum(v for k, v in manifest["counts"][split].items() if k != "total")
         assert per_kind == n
     assert total > 100
+
+
+def test_manifest_names_the_bytes_each_volume_came_from(direct_run, inputs):
+    output, manifest = direct_run
+    ids = {volume for split in manifest["volumes"].values() for volume in split}
+    assert set(manifest["source_sha256"]) == ids
+    mr0 = read_nifti(os.path.join(inputs, "mr0.nii.gz")).volume_id
+    assert manifest["source_sha256"][mr0] == hashlib.sha256(open(os.path.join(inputs, "mr0.nii.gz"), "rb").read()).hexdigest()
+    assert str(inputs) not in json.dumps(manifest)  # hashes, not paths
 
 
 def test_each_shard_holds_one_volume(direct_run):

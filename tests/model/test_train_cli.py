@@ -9,6 +9,7 @@ import pytest
 
 from model.networks.generator import load_generator
 from soupgan import cli
+from tests.model.shard_set import make_v1_shard_set
 from tests.model.train_cli import TINY, kill_after_first_checkpoint, train
 
 
@@ -44,6 +45,7 @@ def test_stage1_writes_the_run_folder_with_two_replicas(stage1_run):
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(os.path.join(run, "logs", "train")))
     assert os.path.exists(os.path.join(run, "last_generator.keras"))
     generator = load_generator(os.path.join(run, "best_generator.keras"))
+    assert generator.flow_input and config["flow_input"]  # the shard set's flow-guided inputs, from its manifest
     image = np.random.default_rng(0).random((1, 16, 16, 16, 1), dtype=np.float32)
     assert generator({"image": image, "scale": np.float32(2.5)}).shape == image.shape
     assert "Epoch 2/2" in result.stdout
@@ -87,8 +89,6 @@ def test_killed_run_resumes_from_its_last_checkpoint(shard_set, tmp_path):
     (["--strategy", "multiworker"], "needs TF_CONFIG"),
     (["--checkpoint-every", "0"], "--checkpoint-every must be at least 1"),
     (["--patch-depth", "24"], "--patch-depth applies to pairs drawn from --volumes"),
-    (["--consistent-input", "--criterion", "thin-to-thick"], "--consistent-input is for --criterion thin-to-thick "
-                                                             "pairs drawn from --volumes"),
 ])
 def test_bad_settings_exit_2_with_one_line(shard_set, tmp_path, extra, message, capsys, monkeypatch):
     """In-process through the CLI's own entry point: these fail before any training starts."""
@@ -96,6 +96,19 @@ def test_bad_settings_exit_2_with_one_line(shard_set, tmp_path, extra, message, 
     assert cli.main(["train", "--data", shard_set, "--out", str(tmp_path / "run"), *extra]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("soupgan train: error:") and message in lines[0]
+
+
+@pytest.mark.slow
+def test_schema_1_shard_sets_still_train_spline_generators(shard_set, tmp_path):
+    old = make_v1_shard_set(shard_set, str(tmp_path))
+    report = summary(train("--data", old, "--out", tmp_path / "run", "--epochs", "1", "--steps-per-epoch", "2",
+                           "--validation-steps", "1", *TINY))
+    assert report["optimizer_steps"] == 2 and np.isfinite(report["last"]["val_loss"])
+    assert not load_generator(str(tmp_path / "run" / "best_generator.keras")).flow_input
+    refused = train("--data", old, "--out", tmp_path / "flow", "--flow-input", *TINY)
+    assert refused.returncode == 2
+    assert "stores spline inputs; --flow-input needs shards made with `soupgan shards --input flow`" in \
+        refused.stderr.strip().splitlines()[-1]
 
 
 def test_unreadable_slice_dilations_are_an_argument_error(tmp_path, capsys):

@@ -6,6 +6,7 @@ import pytest
 from pipeline.method.degradation import degrade
 from pipeline.errors import InputError, VolumeShapeError
 from pipeline.method.interpolation import upsample
+from pipeline.method.normalization import robust_window
 from pipeline.data.pairs import PairConfig, patch_pairs
 from pipeline.data.splits import assign_split, parse_split
 from pipeline.volume import Volume, hashed_id
@@ -28,15 +29,19 @@ def test_split_is_stable_seeded_and_close_to_the_ratios():
 def test_pairs_are_slice_axis_first_and_match_degrade_then_upsample():
     data = phantom((34, 40, 36))
     volume = Volume(data, np.diag([3.0, 1.0, 1.0, 1.0]))  # the slice axis is axis 0
-    config = PairConfig(scales=(2, 3), criteria=("thin-to-thin", "thin-to-thick"), patch_size=16)
+    config = PairConfig(scales=(2, 3), criteria=("thin-to-thin", "thin-to-thick"), patch_size=16, input_kind="spline",
+                        consistent=False)
     pairs = list(patch_pairs(volume, config))
     assert Counter((p.criterion, p.scale) for p in pairs).keys() == {("thin-to-thin", 2), ("thin-to-thin", 3), ("thin-to-thick", 2), ("thin-to-thick", 3)}
     pair = next(p for p in pairs if p.criterion == "thin-to-thick" and p.scale == 3)
     k, i, j = pair.origin
     np.testing.assert_array_equal(pair.target, data[k : k + 16, i : i + 16, j : j + 16])
-    expected = upsample(degrade(data, 3, "thin-to-thick", axis=0), 3, "thin-to-thick", axis=0)
+    thick = degrade(data, 3, "thin-to-thick", axis=0)
+    assert pair.window == robust_window(thick)  # the thick volume's window, as inference computes it
+    expected = pair.window.normalize(upsample(thick, 3, "thin-to-thick", axis=0))  # stored normalised
     np.testing.assert_array_equal(pair.input, expected[k : k + 16, i : i + 16, j : j + 16])
     assert pair.volume_id == volume.volume_id and pair.window.high > pair.window.low
+    assert (pair.input_kind, pair.consistent, pair.slice_axis, pair.variant) == ("spline", False, 0, 0)
 
 
 def test_background_patches_are_dropped():
