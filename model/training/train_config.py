@@ -12,11 +12,15 @@ LR_SCHEDULES = ("plateau", "cosine")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 PIXEL_LOSSES = ("mse", "log-mse")
 JIT_SETTINGS = ("auto", "on", "off")
+PERCEPTUAL_TERMS = ("laplacian", "vgg19")  # stage 2: the offline tri-planar Laplacian pyramid, or VGG19-54 features
 # Settings that must not change when a run is restarted into the same folder.
 RESUME_KEYS = ("stage", "init", "criterion", "batch_size", "generator", "filters", "blocks", "growth",
-               "disc_filters", "perceptual_weight", "adversarial_weight", "mse_weight", "vgg_weights", "loss_margin",
+               "disc_filters", "perceptual", "perceptual_weight", "adversarial_weight", "mse_weight", "vgg_weights", "loss_margin",
                "patch_size", "patch_depth", "slice_dilations", "augment", "lr_schedule", "precision", "pixel_loss",
                "portable")
+
+# Run folders written before a key existed ran with these (stage 2 used VGG19 before 0.5.0).
+DEFAULTS_BEFORE_THE_KEY = {"perceptual": "vgg19"}
 
 
 @dataclass
@@ -44,6 +48,7 @@ class TrainConfig:
     d_learning_rate: float = 1e-4
     lr_factor: float = 1 / 3
     lr_patience: int = 3
+    perceptual: str = "laplacian"  # chosen by the ablation in BENCHMARKS.md ("The GAN stage's perceptual term")
     perceptual_weight: float = 1.0
     adversarial_weight: float = 0.01
     mse_weight: float = 0.001
@@ -82,6 +87,8 @@ class TrainConfig:
             raise InputError(f"--batch-size {self.batch_size} is not divisible by the {self.replicas} replicas")
         if self.checkpoint_every is not None and self.checkpoint_every < 1:
             raise InputError("--checkpoint-every must be at least 1")
+        if self.perceptual not in PERCEPTUAL_TERMS:
+            raise InputError(f"unknown --perceptual {self.perceptual!r}; choose from {', '.join(PERCEPTUAL_TERMS)}")
         if self.stage not in STAGES:
             raise InputError(f"unknown stage {self.stage!r}; choose from {', '.join(STAGES)}")
         if self.stage == "gan" and not self.init:
@@ -127,7 +134,7 @@ def check_restart(previous: dict | None, config: TrainConfig) -> None:
     """A restart must be the same run: refuse a folder whose config.json (`previous`) holds a different one."""
     if previous is None:
         return
-    defaults = TrainConfig()  # a key an older run folder lacks had its default then
-    changed = [key for key in RESUME_KEYS if previous.get(key, getattr(defaults, key)) != getattr(config, key)]
+    defaults = {**vars(TrainConfig()), **DEFAULTS_BEFORE_THE_KEY}  # what a run folder older than a key had
+    changed = [key for key in RESUME_KEYS if previous.get(key, defaults[key]) != getattr(config, key)]
     if changed:
         raise InputError(f"{config.out} holds a different run ({', '.join(changed)} changed); use another --out")

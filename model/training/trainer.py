@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from model.networks.discriminator import build_discriminator
 from model.networks.generator import dtype_policy
+from model.networks.detail_loss import TriPlanarLaplacianLoss
 from model.networks.perceptual import TriPlanarPerceptualLoss
 from model.training.callbacks import EpochCheckpoint, TrainingCurves
 from model.training.distribution import is_chief, make_strategy
@@ -39,7 +40,8 @@ def build_trainer(config: TrainConfig, patch_shape: Sequence[int], total_steps: 
     discriminator = perceptual = None
     if config.stage == "gan":
         discriminator = build_discriminator(config.disc_filters)
-        perceptual = TriPlanarPerceptualLoss(config.vgg_weights, config.perceptual_slices)
+        perceptual = (TriPlanarPerceptualLoss(config.vgg_weights, config.perceptual_slices)
+                      if config.perceptual == "vgg19" else TriPlanarLaplacianLoss())
     check_loss_margin(config, patch_shape)
     trainer = SoupGAN(generator, discriminator, perceptual, config.perceptual_weight, config.adversarial_weight,
                       config.mse_weight, config.loss_margin, config.pixel_loss)

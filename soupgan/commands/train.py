@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from model.training.train_config import JIT_SETTINGS, LR_SCHEDULES, PIXEL_LOSSES, PRECISIONS, STAGES, STRATEGIES, TrainConfig
+from model.training.train_config import (JIT_SETTINGS, LR_SCHEDULES, PERCEPTUAL_TERMS, PIXEL_LOSSES, PRECISIONS, STAGES,
+                                         STRATEGIES, TrainConfig)
 from pipeline.config import CRITERIA
 from pipeline.errors import InputError
 from soupgan.console import show_progress
@@ -121,9 +122,12 @@ def _losses_arguments(group, default: TrainConfig) -> None:
     group.add_argument("--perceptual-weight", type=float, default=default.perceptual_weight)
     group.add_argument("--adversarial-weight", type=float, default=default.adversarial_weight)
     group.add_argument("--mse-weight", type=float, default=default.mse_weight)
+    group.add_argument("--perceptual", choices=PERCEPTUAL_TERMS, default=default.perceptual,
+                       help=f"stage 2's perceptual term: laplacian (tri-planar Laplacian pyramid, offline) or vgg19 "
+                            f"(VGG19-54 features; see --vgg-weights). Default {default.perceptual}")
     group.add_argument("--vgg-weights", default=default.vgg_weights,
-                       help="imagenet (Keras download), a local VGG19 .h5 file, or none (random; tests only)")
-    group.add_argument("--perceptual-slices", type=int, help="slices per plane and step for the perceptual loss")
+                       help="--perceptual vgg19: imagenet (Keras download), a local VGG19 .h5 file, or none (random)")
+    group.add_argument("--perceptual-slices", type=int, help="--perceptual vgg19: slices per plane and step")
     group.add_argument("--loss-margin", type=int, default=default.loss_margin,
                        help="voxels at each patch face left out of the MSE, where zero padding stands in for tissue")
     group.add_argument("--pixel-loss", choices=PIXEL_LOSSES, default=default.pixel_loss,
