@@ -1,5 +1,8 @@
 """Training throughput on this machine: stage-1 and stage-2 steps/s, and the tf.data input rate against
 the rate the step consumes (goal: input >= 5x faster), on real shards of MNI152 from `soupgan shards`.
+`--sources`: instead, stage-1 s/step of the shipped generator's architecture on flow-guided inputs from
+shards (`train --data`) against pairs drawn and flow-interpolated on the fly (`train --volumes --flow-input`),
+both through `soupgan train`'s own sources, alternating.
 
 Baseline for the input: the training step itself (patch pairs per second it consumes). Each stage is
 timed over --steps steps after --warmup steps (tracing), per step; medians are reported. Stages and
@@ -26,6 +29,7 @@ import tensorflow as tf
 
 from benchmarks.data import mni152_path
 from model.training.inputs import training_dataset
+from model.training.sources import training_source
 from model.training.train_config import TrainConfig
 from model.training.trainer import build_trainer
 from pipeline.config import PATCH_SIZE, THIN_TO_THIN
@@ -45,7 +49,7 @@ class StepTimes(keras.callbacks.Callback):
 
 
 def make_shards(folder: str) -> str:
-    """MNI152 → thin-to-thin shards (all scales), the way users make them."""
+    """MNI152 → thin-to-thin shards (all scales, flow-guided inputs), the way users make them."""
     output = os.path.join(folder, "shards")
     subprocess.run([sys.executable, "-m", "soupgan", "shards", mni152_path(), "--output", output, "--split", "1,0,0",
                     "--criteria", THIN_TO_THIN], check=True, capture_output=True)
@@ -72,6 +76,34 @@ def step_seconds(data: str, config: TrainConfig, warmup: int, steps: int) -> flo
     return statistics.median(timer.times[warmup:])
 
 
+def source_step_seconds(config: TrainConfig, warmup: int, steps: int) -> float:
+    """Median seconds per stage-1 step with `soupgan train`'s own source for `config` (shards or volumes)."""
+    source = training_source(config)
+    trainer = build_trainer(config, source.patch_shape)
+    timer = StepTimes()
+    trainer.fit(source.train(0, 0), epochs=1, steps_per_epoch=warmup + steps, callbacks=[timer], verbose=0,
+                shuffle=False)
+    return statistics.median(timer.times[warmup:])
+
+
+def compare_sources(data: str, args: argparse.Namespace) -> None:
+    """--data (flow-guided shards) against --volumes --flow-input, each `--repeats` times, alternating."""
+    shipped = dict(filters=16, blocks=6, batch_size=args.batch_size, flow_input=True)
+    configs = {"--data (flow-guided shards)": TrainConfig(data=data, **shipped),
+               "--volumes --flow-input": TrainConfig(volumes=[mni152_path()], steps_per_epoch=1, **shipped)}
+    times = {name: [] for name in configs}
+    for _ in range(args.repeats):
+        for name, config in configs.items():
+            times[name].append(source_step_seconds(config, args.warmup, args.steps))
+            print(f"{name:30s} {times[name][-1]:6.3f} s/step", file=sys.stderr, flush=True)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    baseline = medians["--volumes --flow-input"]
+    print(f"{'source':30s} {'s/step (median)':>16s} {'runs':>24s} {'speed-up':>9s}")
+    for name, median in medians.items():
+        runs = ", ".join(f"{t:.3f}" for t in times[name])
+        print(f"{name:30s} {median:16.3f} {runs:>24s} {baseline / median:8.1f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="a shard set (default: make one from MNI152)")
@@ -79,10 +111,14 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--perceptual-slices", type=int, default=8, help="stage 2 is also timed with all slices")
+    parser.add_argument("--sources", action="store_true", help="compare --data with --volumes --flow-input")
+    parser.add_argument("--repeats", type=int, default=3, help="--sources: runs of each, alternating")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or make_shards(tmp)
+        if args.sources:
+            return compare_sources(data, args)
         # Stage 2 from a fresh generator: the step costs the same as from a stage-1 one. VGG weights are
         # random (ImageNet's cannot be downloaded here); the cost is the same.
         stages = {
