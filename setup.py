@@ -46,7 +46,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.13",  # keras 3.15 needs 3.11; TF 2.16 wheels stop at 3.12
     packages=find_packages(include=["pipeline*", "model*", "serving*", "beam_jobs*", "soupgan*"]),
-    package_data={"model": ["default_weights/*.keras", "default_weights/*.json", "default_weights/*.md"]},
+    package_data={"model": ["default_weights/*.keras", "default_weights/*.json", "default_weights/*.md"],
+                  "soupgan": ["recipes/*.toml"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     entry_points={"console_scripts": ["soupgan=soupgan.cli:main"]},

@@ -3,7 +3,7 @@ builds from the same thick volume (`model.inference.super_resolve`'s sources) an
 
     python -m benchmarks.verify_shards SHARDS SOURCE.nii.gz [SOURCE ...] [--records N]
 
-Each source is matched to its shard by volume id; the first N records of each are recomputed from the source.
+Each source is matched to its shard by volume id; N records spread over its shard are recomputed from the source.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("shards")
     parser.add_argument("sources", nargs="+")
-    parser.add_argument("--records", type=int, default=20, help="records checked per volume (default 20)")
+    parser.add_argument("--records", type=int, default=20, help="records checked per volume, spread over its shard")
     args = parser.parse_args()
     apply_tensorflow_defaults()
     import tensorflow as tf
@@ -43,8 +43,9 @@ def main() -> None:
         volume = read_volume(path)
         shard = by_id[volume.volume_id]
         records = tf.data.TFRecordDataset(os.path.join(args.shards, shard), compression_type="GZIP")
+        stride = max(1, sum(1 for _ in records) // args.records)  # records spread over the whole shard
         checked, sources = 0, {}
-        for record in records.take(args.records):
+        for record in records.shard(stride, 0).take(args.records):
             pair = decode_example(record.numpy())
             key = (pair.variant, pair.slice_axis, pair.criterion, pair.scale)
             if key not in sources:

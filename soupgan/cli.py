@@ -17,10 +17,10 @@ from soupgan.tensorflow_env import apply_tensorflow_defaults
 apply_tensorflow_defaults()
 
 from pipeline.errors import InputError
-from soupgan.commands import demo, degrade, evaluate, export, info, shards, train, upsample
+from soupgan.commands import demo, degrade, evaluate, export, info, recipe, shards, train, upsample
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
-COMMANDS = (demo, info, degrade, shards, train, export, upsample, evaluate)
+COMMANDS = (demo, info, degrade, shards, train, export, upsample, evaluate, recipe)
 
 
 def build_parser() -> argparse.ArgumentParser:

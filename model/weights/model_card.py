@@ -8,7 +8,7 @@ import os
 from model.weights.model_source import DEFAULT_WEIGHTS, model_card, provenance
 
 CARD_MARKDOWN = os.path.join(DEFAULT_WEIGHTS, "MODEL_CARD.md")
-METHODS = ("tricubic", "flow-guided", "soupgan")
+METHODS = ("tricubic", "flow-guided", "reference", "soupgan")  # "reference": the authors' released model
 
 
 def lineage(record: dict) -> list[dict]:
@@ -30,6 +30,17 @@ def quality_table(scores: dict) -> list[str]:
     return lines
 
 
+def quality_section(entry: dict) -> list[str]:
+    """The heading and table of an entry's scores on its validation scan (Colin27 for the older recipe)."""
+    if "validation" not in entry:
+        return ["Quality on Colin27 (never trained on), 128² in-plane centre crop, PSNR / SSIM:", "",
+                *quality_table(entry["colin27_centre128"])]
+    validation = entry["validation"]
+    crop = f", {validation['crop']}² in-plane centre crop" if validation.get("crop") else ""
+    return [f"Quality on {validation['scan']} (never trained on){crop}, PSNR / SSIM (reference: the authors' "
+            "released model):", "", *quality_table(validation["scores"])]
+
+
 def render_model_card(card: dict) -> str:
     """The whole card: per criterion its file and sha256, input, training, recipe, data, quality and lineage."""
     lines = ["# soupgan default weights: model card", "",
@@ -38,16 +49,16 @@ def render_model_card(card: dict) -> str:
     for criterion, entry in card["models"].items():
         made = provenance(card, criterion)
         training = entry["training"]
-        lines += [f"## {criterion}", "",
+        lines += [f"## {criterion}" + (f" (version {entry['version']})" if "version" in entry else ""), "",
                   f"- File: `{entry['file']}`, sha256 `{entry['sha256']}`",
+                  *([f"- Architecture: {entry['architecture']}"] if "architecture" in entry else []),
                   f"- Input: {training.get('input', 'cubic spline')}",
                   f"- Training: stage {training['stage']}, batch {training['batch_size']}, patch "
                   f"{training['patch_size']}, loss margin {training['loss_margin']}, {training['lr_schedule']} "
                   f"schedule, augmentation {'on' if training['augmentation'] else 'off'}, the {training['generator']}",
                   f"- Made on {made['created']} by `{made['recipe']}`",
                   f"- Training data: {', '.join(made['training_data'])}", "",
-                  "Quality on Colin27 (never trained on), 128² in-plane centre crop, PSNR / SSIM:", "",
-                  *quality_table(entry["colin27_centre128"]), "",
+                  *quality_section(entry), "",
                   "Started from, newest first:", ""]
         lines += [f"{n}. `{step['generator']}` sha256 `{step['sha256'][:12]}…`"
                   + (f", made by `{step['recipe']}`" if "recipe" in step else "")

@@ -1,0 +1,59 @@
+"""`soupgan recipe`: run a declarative training recipe end to end (shards → train stages → export → evaluate)
+into a run folder that keeps every artefact, and install a finished run's generators as the default weights."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from soupgan.console import show_progress
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser("recipe", help="run a training recipe end to end, or install its result")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="the packaged recipes")
+    listing.set_defaults(run=list_recipes)
+    show = actions.add_parser("show", help="print a recipe")
+    show.add_argument("recipe", help="a packaged recipe's name or a .toml file")
+    show.set_defaults(run=show_recipe)
+    run = actions.add_parser("run", help="run (or resume) a recipe into a run folder")
+    run.add_argument("recipe", help="a packaged recipe's name or a .toml file")
+    run.add_argument("--run", dest="folder", required=True, metavar="FOLDER", help="the run folder (rerun to resume)")
+    run.add_argument("--data-cache", metavar="FOLDER",
+                     help="where public scans are fetched to (default $SOUPGAN_DATA or ~/.cache/soupgan/data)")
+    run.set_defaults(run=run_recipe)
+    install = actions.add_parser("install", help="ship a finished run's generators as the default weights")
+    install.add_argument("run_folder", metavar="RUN", help="a finished `soupgan recipe run` folder")
+    install.set_defaults(run=install_recipe)
+
+
+def list_recipes(args: argparse.Namespace) -> None:
+    from soupgan.recipes.recipe import load_recipe, packaged_recipes
+
+    for name in packaged_recipes():
+        recipe = load_recipe(name)
+        print(f"{name:10s} {len(recipe.stages)} stage(s), installs {', '.join(recipe.install)}; "
+              f"validation {recipe.validation_scan}")
+
+
+def show_recipe(args: argparse.Namespace) -> None:
+    from soupgan.recipes.recipe import load_recipe
+
+    print(load_recipe(args.recipe).text, end="")
+
+
+def run_recipe(args: argparse.Namespace) -> None:
+    from soupgan.recipes.public_scans import CACHE
+    from soupgan.recipes.recipe import load_recipe
+    from soupgan.recipes.runner import run_recipe as run
+
+    show_progress()
+    print(json.dumps(run(load_recipe(args.recipe), args.folder, args.data_cache or CACHE)))
+
+
+def install_recipe(args: argparse.Namespace) -> None:
+    from soupgan.recipes.install import install_run
+
+    card = install_run(args.run_folder)
+    print(json.dumps({criterion: {"version": entry.get("version"), "sha256": entry["sha256"]}
+                      for criterion, entry in card["models"].items()}))

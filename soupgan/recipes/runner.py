@@ -1,0 +1,139 @@
+"""`soupgan recipe run`: every step of a recipe with the product's own commands, each into its own folder of the
+run, so that every stage's artefact is kept and a rerun resumes where the last one stopped:
+
+    RUN/recipe.toml         the recipe as run (a folder holding another recipe is refused)
+    RUN/scans.json          each scan's role, file sha256 and pin (package source, or synthetic code hash)
+    RUN/shards/             `soupgan shards` of the train scans
+    RUN/stages/NAME/        `soupgan train --data RUN/shards` run folders, one per stage
+    RUN/export/CRITERION/   `soupgan export` of each generator to install
+    RUN/evaluate/CRITERION/ `soupgan evaluate` on the validation scan (metrics.json, PNGs)
+    RUN/steps.json          each finished step: its command and when it finished
+
+Steps run as `python -m soupgan ...` subprocesses, as a user would run them. Nothing is written into the
+package: `soupgan recipe install RUN` does that, explicitly.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+
+from model.training.train_config import TrainConfig
+from model.weights.run_dir import write_json_atomic
+from pipeline.errors import InputError
+from soupgan.recipes.public_scans import CACHE, authors_model_path, scan_path
+from soupgan.recipes.recipe import AUTHORS, SHIPPED, Recipe, as_flags
+
+SHARDS_DEFAULTS = {"consistent_input": True}
+
+
+class RecipeRun:
+    """The run folder of one recipe: its paths and the record of finished steps."""
+
+    def __init__(self, folder: str):
+        self.folder = folder
+        self.recipe_file = os.path.join(folder, "recipe.toml")
+        self.scans_file = os.path.join(folder, "scans.json")
+        self.steps_file = os.path.join(folder, "steps.json")
+        self.shards = os.path.join(folder, "shards")
+
+    def stage(self, name: str) -> str:
+        return os.path.join(self.folder, "stages", name)
+
+    def export(self, criterion: str) -> str:
+        return os.path.join(self.folder, "export", criterion)
+
+    def evaluation(self, criterion: str) -> str:
+        return os.path.join(self.folder, "evaluate", criterion)
+
+    def finished(self) -> dict:
+        if not os.path.exists(self.steps_file):
+            return {}
+        with open(self.steps_file, encoding="utf-8") as handle:
+            return json.load(handle)
+
+    def record(self, step: str, command: list[str]) -> None:
+        steps = self.finished()
+        steps[step] = {"command": command, "finished": datetime.datetime.now(datetime.timezone.utc).isoformat()}
+        write_json_atomic(self.steps_file, steps)
+
+    def start(self, recipe: Recipe) -> None:
+        """Make the folder with the recipe in it, or check that it holds this same recipe."""
+        if os.path.exists(self.recipe_file):
+            with open(self.recipe_file, encoding="utf-8") as handle:
+                if handle.read() != recipe.text:
+                    raise InputError(f"{self.folder} holds the run of another recipe; choose another run folder")
+            return
+        os.makedirs(self.folder, exist_ok=True)
+        with open(self.recipe_file, "w", encoding="utf-8") as handle:
+            handle.write(recipe.text)
+
+
+def recipe_steps(recipe: Recipe, run: RecipeRun, scans: dict) -> list[tuple[str, list[str]]]:
+    """(step name, `soupgan` arguments) of every step after the scans, in order."""
+    from model.weights.model_source import default_generator_path
+
+    train_paths = [scans[name]["path"] for name in recipe.train_scans]
+    steps = [("shards", ["shards", *train_paths, "--output", run.shards, "--overwrite",
+                         *as_flags(recipe.shards, SHARDS_DEFAULTS)])]
+    defaults = vars(TrainConfig())
+    for stage in recipe.stages:
+        init = []
+        if stage.init == SHIPPED:
+            init = ["--init", default_generator_path(stage.criterion)]
+        elif stage.init:
+            init = ["--init", run.stage(stage.init)]
+        steps.append((f"stage {stage.name}", ["train", "--data", run.shards, "--out", run.stage(stage.name),
+                                              "--criterion", stage.criterion, *init, *as_flags(stage.train, defaults)]))
+    evaluate = recipe.evaluate
+    for criterion, name in recipe.install.items():
+        steps.append((f"export {criterion}", ["export", "--model", run.stage(name), "--criterion", criterion,
+                                              "--out", run.export(criterion),
+                                              "--scales", ",".join(f"{s:g}" for s in recipe.export_scales)]))
+        reference = (["--reference", authors_model_path()]
+                     if evaluate.get("reference") == AUTHORS and criterion == "thin-to-thin" else [])
+        steps.append((f"evaluate {criterion}", [
+            "evaluate", scans[recipe.validation_scan]["path"], "--model", run.stage(name), "--criterion", criterion,
+            "--out", run.evaluation(criterion), "--force",
+            *(["--scales", ",".join(map(str, evaluate["scales"]))] if "scales" in evaluate else []),
+            *(["--crop", str(evaluate["crop"])] if "crop" in evaluate else []), *reference]))
+    return steps
+
+
+def resolve_scans(recipe: Recipe, cache: str) -> dict:
+    """Every scan fetched (or made) and checked against its pin: {name: {role, path, sha256, pin...}}."""
+    from pipeline.data.synthetic import SyntheticConfig
+
+    synthetic = SyntheticConfig(**{key: tuple(v) if isinstance(v, list) else v
+                                   for key, v in recipe.synthetic.items()})
+    scans = {}
+    for role, names in (("train", recipe.train_scans), ("validation", (recipe.validation_scan,))):
+        for name in names:
+            path, pin = scan_path(name, cache, synthetic)
+            scans[name] = {"role": role, "path": path, **pin}
+    return scans
+
+
+def run_recipe(recipe: Recipe, folder: str, cache: str = CACHE) -> dict:
+    """Run (or resume) every step; returns {step: "ran" | "done before"}."""
+    run = RecipeRun(folder)
+    run.start(recipe)
+    scans = resolve_scans(recipe, cache)
+    write_json_atomic(run.scans_file, {name: {k: v for k, v in scan.items() if k != "path"}
+                                       for name, scan in scans.items()})
+    finished, report = run.finished(), {}
+    for step, arguments in recipe_steps(recipe, run, scans):
+        if step in finished:
+            print(f"recipe {recipe.name}: {step}: done before", flush=True)
+            report[step] = "done before"
+            continue
+        print(f"recipe {recipe.name}: {step}: $ soupgan {' '.join(arguments)}", flush=True)
+        result = subprocess.run([sys.executable, "-m", "soupgan", *arguments])
+        if result.returncode:
+            raise InputError(f"recipe {recipe.name}: step {step} failed (exit {result.returncode}); "
+                             f"rerun the same command to resume from it")
+        run.record(step, arguments)
+        report[step] = "ran"
+    return report

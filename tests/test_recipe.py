@@ -1,0 +1,110 @@
+"""`soupgan recipe`: the recipe format's checks, the pinned scans, and the tiny packaged recipe replayed end to end
+(shards → MSE on 2 replicas → GAN → export → evaluate → install into a copy of the default weights)."""
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from model.networks.generator import load_generator
+from model.weights.model_source import DEFAULT_WEIGHTS, sha256_of
+from pipeline.errors import InputError
+from soupgan.recipes.install import install_run
+from soupgan.recipes.public_scans import scan_path
+from soupgan.recipes.recipe import as_flags, load_recipe, packaged_recipes, parse_recipe
+from tests.test_cli import ROOT, soupgan_command
+
+TINY = load_recipe("tiny").text
+
+
+def edited(old: str, new: str) -> str:
+    assert old in TINY
+    return TINY.replace(old, new)
+
+
+def test_the_packaged_recipes_parse_and_never_train_on_their_validation_scan():
+    assert set(packaged_recipes()) >= {"tiny", "default"}
+    for name in packaged_recipes():
+        recipe = load_recipe(name)
+        assert recipe.validation_scan not in recipe.train_scans and recipe.install
+    assert load_recipe("default").validation_scan == "colin27"
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ('validation = "nibabel-t1"', 'validation = "synthetic:0"', "synthetic:0 is the validation scan; it must not be trained on"),
+    ('train = ["synthetic:0"', 'train = ["ixi-t1"', "unknown scan 'ixi-t1'"),
+    ('init = "mse"', 'init = "warmup"', "init 'warmup' is neither an earlier stage nor 'shipped'"),
+    ("disc_filters = 4", "disc_filter = 4", "stage gan: unknown key(s) disc_filter"),
+    ("epochs = 1\nsteps_per_epoch = 2", "epochs = 0\nsteps_per_epoch = 2", "stage gan: --epochs must be at least 1"),
+    ('thin-to-thin = "gan"', 'thin-to-thick = "gan"', 'thin-to-thick = \'gan\' is not a thin-to-thick stage'),
+    ("patch_size = 16", "patch = 16", "[shards]: unknown key(s) patch"),
+    ('name = "tiny"', 'name = "tiny', "not valid TOML"),
+])
+def test_a_bad_recipe_is_refused_in_one_line_before_anything_runs(old, new, message):
+    with pytest.raises(InputError) as error:
+        parse_recipe(edited(old, new), "tiny.toml")
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_settings_become_the_commands_flags():
+    flags = as_flags({"steps_per_epoch": 4, "criteria": ["thin-to-thin", "thin-to-thick"], "augment": False,
+                      "flow_input": True, "consistent_input": False}, {"augment": True, "consistent_input": False})
+    assert flags == ["--steps-per-epoch", "4", "--criteria", "thin-to-thin,thin-to-thick", "--no-augment",
+                     "--flow-input"]
+
+
+def test_a_public_scan_whose_bytes_differ_from_its_pin_is_refused(tmp_path):
+    (tmp_path / "mni152_t1_1mm.nii.gz").write_bytes(b"not the template")
+    with pytest.raises(InputError, match="mni152: .* has sha256 .*, not the pinned 421a10e8"):
+        scan_path("mni152", str(tmp_path))
+    path, pin = scan_path("nibabel-t1", str(tmp_path))  # inside the installed nibabel: no download
+    assert os.path.isfile(path) and pin["sha256"].startswith("1c089f37")
+
+
+@pytest.mark.slow
+def test_the_tiny_recipe_runs_end_to_end_resumes_and_installs_a_new_version(tmp_path):
+    run = tmp_path / "run"
+    command = soupgan_command("recipe", "run", "tiny", "--run", str(run), "--data-cache", str(tmp_path / "cache"))
+    first = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    report = json.loads(first.stdout.strip().splitlines()[-1])
+    assert list(report) == ["shards", "stage mse", "stage gan", "export thin-to-thin", "evaluate thin-to-thin"]
+    assert set(report.values()) == {"ran"}
+    manifest = json.load(open(run / "shards" / "manifest.json"))
+    assert manifest["schema_version"] == 2 and manifest["input"]["kind"] == "flow"
+    scans = json.load(open(run / "scans.json"))
+    assert scans["nibabel-t1"]["role"] == "validation" and len(scans["synthetic:0"]["code_sha256"]) == 64
+    mse_config = json.load(open(run / "stages" / "mse" / "config.json"))
+    assert mse_config["replicas"] == 2 and mse_config["flow_input"] is True
+    gan_config = json.load(open(run / "stages" / "gan" / "config.json"))
+    assert gan_config["stage"] == "gan" and gan_config["perceptual"] == "laplacian"
+    assert os.path.isfile(run / "export" / "thin-to-thin" / "soupgan_thin_to_thin_x2" / "1" / "saved_model.pb")
+    metrics = json.load(open(run / "evaluate" / "thin-to-thin" / "metrics.json"))
+    assert {row["method"] for row in metrics["rows"]} >= {"tricubic", "flow-guided", "soupgan"}
+
+    again = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert again.returncode == 0 and set(json.loads(again.stdout.strip().splitlines()[-1]).values()) == {"done before"}
+
+    weights = tmp_path / "weights"
+    shutil.copytree(DEFAULT_WEIGHTS, weights)
+    before = json.load(open(weights / "model_card.json"))
+    card = install_run(str(run), str(weights))
+    entry = card["models"]["thin-to-thin"]
+    assert entry["version"] == before["models"]["thin-to-thin"]["version"] + 1
+    assert entry["sha256"] == sha256_of(str(weights / "thin-to-thin.keras"))
+    assert entry["recipe_text"] == TINY and entry["training"]["stages"] == ["mse", "gan"]
+    assert entry["validation"]["scores"]["x2"]["tricubic"]["psnr"] > 0 and entry["libraries"]["tensorflow"]
+    assert card["models"]["thin-to-thick"] == before["models"]["thin-to-thick"]  # not in the recipe: unchanged
+    assert load_generator(str(weights / "thin-to-thin.keras")).flow_input
+    assert f"## thin-to-thin (version {entry['version']})" in open(weights / "MODEL_CARD.md").read()
+
+
+def test_an_unfinished_run_is_not_installed(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "recipe.toml").write_text(TINY)
+    (run / "scans.json").write_text(json.dumps({"synthetic:0": {"role": "train"}, "synthetic:1": {"role": "train"},
+                                                "nibabel-t1": {"role": "validation"}}))
+    with pytest.raises(InputError, match="the recipe has not finished .*shards.*; run `soupgan recipe run`"):
+        install_run(str(run), str(tmp_path / "weights"))
