@@ -86,22 +86,38 @@ def source_step_seconds(config: TrainConfig, warmup: int, steps: int) -> float:
     return statistics.median(timer.times[warmup:])
 
 
+def source_input_rate(config: TrainConfig, batches: int) -> float:
+    """Patch pairs per second `soupgan train`'s source for `config` delivers alone (no step consuming them):
+    the bound on a device whose step is faster than the input."""
+    iterator = iter(training_source(config).train(0, 0))
+    next(iterator)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return batches * config.batch_size / (time.perf_counter() - start)
+
+
 def compare_sources(data: str, args: argparse.Namespace) -> None:
-    """--data (flow-guided shards) against --volumes --flow-input, each `--repeats` times, alternating."""
+    """--data (flow-guided shards) against --volumes --flow-input, each `--repeats` times, alternating: the
+    step time on this machine and the input rate alone."""
     shipped = dict(filters=16, blocks=6, batch_size=args.batch_size, flow_input=True)
     configs = {"--data (flow-guided shards)": TrainConfig(data=data, **shipped),
                "--volumes --flow-input": TrainConfig(volumes=[mni152_path()], steps_per_epoch=1, **shipped)}
-    times = {name: [] for name in configs}
+    times, rates = {name: [] for name in configs}, {name: [] for name in configs}
     for _ in range(args.repeats):
         for name, config in configs.items():
             times[name].append(source_step_seconds(config, args.warmup, args.steps))
-            print(f"{name:30s} {times[name][-1]:6.3f} s/step", file=sys.stderr, flush=True)
-    medians = {name: statistics.median(values) for name, values in times.items()}
-    baseline = medians["--volumes --flow-input"]
-    print(f"{'source':30s} {'s/step (median)':>16s} {'runs':>24s} {'speed-up':>9s}")
-    for name, median in medians.items():
-        runs = ", ".join(f"{t:.3f}" for t in times[name])
-        print(f"{name:30s} {median:16.3f} {runs:>24s} {baseline / median:8.1f}x")
+            rates[name].append(source_input_rate(config, args.steps))
+            print(f"{name:30s} {times[name][-1]:6.3f} s/step, input alone {rates[name][-1]:7.1f} pairs/s",
+                  file=sys.stderr, flush=True)
+    step = {name: statistics.median(values) for name, values in times.items()}
+    rate = {name: statistics.median(values) for name, values in rates.items()}
+    slow = "--volumes --flow-input"
+    print(f"{'source':30s} {'s/step':>7s} {'step runs':>22s} {'speed-up':>9s} {'input pairs/s':>14s} {'speed-up':>9s}")
+    for name in configs:
+        runs = ", ".join(f"{t:.2f}" for t in times[name])
+        print(f"{name:30s} {step[name]:7.3f} {runs:>22s} {step[slow] / step[name]:8.1f}x {rate[name]:14.1f} "
+              f"{rate[name] / rate[slow]:8.1f}x")
 
 
 def main() -> None:
