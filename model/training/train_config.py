@@ -19,8 +19,8 @@ RESUME_KEYS = ("stage", "init", "criterion", "batch_size", "generator", "filters
                "patch_size", "patch_depth", "slice_dilations", "augment", "lr_schedule", "precision", "pixel_loss",
                "portable")
 
-# Run folders written before a key existed ran with these (stage 2 used VGG19 before 0.5.0).
-DEFAULTS_BEFORE_THE_KEY = {"perceptual": "vgg19"}
+# Stage-2 run folders written before a key existed ran with these (VGG19 was the perceptual term before 0.5.0).
+GAN_DEFAULTS_BEFORE_THE_KEY = {"perceptual": "vgg19"}
 
 
 @dataclass
@@ -134,7 +134,9 @@ def check_restart(previous: dict | None, config: TrainConfig) -> None:
     """A restart must be the same run: refuse a folder whose config.json (`previous`) holds a different one."""
     if previous is None:
         return
-    defaults = {**vars(TrainConfig()), **DEFAULTS_BEFORE_THE_KEY}  # what a run folder older than a key had
+    defaults = vars(TrainConfig())  # what a run folder older than a key had
+    if previous.get("stage") == "gan":
+        defaults.update(GAN_DEFAULTS_BEFORE_THE_KEY)
     changed = [key for key in RESUME_KEYS if previous.get(key, defaults[key]) != getattr(config, key)]
     if changed:
         raise InputError(f"{config.out} holds a different run ({', '.join(changed)} changed); use another --out")

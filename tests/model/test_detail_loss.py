@@ -63,5 +63,6 @@ def test_a_run_folder_from_before_the_choice_resumes_only_as_vgg19():
     check_restart(older, TrainConfig(out="runs/gan", stage="gan", init="runs/mse", perceptual="vgg19"))
     with pytest.raises(InputError, match="perceptual changed"):
         check_restart(older, TrainConfig(out="runs/gan", stage="gan", init="runs/mse"))
+    check_restart({"stage": "mse"}, TrainConfig(out="runs/mse"))  # the term never mattered to a stage-1 run
     with pytest.raises(InputError, match="unknown --perceptual 'lpips'"):
         TrainConfig(volumes=["a.nii"], steps_per_epoch=1, perceptual="lpips").validate()
