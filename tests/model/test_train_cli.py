@@ -105,10 +105,13 @@ def test_schema_1_shard_sets_still_train_spline_generators(shard_set, tmp_path):
                            "--validation-steps", "1", *TINY))
     assert report["optimizer_steps"] == 2 and np.isfinite(report["last"]["val_loss"])
     assert not load_generator(str(tmp_path / "run" / "best_generator.keras")).flow_input
-    refused = train("--data", old, "--out", tmp_path / "flow", "--flow-input", *TINY)
-    assert refused.returncode == 2
+
+def test_flow_input_on_a_spline_shard_set_is_refused(shard_set, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    old = make_v1_shard_set(shard_set, str(tmp_path))
+    assert cli.main(["train", "--data", old, "--out", str(tmp_path / "flow"), "--flow-input"]) == 2
     assert "stores spline inputs; --flow-input needs shards made with `soupgan shards --input flow`" in \
-        refused.stderr.strip().splitlines()[-1]
+        capsys.readouterr().err
 
 
 def test_unreadable_slice_dilations_are_an_argument_error(tmp_path, capsys):
