@@ -97,12 +97,6 @@ def input_kind(generator: str) -> tuple[bool, bool]:
     return loaded.consistent_input, loaded.flow_input
 
 
-def input_description(consistent: bool, flow: bool) -> str:
-    """A generator's input, as the model card names it."""
-    interpolation = "flow-guided slice interpolation" if flow else "cubic spline"
-    return interpolation + (" with slab means restored" if consistent else "")
-
-
 def started_from(generator: str) -> dict:
     """The --start generator's sha256, and the recipe that made it when it is an installed default."""
     from model.weights.model_source import model_card, provenance, sha256_of
@@ -243,6 +237,7 @@ def training_steps(args: argparse.Namespace, criterion: str) -> list[dict]:
 
 def recipe_card(args: argparse.Namespace, volumes: list[str], generators: dict[str, str]) -> dict:
     """The model card of these generators: the recipe's command line, data, settings and Colin27 quality."""
+    from model.weights.model_card import input_description
     from pipeline.data.synthetic import SyntheticConfig
 
     card = {"created": datetime.date.today().isoformat(),

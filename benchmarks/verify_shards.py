@@ -25,12 +25,11 @@ def main() -> None:
     apply_tensorflow_defaults()
     import tensorflow as tf
 
-    from model.inference.super_resolve import FlowUpsampledVolume, UpsampledColumns
+    from model.inference.super_resolve import GeneratorInput, input_source
     from pipeline.data.pairs import PairConfig, variant_data
     from pipeline.data.records import FLOW, MANIFEST_FILE, decode_example
     from pipeline.io.volume_io import read_volume
     from pipeline.method.degradation import degrade_volume
-    from pipeline.method.normalization import robust_window
 
     manifest = json.load(open(os.path.join(args.shards, MANIFEST_FILE)))
     augmentation = PairConfig().augmentation
@@ -51,11 +50,9 @@ def main() -> None:
             if key not in sources:
                 scan = volume.with_data(variant_data(volume, pair.variant, augmentation))
                 thick = degrade_volume(scan, int(pair.scale), pair.criterion, pair.slice_axis)
-                kind = FlowUpsampledVolume if pair.input_kind == FLOW else UpsampledColumns
-                window = robust_window(thick.data)
-                sources[key] = (kind(np.moveaxis(thick.data, pair.slice_axis, 0), pair.scale, pair.criterion, window,
-                                     consistent=pair.consistent), window,
-                                np.moveaxis(scan.data, pair.slice_axis, 0))
+                source, window = input_source(thick, pair.scale, pair.criterion, pair.slice_axis,
+                                              GeneratorInput(pair.input_kind == FLOW, pair.consistent))
+                sources[key] = (source, window, np.moveaxis(scan.data, pair.slice_axis, 0))
             source, window, truth = sources[key]
             size = pair.input.shape[0]
             region = tuple(slice(start, start + size) for start in pair.origin)

@@ -142,6 +142,14 @@ class Tiling:
         return SlidingWindow(shape, cores, halo, self.overlap, self.blending, beyond_edges=True)
 
 
+def input_source(thick: Volume, scale: float, criterion: str, axis: int, inputs: GeneratorInput):
+    """(source, window): what the generator's tiles are read from for a thick scan — its normalised input, slice
+    axis first, lazily upsampled columns or the flow-guided input — and the whole thick volume's window."""
+    window = robust_window(thick.data)
+    kind = FlowUpsampledVolume if inputs.flow else UpsampledColumns
+    return kind(np.moveaxis(thick.data, axis, 0), scale, criterion, window, inputs.consistent), window
+
+
 def tiled_over_volume(volume: Volume, predict: Callable[[np.ndarray], np.ndarray], scale: float, criterion: str,
                       axis: int | None, tiles: Callable[[tuple], SlidingWindow],
                       inputs: GeneratorInput = GeneratorInput(), batch_size: int = 1,
@@ -150,9 +158,7 @@ def tiled_over_volume(volume: Volume, predict: Callable[[np.ndarray], np.ndarray
     lazily upsampled columns or the flow-guided input (edge-padded where a tile reaches past the volume),
     `tiles(shape)` of the thin grid, denormalised output with its geometry."""
     axis = volume.slice_axis(axis)
-    window = robust_window(volume.data)
-    source_kind = FlowUpsampledVolume if inputs.flow else UpsampledColumns
-    source = source_kind(np.moveaxis(volume.data, axis, 0), scale, criterion, window, inputs.consistent)
+    source, window = input_source(volume, scale, criterion, axis, inputs)
     output = sliding_window_inference(edge_padded(source, source.shape), predict, tiles(source.shape), batch_size,
                                       transform=window.denormalize, progress=progress)
     return thin_volume(volume, output, scale, criterion, axis)

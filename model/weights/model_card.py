@@ -11,6 +11,12 @@ CARD_MARKDOWN = os.path.join(DEFAULT_WEIGHTS, "MODEL_CARD.md")
 METHODS = ("tricubic", "flow-guided", "reference", "soupgan")  # "reference": the authors' released model
 
 
+def input_description(consistent: bool, flow: bool) -> str:
+    """A generator's input, as the card names it."""
+    interpolation = "flow-guided slice interpolation" if flow else "cubic spline"
+    return interpolation + (" with slab means restored" if consistent else "")
+
+
 def lineage(record: dict) -> list[dict]:
     """The chain of earlier generators a record started from, newest first."""
     chain = []

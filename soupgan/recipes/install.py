@@ -12,7 +12,7 @@ import os
 import shutil
 
 from model.networks.generator import load_generator
-from model.weights.model_card import render_model_card
+from model.weights.model_card import input_description, render_model_card
 from model.weights.model_source import DEFAULT_WEIGHTS, provenance, sha256_of
 from model.weights.run_dir import RunDirectory, write_json_atomic
 from pipeline.errors import InputError
@@ -40,11 +40,6 @@ def scores_by_scale(metrics: dict) -> dict:
             key: round(value, 4) if isinstance(value, float) else value
             for key, value in row.items() if key not in ("scale", "method")}
     return table
-
-
-def input_description(generator) -> str:
-    interpolation = "flow-guided slice interpolation" if generator.flow_input else "cubic spline"
-    return interpolation + (" with slab means restored" if generator.consistent_input else "")
 
 
 def stage_chain(recipe, name: str) -> list[str]:
@@ -99,7 +94,7 @@ def install_run(folder: str, weights: str = DEFAULT_WEIGHTS) -> dict:
             "training": {"stage": config["stage"], "batch_size": config["batch_size"],
                          "patch_size": manifest["patch_size"], "loss_margin": config["loss_margin"],
                          "lr_schedule": config["lr_schedule"], "augmentation": manifest["variants"] > 1,
-                         "generator": "best on the validation split", "input": input_description(generator),
+                         "generator": "best on the validation split", "input": input_description(generator.consistent_input, generator.flow_input),
                          "stages": chain, "shards": {key: manifest[key] for key in
                                                      ("schema_version", "input", "variants", "scales", "criteria")}},
             "validation": {"scan": recipe.validation_scan, "crop": metrics.get("crop"),

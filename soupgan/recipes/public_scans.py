@@ -68,9 +68,10 @@ def pypi_sdist(tmp: str, name: str, version: str) -> str:
         raise RuntimeError(f"{filename} is not on {PYPI_SIMPLE}/{name}/")
     path = os.path.join(tmp, filename)
     urllib.request.urlretrieve(match.group(1), path)
-    with open(path, "rb") as handle:
-        if hashlib.file_digest(handle, "sha256").hexdigest() != match.group(2):
-            raise RuntimeError(f"{filename}: sha256 does not match the index")
+    from model.weights.model_source import sha256_of  # here: importing it loads Keras
+
+    if sha256_of(path) != match.group(2):
+        raise RuntimeError(f"{filename}: sha256 does not match the index")
     return path
 
 
@@ -213,11 +214,6 @@ PUBLIC_SCANS = {
 SYNTHETIC = "synthetic:"
 
 
-def file_sha256(path: str) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 def synthetic_code_hash() -> str:
     """sha256 of the source of the module that makes synthetic volumes: the same hash, the same volumes."""
     from pipeline.data import synthetic
@@ -237,15 +233,17 @@ def check_scan_name(name: str) -> str:
 def scan_path(name: str, cache: str = CACHE, synthetic_config=None) -> tuple[str, dict]:
     """The local file of a named scan and its pin ({source, sha256} or {code_sha256, seed, config}); a public
     scan whose bytes differ from its pin is refused."""
+    from model.weights.model_source import sha256_of  # here: importing it loads Keras
+
     check_scan_name(name)
     if name.startswith(SYNTHETIC):
         seed = int(name[len(SYNTHETIC):])
         path = synthetic_scans(1, seed, cache, config=synthetic_config)[0]
-        return path, {"code_sha256": synthetic_code_hash(), "seed": seed, "sha256": file_sha256(path)}
+        return path, {"code_sha256": synthetic_code_hash(), "seed": seed, "sha256": sha256_of(path)}
     scan = PUBLIC_SCANS[name]
     path = scan.fetch(cache)
     pinned = scan.pinned_file() if scan.pinned_file else path
-    digest = file_sha256(pinned)
+    digest = sha256_of(pinned)
     if digest != scan.sha256:
         raise InputError(f"{name}: {pinned} has sha256 {digest}, not the pinned {scan.sha256}")
     return path, {"source": scan.source, "sha256": digest}

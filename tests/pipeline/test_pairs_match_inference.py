@@ -6,23 +6,14 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from model.inference.super_resolve import FlowUpsampledVolume, UpsampledColumns
+from model.inference.super_resolve import GeneratorInput, input_source
 from pipeline.config import THIN_TO_THICK, THIN_TO_THIN
 from pipeline.data.pairs import PairConfig, patch_pairs, variant_data
 from pipeline.method.degradation import degrade_volume
-from pipeline.method.normalization import robust_window
 from pipeline.volume import Volume
 from tests.conftest import phantom
 
 SIZE = 16
-
-
-def inference_source(volume: Volume, scale: int, criterion: str, axis: int, flow: bool):
-    """What `tiled_over_volume` reads tiles from, given the thick scan the degradation makes."""
-    thick = degrade_volume(volume, scale, criterion, axis)
-    source = FlowUpsampledVolume if flow else UpsampledColumns
-    return source(np.moveaxis(thick.data, axis, 0), scale, criterion, robust_window(thick.data),
-                  consistent=criterion == THIN_TO_THICK), robust_window(thick.data)
 
 
 @pytest.mark.parametrize("kind", ["flow", "spline"])
@@ -38,14 +29,16 @@ def test_every_pair_input_is_the_upsample_input_bit_for_bit(kind):
         key = (pair.variant, pair.slice_axis, pair.criterion, pair.scale)
         if key not in sources:
             scan = volume.with_data(variant_data(volume, pair.variant, config.augmentation))
-            sources[key] = inference_source(scan, pair.scale, pair.criterion, pair.slice_axis, kind == "flow")
-        source, window = sources[key]
+            thick = degrade_volume(scan, pair.scale, pair.criterion, pair.slice_axis)
+            source, window = input_source(thick, pair.scale, pair.criterion, pair.slice_axis,
+                                          GeneratorInput(kind == "flow", pair.criterion == THIN_TO_THICK))
+            sources[key] = source, window, np.moveaxis(scan.data, pair.slice_axis, 0)
+        source, window, truth = sources[key]
         z, y, x = pair.origin
         region = (slice(z, z + SIZE), slice(y, y + SIZE), slice(x, x + SIZE))
         assert pair.window == window
         assert np.array_equal(pair.input, source(region)), key
         assert pair.consistent == (pair.criterion == THIN_TO_THICK) and pair.input_kind == kind
-        truth = np.moveaxis(variant_data(volume, pair.variant, config.augmentation), pair.slice_axis, 0)
         assert np.array_equal(pair.target, truth[region])
 
 
