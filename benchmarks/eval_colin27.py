@@ -26,7 +26,8 @@ apply_tensorflow_defaults()
 
 from benchmarks.data import authors_model_path, colin27_path
 from model.reports.evaluation import evaluate_scales, format_table
-from model.reports.figures import plot_comparison, plot_metrics_vs_scale
+from model.reports.figures import plot_metrics_vs_scale
+from model.reports.preview import display_window, plot_comparison
 from model.weights.model_source import resolve_generator
 from model.inference.reference_model import ReferenceModel
 from model.inference.super_resolve import super_resolve
@@ -68,14 +69,14 @@ def main() -> None:
     hr = read_nifti(colin27_path(), "MR")
     if args.contrast == "t2-like":
         hr = t2_like(hr)
-    rows, planes = evaluate_scales(hr, args.scales, criterion, methods, crop=args.crop,
-                                   on_row=lambda row: print(json.dumps(row), flush=True))
+    rows, views = evaluate_scales(hr, args.scales, criterion, methods, crop=args.crop,
+                                  on_row=lambda row: print(json.dumps(row), flush=True))
     os.makedirs(args.out, exist_ok=True)
     name = "_".join(["colin27", *([args.contrast] if args.contrast != "t1" else []),
                      *([criterion] if criterion != THIN_TO_THIN else [])])
     plot_metrics_vs_scale(rows, os.path.join(args.out, f"{name}_metrics.png"),
                           f"Colin27 ({args.contrast}) {criterion}, centre {args.crop}²")
-    plot_comparison(planes, os.path.join(args.out, f"{name}_comparison.png"))
+    plot_comparison(views, display_window(hr), os.path.join(args.out, f"{name}_comparison.png"))
     print(format_table(rows))
     print(json.dumps({"generator_parameters": generator.count_params(), "rows": rows}, indent=2))
 

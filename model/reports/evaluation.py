@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from model.reports.preview import centre_views, planes_along
 from pipeline.method.degradation import degrade_volume
 from pipeline.io.encoding import in_input_range
 from pipeline.method.geometry import degraded_length, upsampled_length
@@ -41,13 +42,15 @@ def centre_crop(data: np.ndarray, axis: int, size: int | None) -> np.ndarray:
 def evaluate_scales(hr: Volume, scales: Sequence[int], criterion: str, methods: dict[str, Method],
                     axis: int | None = None, crop: int | None = None,
                     on_row: Callable[[dict], None] | None = None) -> tuple[list[dict], dict]:
-    """(one row per scale and method, {scale: {name: a middle plane across the slices}} for figures)."""
+    """(one row per scale and method, `views` for `model.reports.preview.plot_comparison`: {scale: {"truth" and
+    each method: {plane name: the centre plane}}}, for the two planes that hold the slice axis)."""
     axis = hr.slice_axis(axis)
-    rows, planes = [], {}
+    planes = planes_along(hr, axis)
+    rows, views = [], {}
     for scale in scales:
         lr = degrade_volume(hr, scale, criterion, axis)
         target = None
-        planes[scale] = {}
+        views[scale] = {}
         for name, method in methods.items():
             start = time.perf_counter()
             output = in_input_range(method(lr, scale), lr)
@@ -55,16 +58,16 @@ def evaluate_scales(hr: Volume, scales: Sequence[int], criterion: str, methods: 
             if target is None:
                 target = centre_crop(np.take(hr.data, np.arange(output.shape[axis]), axis=axis), axis, crop)
                 tissue = robust_window(target).normalize(target) > FOREGROUND_LEVEL  # as the shards job's filter
-                planes[scale]["target"] = _middle_plane(target, axis)
+                views[scale]["truth"] = centre_views(hr.with_data(target), planes)
             result = centre_crop(output.data, axis, crop)
             row = {"scale": scale, "method": name, **score(result, target),
                    **slice_detail(result, target, tissue, axis, scale, generated_phases(criterion, scale)),
                    "seconds": seconds, "mvoxel_per_s": output.data.size / seconds / 1e6}
             rows.append(row)
-            planes[scale][name] = _middle_plane(result, axis)
+            views[scale][name] = centre_views(hr.with_data(result), planes)
             if on_row is not None:
                 on_row(row)
-    return rows, planes
+    return rows, views
 
 
 def score(result: np.ndarray, target: np.ndarray) -> dict:
@@ -87,12 +90,6 @@ def scored_shape(shape: Sequence[int], scale: int, criterion: str, axis: int, cr
     if crop is not None:
         scored = [n if a == axis else min(n, crop) for a, n in enumerate(scored)]
     return tuple(scored)
-
-
-def _middle_plane(data: np.ndarray, axis: int) -> np.ndarray:
-    """A plane through the middle of the first in-plane axis: the slice axis runs along one of its sides."""
-    other = next(a for a in range(3) if a != axis)
-    return np.take(data, data.shape[other] // 2, axis=other).copy()
 
 
 def format_table(rows: list[dict]) -> str:

@@ -1,5 +1,5 @@
-"""PNG figures people look at: metrics against scale (paper Fig. 5) and comparison grids (previews of whole
-volumes: `model.reports.preview`)."""
+"""PNG figures people look at: metrics against scale (paper Fig. 5); the planes of volumes are drawn by
+`model.reports.preview`."""
 from __future__ import annotations
 
 import os
@@ -46,19 +46,3 @@ def plot_metrics_vs_scale(rows: list[dict], path: str, title: str = "", replace:
 def display_range(image: np.ndarray) -> tuple[float, float]:
     low, high = np.percentile(image, [0.5, 99.5])
     return float(low), float(high if high > low else low + 1)
-
-
-def plot_comparison(planes: dict, path: str, replace: bool = True) -> None:
-    """A grid: one row per scale, one column per image ("target" and each method), same grey levels per row."""
-    rows = list(planes)
-    columns = list(planes[rows[0]])
-    figure, axes = plt.subplots(len(rows), len(columns), figsize=(2.6 * len(columns), 2.8 * len(rows)), squeeze=False)
-    for r, scale in enumerate(rows):
-        low, high = display_range(planes[scale]["target"] if "target" in planes[scale] else planes[scale][columns[0]])
-        for c, name in enumerate(columns):
-            axes[r, c].imshow(planes[scale][name].T[::-1], cmap="gray", vmin=low, vmax=high, interpolation="nearest",
-                              aspect="auto")
-            axes[r, c].set_title(f"{name} x{scale:g}", fontsize=9)
-            axes[r, c].axis("off")
-    figure.tight_layout()
-    save_figure(figure, path, replace)

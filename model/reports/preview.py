@@ -2,6 +2,7 @@
 radiological convention (the patient's right on the viewer's left; anterior on the left of a sagittal view),
 with orientation letters, a millimetre scale bar, a CT window for Hounsfield units, and label maps drawn as
 labels. Each row is one volume (truth, thick input, tricubic, super-resolved), cut through the same point.
+`plot_comparison` shows only the planes that contain the slice axis, where generated slices and banding show.
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ PLANES = (
     Plane("coronal", 1, 0, 2, ("R", "L", "S", "I")),
     Plane("sagittal", 0, 1, 2, ("A", "P", "S", "I")),
 )
+PLANE_BY_NAME = {plane.name: plane for plane in PLANES}
 
 
 def as_ras(volume: Volume) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -77,6 +79,22 @@ def plane_image(volume: Volume, plane: Plane, world: np.ndarray) -> tuple[np.nda
     return image, image.shape[0] * spacing[plane.horizontal], image.shape[1] * spacing[plane.vertical]
 
 
+def planes_along(volume: Volume, axis: int) -> tuple[Plane, ...]:
+    """The two planes that contain array axis `axis` (for axial slices: coronal and sagittal)."""
+    anatomical_axis = int(nib.orientations.io_orientation(volume.affine)[axis, 0])
+    return tuple(plane for plane in PLANES if plane.cut != anatomical_axis)
+
+
+def centre_of(volume: Volume) -> np.ndarray:
+    """The world position of the volume's centre voxel."""
+    return (volume.affine @ np.append((np.asarray(volume.shape) - 1) / 2.0, 1.0))[:3]
+
+
+def centre_views(volume: Volume, planes: tuple[Plane, ...]) -> dict[str, tuple[np.ndarray, float, float]]:
+    """{plane name: `plane_image` through the volume's centre}."""
+    return {plane.name: plane_image(volume, plane, centre_of(volume)) for plane in planes}
+
+
 def _scale_bar(ax, width_mm: float, height_mm: float) -> None:
     """A white bar of a round length near the bottom-right corner, labelled in mm."""
     length = max([n for n in SCALE_BAR_LENGTHS_MM if n <= 0.3 * width_mm] or [SCALE_BAR_LENGTHS_MM[0]])
@@ -101,6 +119,15 @@ def _label_colours(volumes: dict[str, Volume]):
     return values, matplotlib.colors.ListedColormap(colours)
 
 
+def _draw(ax, image: np.ndarray, width_mm: float, height_mm: float, plane: Plane, **colours) -> None:
+    """One plane as `plane_image` gives it (`colours`: imshow's cmap, vmin, vmax), with orientation letters and
+    a scale bar."""
+    ax.imshow(image.T, origin="lower", extent=(0, width_mm, 0, height_mm), interpolation="nearest", **colours)
+    _letters(ax, plane.letters)
+    _scale_bar(ax, width_mm, height_mm)
+    ax.axis("off")
+
+
 def plot_preview(volumes: dict[str, Volume], path: str, title: str = "", window: tuple[float, float] | None = None,
                  labels: bool = False, replace: bool = True) -> None:
     """One row per volume, three planes each, cut through the centre of the last volume's field of view.
@@ -109,8 +136,7 @@ def plot_preview(volumes: dict[str, Volume], path: str, title: str = "", window:
     with one colour per label and no interpolation.
     """
     names = list(volumes)
-    last = volumes[names[-1]]
-    centre = (last.affine @ np.append((np.asarray(last.shape) - 1) / 2.0, 1.0))[:3]
+    centre = centre_of(volumes[names[-1]])
     if labels:
         values, colour_map = _label_colours(volumes)
     else:
@@ -119,19 +145,34 @@ def plot_preview(volumes: dict[str, Volume], path: str, title: str = "", window:
     for r, name in enumerate(names):
         for c, plane in enumerate(PLANES):
             image, width_mm, height_mm = plane_image(volumes[name], plane, centre)
-            ax = axes[r, c]
-            extent = (0, width_mm, 0, height_mm)
             if labels:
-                ax.imshow(np.searchsorted(values, image).T, cmap=colour_map, vmin=0, vmax=len(values) - 1,
-                          origin="lower", extent=extent, interpolation="nearest")
+                _draw(axes[r, c], np.searchsorted(values, image), width_mm, height_mm, plane, cmap=colour_map,
+                      vmin=0, vmax=len(values) - 1)
             else:
-                ax.imshow(image.T, cmap="gray", vmin=low, vmax=high, origin="lower", extent=extent,
-                          interpolation="nearest")
-            _letters(ax, plane.letters)
-            _scale_bar(ax, width_mm, height_mm)
-            ax.set_title(f"{name}: {plane.name}", fontsize=9)
-            ax.axis("off")
+                _draw(axes[r, c], image, width_mm, height_mm, plane, cmap="gray", vmin=low, vmax=high)
+            axes[r, c].set_title(f"{name}: {plane.name}", fontsize=9)
     if title:
         figure.suptitle(title)
+    figure.tight_layout()
+    save_figure(figure, path, replace)
+
+
+def plot_comparison(views: dict, window: tuple[float, float], path: str, replace: bool = True) -> None:
+    """The truth and each method in rows; per scale, a column for each plane holding the slice axis.
+
+    `views` is {scale: {name: {plane name: `plane_image`}}}, the truth ("truth") among the names; one grey
+    `window` for all, so a method's contrast and its banding compare with the truth's directly.
+    """
+    scales = list(views)
+    names = list(views[scales[0]])
+    planes = [PLANE_BY_NAME[name] for name in views[scales[0]][names[0]]]
+    figure, axes = plt.subplots(len(names), len(scales) * len(planes),
+                                figsize=(2.3 * len(scales) * len(planes), 2.6 * len(names)), squeeze=False)
+    for r, name in enumerate(names):
+        for s, scale in enumerate(scales):
+            for p, plane in enumerate(planes):
+                ax = axes[r, s * len(planes) + p]
+                _draw(ax, *views[scale][name][plane.name], plane, cmap="gray", vmin=window[0], vmax=window[1])
+                ax.set_title(f"{name} x{scale:g} {plane.name}", fontsize=8)
     figure.tight_layout()
     save_figure(figure, path, replace)

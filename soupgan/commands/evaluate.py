@@ -76,7 +76,8 @@ def add_parser(commands) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from model.reports.evaluation import evaluate_scales, format_table
-    from model.reports.figures import plot_comparison, plot_metrics_vs_scale
+    from model.reports.figures import plot_metrics_vs_scale
+    from model.reports.preview import display_window, plot_comparison
     from model.weights.model_source import resolve_generator
     from model.inference.super_resolve import super_resolve
     from pipeline.method.interpolation import upsample_volume
@@ -113,7 +114,7 @@ def run(args: argparse.Namespace) -> None:
 
         reference = ReferenceModel(args.reference)
         methods["reference"] = lambda lr, s: reference(lr, s, args.criterion, axis)
-    rows, planes = evaluate_scales(
+    rows, views = evaluate_scales(
         hr, scales, args.criterion, methods, axis, args.crop,
         on_row=lambda row: print(f"x{row['scale']} {row['method']:13s} PSNR {row['psnr']:6.2f} dB  "
                                  f"SSIM {row['ssim']:.4f}", flush=True),
@@ -125,5 +126,5 @@ def run(args: argparse.Namespace) -> None:
                    "rows": rows}, handle, indent=2)
     title = f"{hr.volume_id} {args.criterion}" + (f", centre {args.crop}²" if args.crop else "")
     plot_metrics_vs_scale(rows, os.path.join(args.out, "metrics.png"), title, args.force)
-    plot_comparison(planes, os.path.join(args.out, "comparison.png"), args.force)
+    plot_comparison(views, display_window(hr), os.path.join(args.out, "comparison.png"), args.force)
     print(format_table(rows))

@@ -1,0 +1,47 @@
+"""`soupgan evaluate`'s protocol: the comparison views hold the slice axis, with the truth beside each method."""
+import matplotlib.image
+import numpy as np
+import pytest
+
+from model.reports.evaluation import evaluate_scales
+from model.reports.preview import plane_image, planes_along, plot_comparison, PLANE_BY_NAME
+from pipeline.config import THIN_TO_THIN
+from pipeline.method.interpolation import upsample_volume
+from pipeline.volume import Volume
+
+LPS_SAGITTAL_FIRST = np.array([[0, 0, 1.0, 0], [-1.0, 0, 0, 0], [0, -1.0, 0, 0], [0, 0, 0, 1]])
+
+
+@pytest.mark.parametrize("affine, axis, names", [
+    (np.eye(4), 2, ("coronal", "sagittal")),             # axial slices
+    (np.eye(4), 0, ("axial", "coronal")),                # sagittal slices
+    (LPS_SAGITTAL_FIRST, 0, ("axial", "sagittal")),      # array axis 0 runs front-back: coronal slices
+    (LPS_SAGITTAL_FIRST, 1, ("coronal", "sagittal")),    # array axis 1 runs top-bottom: axial slices
+    (LPS_SAGITTAL_FIRST, 2, ("axial", "coronal")),       # array axis 2 runs left-right: sagittal slices
+])
+def test_the_views_are_the_planes_that_hold_the_slice_axis(affine, axis, names):
+    volume = Volume(np.zeros((8, 9, 10), np.float32), affine)
+    assert tuple(plane.name for plane in planes_along(volume, axis)) == names
+
+
+def test_evaluate_gives_truth_and_method_views_of_the_scored_slices(tmp_path):
+    rng = np.random.default_rng(0)
+    hr = Volume(rng.uniform(0, 100, (40, 36, 25)).astype(np.float32), np.diag([1.0, 1.0, 1.5, 1.0]), "MR")
+    methods = {"tricubic": lambda lr, s: upsample_volume(lr, s, THIN_TO_THIN, 2)}
+    rows, views = evaluate_scales(hr, [2, 3], THIN_TO_THIN, methods, axis=2, crop=32)
+    assert [row["method"] for row in rows] == ["tricubic", "tricubic"]
+    for scale, scored in ((2, 25), (3, 25)):  # 13 or 9 thick slices bring back all 25
+        assert list(views[scale]) == ["truth", "tricubic"]
+        for name in ("truth", "tricubic"):
+            assert list(views[scale][name]) == ["coronal", "sagittal"]
+            image, width, height = views[scale][name]["coronal"]
+            assert image.shape == (32, scored) and (width, height) == (32.0, scored * 1.5)
+        # the truth row is the scan's own centre plane, cropped in-plane
+        full, _, _ = plane_image(hr, PLANE_BY_NAME["sagittal"], np.array([19.5, 17.5, 18.0]))
+        np.testing.assert_array_equal(views[scale]["truth"]["sagittal"][0], full[2:34])
+        assert not np.array_equal(views[scale]["tricubic"]["sagittal"][0], views[scale]["truth"]["sagittal"][0])
+
+    path = tmp_path / "comparison.png"
+    plot_comparison(views, (0.0, 100.0), str(path))
+    height_px, width_px = matplotlib.image.imread(path).shape[:2]
+    assert (width_px, height_px) == (round(2.3 * 4 * 110), round(2.6 * 2 * 110))  # 2 scales x 2 planes, 2 rows
