@@ -20,6 +20,8 @@ CT_SOFT_TISSUE_WINDOW = (40.0, 400.0)  # (center, width) in HU
 HOUNSFIELD_AIR_THRESHOLD = -900.0
 SCALE_BAR_LENGTHS_MM = (1, 2, 5, 10, 20, 50, 100, 200)
 LETTER_STYLE = {"color": "yellow", "fontsize": 8, "fontweight": "bold"}
+COMPARISON_ROW_INCHES = 2.4
+COMPARISON_MAX_INCHES = 24.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,18 +163,24 @@ def plot_comparison(views: dict, window: tuple[float, float], path: str, replace
     """The truth and each method in rows; per scale, a column for each plane holding the slice axis.
 
     `views` is {scale: {name: {plane name: `plane_image`}}}, the truth ("truth") among the names; one grey
-    `window` for all, so a method's contrast and its banding compare with the truth's directly.
+    `window` for all, so a method's contrast and its banding compare with the truth's directly. Columns are as
+    wide as their planes in mm (rows as high as COMPARISON_ROW_INCHES, less if the figure would be wider than
+    COMPARISON_MAX_INCHES), so a short slab is not drawn as a strip.
     """
     scales = list(views)
     names = list(views[scales[0]])
     planes = [PLANE_BY_NAME[name] for name in views[scales[0]][names[0]]]
-    figure, axes = plt.subplots(len(names), len(scales) * len(planes),
-                                figsize=(2.3 * len(scales) * len(planes), 2.6 * len(names)), squeeze=False)
+    aspects = [width / height for scale in scales for _, width, height in
+               (views[scale][names[0]][plane.name] for plane in planes)]
+    row = min(COMPARISON_ROW_INCHES, COMPARISON_MAX_INCHES / sum(aspects))
+    figure, axes = plt.subplots(len(names), len(aspects), figsize=(row * sum(aspects) + 0.1 * len(aspects),
+                                                                    (row + 0.3) * len(names)),
+                                squeeze=False, gridspec_kw={"width_ratios": aspects})
     for r, name in enumerate(names):
         for s, scale in enumerate(scales):
             for p, plane in enumerate(planes):
                 ax = axes[r, s * len(planes) + p]
                 _draw(ax, *views[scale][name][plane.name], plane, cmap="gray", vmin=window[0], vmax=window[1])
-                ax.set_title(f"{name} x{scale:g} {plane.name}", fontsize=8)
+                ax.set_title(f"{name} x{scale:g} {plane.name}", fontsize=7)
     figure.tight_layout()
     save_figure(figure, path, replace)

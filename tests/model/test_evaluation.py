@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from model.reports.evaluation import evaluate_scales
-from model.reports.preview import plane_image, planes_along, plot_comparison, PLANE_BY_NAME
+from model.reports.preview import (COMPARISON_MAX_INCHES, COMPARISON_ROW_INCHES, PLANE_BY_NAME, plane_image,
+                                   planes_along, plot_comparison)
 from pipeline.config import THIN_TO_THIN
 from pipeline.method.interpolation import upsample_volume
 from pipeline.volume import Volume
@@ -44,4 +45,17 @@ def test_evaluate_gives_truth_and_method_views_of_the_scored_slices(tmp_path):
     path = tmp_path / "comparison.png"
     plot_comparison(views, (0.0, 100.0), str(path))
     height_px, width_px = matplotlib.image.imread(path).shape[:2]
-    assert (width_px, height_px) == (round(2.3 * 4 * 110), round(2.6 * 2 * 110))  # 2 scales x 2 planes, 2 rows
+    # 2 rows; 2 scales x 2 planes, each as wide as it is in mm (32 x 37.5 mm)
+    assert height_px == round(2 * (COMPARISON_ROW_INCHES + 0.3) * 110)
+    assert width_px == round((COMPARISON_ROW_INCHES * 4 * 32 / 37.5 + 0.4) * 110)
+
+
+def test_a_comparison_of_short_slabs_stays_within_the_widest_figure(tmp_path):
+    """A 256 x 53 mm plane (a thin EPI slab) is drawn short rather than as a strip in an overwide figure."""
+    plane = (np.zeros((128, 24), np.float32), 256.0, 52.8)
+    views = {scale: {"truth": {"coronal": plane, "sagittal": plane}} for scale in (2, 3, 4, 5, 6)}
+    path = tmp_path / "comparison.png"
+    plot_comparison(views, (0.0, 1.0), str(path))
+    height_px, width_px = matplotlib.image.imread(path).shape[:2]
+    assert width_px == round((COMPARISON_MAX_INCHES + 1.0) * 110)
+    assert height_px == round((COMPARISON_MAX_INCHES / (10 * 256.0 / 52.8) + 0.3) * 110)
