@@ -69,6 +69,11 @@ def _nibabel_anatomical_path() -> str:
     return os.path.join(nibabel.testing.data_path, "anatomical.nii")
 
 
+def in_plane_spacing(volume: Volume, axis: int) -> float:
+    """The mean spacing, in mm, of the two axes other than the slice axis."""
+    return float(np.mean(np.delete(volume.spacing, axis)))
+
+
 def outside_environment() -> dict:
     """This process's environment variables without PYTHONPATH: SAINT's Python sees its own packages only."""
     return {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
@@ -97,7 +102,7 @@ class SaintPeer:
     def __call__(self, lr: Volume, scale: float) -> Volume:
         thick = np.moveaxis(lr.data, self.axis, -1)
         gain = 1.0 if looks_like_hounsfield(lr) else MRI_LEVEL / max(float(np.percentile(thick, 99.9)), 1e-6)
-        in_plane = self.in_plane_mm or float(np.mean(np.delete(lr.spacing, self.axis)))
+        in_plane = self.in_plane_mm or in_plane_spacing(lr, self.axis)
         with tempfile.TemporaryDirectory(prefix="saint-") as work:
             source, result = os.path.join(work, "thick.npy"), os.path.join(work, "thin.npy")
             np.save(source, (thick * gain).astype(np.float32))
@@ -121,8 +126,7 @@ def methods_for(hr: Volume, args: argparse.Namespace, generator, authors) -> dic
     if authors is not None:
         methods["authors"] = lambda lr, s: authors(lr, s, THIN_TO_THIN, axis)
     methods["SAINT"] = SaintPeer(args.env, axis)
-    in_plane = float(np.mean(np.delete(hr.spacing, axis)))
-    if args.nominal_in_plane and abs(in_plane - args.nominal_in_plane) > 0.05:
+    if args.nominal_in_plane and abs(in_plane_spacing(hr, axis) - args.nominal_in_plane) > 0.05:
         methods[f"SAINT@{args.nominal_in_plane:g}mm"] = SaintPeer(args.env, axis, args.nominal_in_plane)
     return methods
 
