@@ -33,7 +33,7 @@ from soupgan.tensorflow_env import apply_tensorflow_defaults
 
 apply_tensorflow_defaults()
 
-from benchmarks.data import CACHE, authors_model_path, colin27_path, nibabel_epi_path
+from benchmarks.data import CACHE, authors_model_path
 from model.inference.reference_model import ReferenceModel
 from model.inference.super_resolve import super_resolve
 from model.reports.evaluation import evaluate_scales
@@ -46,6 +46,7 @@ from pipeline.method.geometry import upsampled_affine, upsampled_length
 from pipeline.method.interpolation import upsample_volume
 from pipeline.method.slice_flow import flow_upsample_volume
 from pipeline.volume import Volume
+from soupgan.recipes.public_scans import scan_path
 
 ENVIRONMENT = os.path.join(os.path.dirname(CACHE), "saint-env")
 DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "saint_driver.py")
@@ -55,18 +56,7 @@ TORCH_DEPENDENCIES = ("filelock", "typing-extensions", "sympy", "networkx", "jin
 SAINT_PACKAGES = ("numpy==2.4.6", "scipy==1.17.1", "scikit-image==0.26.0", "SimpleITK==2.5.7",
                   "matplotlib==3.11.2", "tqdm==4.70.1")
 MRI_LEVEL = 1000.0  # where an MRI's 99.9th percentile goes in SAINT's integer CT range
-SCANS = {
-    "colin27": (lambda: read_nifti(colin27_path(), "MR"), 128),
-    "epi": (lambda: read_nifti(nibabel_epi_path(), "MR"), None),
-    "t1-2mm": (lambda: read_nifti(_nibabel_anatomical_path(), "MR"), None),
-}
-
-
-def _nibabel_anatomical_path() -> str:
-    """nibabel's bundled 2 mm T1 (`anatomical.nii`, 33×41×25)."""
-    import nibabel.testing
-
-    return os.path.join(nibabel.testing.data_path, "anatomical.nii")
+SCANS = {"colin27": 128, "nibabel-epi": None, "nibabel-t1": None}  # pinned public scans: the in-plane crop scored
 
 
 def in_plane_spacing(volume: Volume, axis: int) -> float:
@@ -111,7 +101,7 @@ class SaintPeer:
                                   str(lr.spacing[self.axis] / scale)], capture_output=True, text=True,
                                  env=outside_environment())
             if run.returncode != 0:
-                raise RuntimeError(f"SAINT failed at x{scale}: {run.stderr.strip().splitlines()[-1:]}")
+                raise RuntimeError(f"SAINT failed at x{scale}: {run.stderr.strip()[-500:]}")
             thin = np.load(result)[..., :upsampled_length(thick.shape[-1], scale, THIN_TO_THIN)] / gain
         return Volume(np.moveaxis(thin, -1, self.axis), upsampled_affine(lr.affine, self.axis, scale, THIN_TO_THIN),
                       lr.modality, lr.volume_id)
@@ -164,8 +154,8 @@ def main() -> None:
     os.makedirs(args.out, exist_ok=True)
     tables = []
     for scan in args.scans.split(","):
-        read, crop = SCANS[scan]
-        hr = read()
+        crop = SCANS[scan]
+        hr = read_nifti(scan_path(scan)[0], "MR")
         rows, views = evaluate_scales(hr, args.scales, THIN_TO_THIN, methods_for(hr, args, generator, authors),
                                       crop=crop, on_row=lambda row: print(json.dumps(row), flush=True))
         with open(os.path.join(args.out, f"{scan}.json"), "w", encoding="utf-8") as handle:
