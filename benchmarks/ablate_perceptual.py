@@ -3,7 +3,7 @@ train --stage gan` on the same flow-guided shards for the same steps, then `soup
 (never trained on): PSNR/SSIM and the detail of generated slices (worst-phase sharpness, banding, Laplacian
 correlation). An MSE fine-tune of the same length separates the GAN's effect from more training.
 
-    python -m benchmarks.ablate_perceptual --work runs/ablation [--steps 150] [--data SHARDS]
+    python -m benchmarks.ablate_perceptual --work runs/ablation [--steps 150] [--data SHARDS] [--variants laplacian,mse]
 
 Variants: laplacian (the offline tri-planar Laplacian pyramid), vgg19 with random weights (offline VGG: ImageNet's
 cannot be fetched from a package registry), no perceptual term (adversarial + MSE), and the MSE control.
@@ -48,6 +48,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--scales", default="2,4,6")
+    parser.add_argument("--variants", default=",".join(name.split()[0] for name in VARIANTS),
+                        help="comma-separated first words of the variants to run (default: all)")
     args = parser.parse_args()
     data = args.data or os.path.join(args.work, "shards")
     if not os.path.exists(os.path.join(data, "manifest.json")):
@@ -55,6 +57,8 @@ def main() -> None:
                 "--split", "1,0,0")
     results = {"shipped (start)": evaluated(SHIPPED, os.path.join(args.work, "eval-shipped"), args.scales)}
     for name, flags in VARIANTS.items():
+        if name.split()[0] not in args.variants.split(","):
+            continue
         run = os.path.join(args.work, name.split()[0])
         if not os.path.exists(os.path.join(run, "last_generator.keras")):
             soupgan("train", "--data", data, "--out", run, "--init", SHIPPED, "--epochs", "1", "--steps-per-epoch",
