@@ -1,4 +1,5 @@
-"""Quality on Colin27 (never trained on): soupgan's generator against tricubic interpolation (TCI) and, thin-to-thin,
+"""Quality on Colin27 (never trained on): soupgan's generator against tricubic interpolation, the flow-guided
+interpolation it refines and, thin-to-thin,
 the SOUP-GAN authors' released model (a thin-to-thin model), through the library's whole-volume path
 (`model.reports.evaluation`).
 
@@ -25,14 +26,12 @@ from soupgan.tensorflow_env import apply_tensorflow_defaults
 apply_tensorflow_defaults()
 
 from benchmarks.data import authors_model_path, colin27_path
-from model.reports.evaluation import evaluate_scales, format_table
+from model.reports.evaluation import evaluate_scales, format_table, generator_methods
 from model.reports.figures import plot_metrics_vs_scale
 from model.reports.preview import display_window, plot_comparison
 from model.weights.model_source import resolve_generator
 from model.inference.reference_model import ReferenceModel
-from model.inference.super_resolve import super_resolve
 from pipeline.config import THIN_TO_THICK, THIN_TO_THIN, parse_scales
-from pipeline.method.interpolation import upsample_volume
 from pipeline.io.nifti_io import read_nifti
 from pipeline.volume import Volume
 
@@ -61,8 +60,7 @@ def main() -> None:
 
     criterion = args.criterion
     generator = resolve_generator(args.model, criterion)
-    methods = {"TCI": lambda lr, s: upsample_volume(lr, s, criterion),
-               "soupgan": lambda lr, s: super_resolve(lr, generator, s, criterion)}
+    methods = generator_methods(generator, criterion)
     if not args.no_authors and criterion == THIN_TO_THIN:
         authors = ReferenceModel(authors_model_path())
         methods["authors"] = lambda lr, s: authors(lr, s, THIN_TO_THIN)

@@ -35,16 +35,13 @@ apply_tensorflow_defaults()
 
 from benchmarks.data import CACHE, authors_model_path
 from model.inference.reference_model import ReferenceModel
-from model.inference.super_resolve import super_resolve
-from model.reports.evaluation import evaluate_scales
+from model.reports.evaluation import evaluate_scales, generator_methods
 from model.reports.figures import plot_metrics_vs_scale
 from model.reports.preview import display_window, looks_like_hounsfield, plot_comparison
 from model.weights.model_source import resolve_generator
 from pipeline.config import THIN_TO_THIN, parse_scales
 from pipeline.io.nifti_io import read_nifti
 from pipeline.method.geometry import upsampled_affine, upsampled_length
-from pipeline.method.interpolation import upsample_volume
-from pipeline.method.slice_flow import flow_upsample_volume
 from pipeline.volume import Volume
 from soupgan.recipes.public_scans import scan_path
 
@@ -110,9 +107,7 @@ class SaintPeer:
 def methods_for(hr: Volume, args: argparse.Namespace, generator, authors) -> dict:
     """Every method scored on one scan, SAINT last (as its header says, and at a nominal spacing if asked)."""
     axis = hr.slice_axis()
-    methods = {"tricubic": lambda lr, s: upsample_volume(lr, s, THIN_TO_THIN, axis),
-               "flow-guided": lambda lr, s: flow_upsample_volume(lr, s, THIN_TO_THIN, axis),
-               "soupgan": lambda lr, s: super_resolve(lr, generator, s, THIN_TO_THIN, axis)}
+    methods = generator_methods(generator, THIN_TO_THIN, axis)
     if authors is not None:
         methods["authors"] = lambda lr, s: authors(lr, s, THIN_TO_THIN, axis)
     methods["SAINT"] = SaintPeer(args.env, axis)

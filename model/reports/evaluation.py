@@ -15,17 +15,31 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from model.inference.super_resolve import super_resolve
+from model.networks.generator import SoupGenerator
 from model.reports.preview import centre_views, planes_along
 from pipeline.method.degradation import degrade_volume
 from pipeline.io.encoding import in_input_range
 from pipeline.method.geometry import degraded_length, upsampled_length
+from pipeline.method.interpolation import upsample_volume
 from pipeline.method.normalization import robust_window
+from pipeline.method.slice_flow import flow_upsample_volume
 from pipeline.config import THIN_TO_THIN
 from pipeline.data.patches import FOREGROUND_LEVEL
 from pipeline.metrics import psnr, rmse, slice_detail, ssim
 from pipeline.volume import Volume
 
 Method = Callable[[Volume, float], Volume]
+
+
+def generator_methods(generator: SoupGenerator, criterion: str, axis: int | None = None) -> dict[str, Method]:
+    """The rows every evaluation of a generator starts with: tricubic, the flow-guided interpolation when the
+    generator refines it (what the network adds over its own input), and the generator."""
+    return {
+        "tricubic": lambda lr, s: upsample_volume(lr, s, criterion, axis),
+        **({"flow-guided": lambda lr, s: flow_upsample_volume(lr, s, criterion, axis)} if generator.flow_input else {}),
+        "soupgan": lambda lr, s: super_resolve(lr, generator, s, criterion, axis),
+    }
 
 
 def centre_crop(data: np.ndarray, axis: int, size: int | None) -> np.ndarray:

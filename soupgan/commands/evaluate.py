@@ -75,13 +75,11 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from model.reports.evaluation import evaluate_scales, format_table
+    from model.reports.evaluation import evaluate_scales, format_table, generator_methods
     from model.reports.figures import plot_metrics_vs_scale
     from model.reports.preview import display_window, plot_comparison
     from model.weights.model_source import resolve_generator
     from model.inference.super_resolve import super_resolve
-    from pipeline.method.interpolation import upsample_volume
-    from pipeline.method.slice_flow import flow_upsample_volume
     from pipeline.io.volume_io import read_volume
 
     show_progress()
@@ -92,12 +90,7 @@ def run(args: argparse.Namespace) -> None:
     axis = hr.slice_axis(parse_axis(args.axis))
     check_scoreable(hr, scales, args.criterion, axis, args.crop)
     generator = resolve_generator(args.model, args.criterion)
-    methods = {
-        "tricubic": lambda lr, s: upsample_volume(lr, s, args.criterion, axis),
-        **({"flow-guided": lambda lr, s: flow_upsample_volume(lr, s, args.criterion, axis)}
-           if generator.flow_input else {}),
-        "soupgan": lambda lr, s: super_resolve(lr, generator, s, args.criterion, axis),
-    }
+    methods = generator_methods(generator, args.criterion, axis)
     if args.adapt:
         from model.training.adaptation import adapt_generator, adaptation_plan
         from pipeline.method.degradation import degrade_volume

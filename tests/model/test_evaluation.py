@@ -3,11 +3,13 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from model.reports.evaluation import evaluate_scales
+from model.networks.generator import SoupGenerator
+from model.reports.evaluation import evaluate_scales, generator_methods
 from model.reports.preview import (COMPARISON_MAX_INCHES, COMPARISON_ROW_INCHES, PLANE_BY_NAME, plane_image,
                                    planes_along, plot_comparison)
 from pipeline.config import THIN_TO_THIN
 from pipeline.method.interpolation import upsample_volume
+from pipeline.method.slice_flow import flow_upsample_volume
 from pipeline.volume import Volume
 
 LPS_SAGITTAL_FIRST = np.array([[0, 0, 1.0, 0], [-1.0, 0, 0, 0], [0, -1.0, 0, 0], [0, 0, 0, 1]])
@@ -59,3 +61,17 @@ def test_a_comparison_of_short_slabs_stays_within_the_widest_figure(tmp_path):
     height_px, width_px = matplotlib.image.imread(path).shape[:2]
     assert width_px == round((COMPARISON_MAX_INCHES + 1.0) * 110)
     assert height_px == round((COMPARISON_MAX_INCHES / (10 * 256.0 / 52.8) + 0.3) * 110)
+
+
+@pytest.mark.parametrize("flow_input, names", [(True, ["tricubic", "flow-guided", "soupgan"]),
+                                                 (False, ["tricubic", "soupgan"])])
+def test_a_generator_is_scored_beside_its_own_input(flow_input, names):
+    """The flow-guided row appears for a generator that refines it; an untrained generator is its input exactly."""
+    generator = SoupGenerator(filters=2, blocks=1, flow_input=flow_input)
+    methods = generator_methods(generator, THIN_TO_THIN, axis=2)
+    assert list(methods) == names
+    rng = np.random.default_rng(1)
+    lr = Volume(rng.uniform(0, 100, (20, 18, 6)).astype(np.float32), np.diag([1.0, 1.0, 3.0, 1.0]), "MR")
+    baseline = (flow_upsample_volume if flow_input else upsample_volume)(lr, 3, THIN_TO_THIN, 2)
+    np.testing.assert_allclose(methods["soupgan"](lr, 3).data, baseline.data, rtol=1e-5, atol=1e-3)
+    np.testing.assert_array_equal(methods["tricubic"](lr, 3).data, upsample_volume(lr, 3, THIN_TO_THIN, 2).data)
