@@ -4,10 +4,12 @@ import os
 import shutil
 import subprocess
 import sys
+import traceback
 
 import nibabel as nib
 import numpy as np
 
+from soupgan.cli import main
 from tests.conftest import DICOMDIR_TESTS
 from tests.dicom_factory import write_series
 
@@ -23,6 +25,17 @@ def soupgan_command(*args):
 def soupgan(*args, timeout=120):
     """Run the console script; `timeout` only stops a hang (a slow CPU may take minutes for the long commands)."""
     return subprocess.run(soupgan_command(*args), capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+
+
+def run_cli(argv: list, capsys) -> tuple[int | None, str]:
+    """(exit code, stderr) of `soupgan.cli.main` run in this process: the console script's code path without its
+    seconds of interpreter and TensorFlow start-up; (None, the traceback) when an exception escaped."""
+    capsys.readouterr()
+    try:
+        code = main([str(a) for a in argv])
+    except Exception:  # a traceback is exactly what the callers exist to find
+        return None, traceback.format_exc(limit=-3)
+    return code, capsys.readouterr().err
 
 
 def test_help_lists_subcommands():

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
-import traceback
 import warnings
 
 import nibabel as nib
@@ -23,8 +22,8 @@ from pipeline.errors import InputError
 from pipeline.method.geometry import upsampled_length
 from pipeline.io.staging import STAGING_PREFIX
 from pipeline.io.volume_io import read_encoding, read_volume
-from soupgan.cli import main
 from tests.dicom_factory import write_series
+from tests.test_cli import run_cli
 
 SEED = 20261206
 NIFTI_CASES = 160
@@ -209,16 +208,6 @@ def dicom_case(rng, folder: str, index: int) -> str:
         with open(victim, "r+b") as handle:
             handle.truncate(int(rng.integers(0, os.path.getsize(victim))))
     return series
-
-
-def run_cli(argv: list[str], capsys) -> tuple[int | None, str]:
-    """(exit code, stderr) of one in-process run; (None, the traceback) when an exception escaped."""
-    capsys.readouterr()
-    try:
-        code = main(argv)
-    except Exception:  # a traceback is exactly what this test exists to find
-        return None, traceback.format_exc(limit=-3)
-    return code, capsys.readouterr().err
 
 
 def check_case(argv: list[str], source: str, output: str, scale: float, code: int, stderr: str) -> str:

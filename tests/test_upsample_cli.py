@@ -9,7 +9,7 @@ from pipeline.io.dicom_io import read_dicom_series
 from pipeline.method.geometry import upsampled_affine
 from tests.conftest import phantom
 from tests.dicom_factory import write_series
-from tests.test_cli import soupgan
+from tests.test_cli import run_cli, soupgan
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +57,15 @@ def test_labels_follow_the_image_grid(tmp_path):
 
 
 @pytest.mark.slow
-def test_bad_requests_exit_2_with_one_line(tmp_path, thick_ct, anatomical_path):
+def test_bad_requests_exit_2_with_one_line(tmp_path, thick_ct, anatomical_path, capsys):
+    """One case through the console script, the rest through its `main` in this process (the same code path)."""
     (tmp_path / "exists.nii.gz").write_bytes(b"x")
     (tmp_path / "junk.nii.gz").write_bytes(b"junk")
+    console = soupgan("upsample", tmp_path / "junk.nii.gz", tmp_path / "o.nii.gz", "--scale", "2")
+    lines = console.stderr.strip().splitlines()
+    assert console.returncode == 2 and len(lines) == 1 and lines[0].startswith("soupgan upsample: error: ")
+    assert "not a NIfTI" in lines[0], console.stderr
     cases = {
-        ("upsample", tmp_path / "junk.nii.gz", tmp_path / "o.nii.gz", "--scale", "2"): "not a NIfTI",
         ("upsample", thick_ct, tmp_path / "o.nii.gz", "--scale", "7"): "outside the model's range [2, 6]",
         ("upsample", thick_ct, tmp_path / "o.nii.gz", "--scale", "1.5"): "outside the model's range [2, 6]",
         ("upsample", thick_ct, tmp_path / "o.nii.gz", "--target-spacing", "0.5"): "scale 10 is outside",
@@ -78,9 +82,9 @@ def test_bad_requests_exit_2_with_one_line(tmp_path, thick_ct, anatomical_path):
             "x3: --adapt: 14 slices are too few to adapt to (at least 16",
     }
     for args, reason in cases.items():
-        result = soupgan(*args)
-        lines = result.stderr.strip().splitlines()
-        assert result.returncode == 2 and len(lines) == 1 and reason in lines[0], (args, result.stderr)
+        code, stderr = run_cli(args, capsys)
+        lines = stderr.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and reason in lines[0], (args, stderr)
     assert not (tmp_path / "o.nii.gz").exists() and (tmp_path / "exists.nii.gz").read_bytes() == b"x"
     assert not (tmp_path / "e").exists()  # refused before any scale was scored
 
