@@ -33,6 +33,7 @@ EXTRAS_REQUIRE = {
     "bench": ["tf-keras==2.16.0"],  # Keras 2 for the authors' package in benchmarks/bench_upsample.py
     "test": [
         "pytest>=8",
+        "pytest-xdist>=3.5",  # two test processes (pytest.ini): many tests wait on subprocesses, not on a core
         "moto[server]>=5",  # local S3-compatible server for the s3:// round trip
         f"apache-beam[aws,dask]=={BEAM}",  # s3:// through Beam and the DaskRunner, both tested
     ],
