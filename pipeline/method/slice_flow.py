@@ -8,7 +8,9 @@ default time, within 0.05 dB on Colin27), computed between each pair of neighbou
 intensities in the model's normalised units ([p0.5, p99.5] → [0, 1]; its data term's weight assumes them).
 Each thin slice at LR position k + t (`pipeline.method.geometry`) is (1 − t)·A(x − t·v) + t·B(x + (1 − t)·v), with
 A(x) ≈ B(x + v(x)); positions past the first or last thick slice (thin-to-thick's outer half slabs) take the
-nearest one. Interpolation is local along the slice axis, so a range of thin slices needs only the thick
+nearest one. That warp reads the flow at A's pixels, not the thin slice's; `warp="intermediate"` instead
+estimates the flows from the thin slice to A and to B from the forward and the backward flow (Jiang et al.,
+Super SloMo, CVPR 2018, eq. 4), twice the flow work, symmetric in A and B (`benchmarks/ablate_flow.py`). Interpolation is local along the slice axis, so a range of thin slices needs only the thick
 slices around it (training pairs use that).
 """
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pipeline.method.normalization import IntensityWindow, robust_window
 from pipeline.volume import Volume
 
 FLOW_OPTIONS = {"num_warp": 3, "num_iter": 5}
+WARPS = ("forward", "intermediate")
 MEASURED_TOLERANCE = 1e-6  # a thin slice this close (in thick-slice units) to a thick one is that slice
 
 
@@ -37,12 +40,22 @@ def slice_flow(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return optical_flow_tvl1(np.asarray(first, np.float32), np.asarray(second, np.float32), **FLOW_OPTIONS)
 
 
+def thin_slice_flows(forward: np.ndarray, backward: np.ndarray | None, t: float) -> tuple[np.ndarray, np.ndarray]:
+    """(flow from the thin slice at `t` to A, to B), A(x) ≈ B(x + forward(x)), B(x) ≈ A(x + backward(x)): the
+    forward flow scaled by distance, or with a backward flow Super SloMo's intermediate estimate."""
+    if backward is None:
+        return -t * forward, (1 - t) * forward
+    return -(1 - t) * t * forward + t * t * backward, (1 - t) ** 2 * forward - t * (1 - t) * backward
+
+
 def flow_upsample(data: np.ndarray, scale: float, criterion: str, axis: int,
-                  thin_slices: slice | None = None, threads: int | None = None) -> np.ndarray:
+                  thin_slices: slice | None = None, threads: int | None = None, warp: str = "forward") -> np.ndarray:
     """Flow-guided upsampling of normalised `data` along `axis` by `scale` (float32); `thin_slices`: only those
     thin slices (a training pair's range), from the thick slices around them. Pairs of thick slices run on
     `threads` threads (default: one per CPU; TV-L1 and the warps spend most of their time in NumPy and SciPy,
-    outside the GIL); the result does not depend on how many."""
+    outside the GIL); the result does not depend on how many. `warp`: one of `WARPS` (the module's docstring)."""
+    if warp not in WARPS:
+        raise ValueError(f"unknown warp {warp!r}; choose from {', '.join(WARPS)}")
     moved = np.moveaxis(np.asarray(data, dtype=np.float32), axis, 0)
     n_lr = moved.shape[0]
     if n_lr < 2:
@@ -56,13 +69,15 @@ def flow_upsample(data: np.ndarray, scale: float, criterion: str, axis: int,
     rows, columns = np.meshgrid(*(np.arange(n, dtype=np.float32) for n in moved.shape[1:]), indexing="ij")
 
     def between(k: int) -> None:  # the thin slices strictly between thick slices k and k + 1
-        v = slice_flow(moved[k], moved[k + 1])
+        forward = slice_flow(moved[k], moved[k + 1])
+        backward = slice_flow(moved[k + 1], moved[k]) if warp == "intermediate" else None
         first, second = (ndimage.spline_filter(moved[i], order=3, mode="nearest") for i in (k, k + 1))
         for j in np.flatnonzero((lower == k) & ~measured):
             t = fractions[j]
-            out[j] = (1 - t) * ndimage.map_coordinates(first, [rows - t * v[0], columns - t * v[1]], order=3,
+            to_first, to_second = thin_slice_flows(forward, backward, t)
+            out[j] = (1 - t) * ndimage.map_coordinates(first, [rows + to_first[0], columns + to_first[1]], order=3,
                                                        mode="nearest", prefilter=False)
-            out[j] += t * ndimage.map_coordinates(second, [rows + (1 - t) * v[0], columns + (1 - t) * v[1]],
+            out[j] += t * ndimage.map_coordinates(second, [rows + to_second[0], columns + to_second[1]],
                                                   order=3, mode="nearest", prefilter=False)
 
     pairs = np.unique(lower[~measured])
@@ -71,12 +86,13 @@ def flow_upsample(data: np.ndarray, scale: float, criterion: str, axis: int,
     return np.ascontiguousarray(np.moveaxis(out, 0, axis))
 
 
-def flow_upsample_volume(volume: Volume, scale: float, criterion: str, axis: int | None = None) -> Volume:
+def flow_upsample_volume(volume: Volume, scale: float, criterion: str, axis: int | None = None,
+                         warp: str = "forward") -> Volume:
     """Flow-guided upsampling of a thick-slice volume in its own units (its [p0.5, p99.5] window for the flow),
     with the affine that places each thin slice: the baseline a flow-input generator refines."""
     axis = volume.slice_axis(axis)
     window = robust_window(volume.data)
-    thin = window.denormalize(flow_upsample(window.normalize(volume.data), scale, criterion, axis))
+    thin = window.denormalize(flow_upsample(window.normalize(volume.data), scale, criterion, axis, warp=warp))
     return volume.with_data(thin, upsampled_affine(volume.affine, axis, scale, criterion))
 
 
