@@ -1,7 +1,6 @@
 """Quality on Colin27 (never trained on): soupgan's generator against tricubic interpolation, the flow-guided
-interpolation it refines and, thin-to-thin,
-the SOUP-GAN authors' released model (a thin-to-thin model), through the library's whole-volume path
-(`model.reports.evaluation`).
+interpolation it refines and, thin-to-thin, the SOUP-GAN authors' released model (a thin-to-thin model), through
+the library's whole-volume path (`model.reports.evaluation`).
 
 Protocol (the reference numbers in BENCHMARKS.md use it): degrade the whole volume along its slice axis by s (decimation), bring it back
 with each method (the intensity window is the whole thick volume's, as training records carry), score

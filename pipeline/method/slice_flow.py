@@ -8,10 +8,12 @@ default time, within 0.05 dB on Colin27), computed between each pair of neighbou
 intensities in the model's normalised units ([p0.5, p99.5] → [0, 1]; its data term's weight assumes them).
 Each thin slice at LR position k + t (`pipeline.method.geometry`) is (1 − t)·A(x − t·v) + t·B(x + (1 − t)·v), with
 A(x) ≈ B(x + v(x)); positions past the first or last thick slice (thin-to-thick's outer half slabs) take the
-nearest one. That warp reads the flow at A's pixels, not the thin slice's; `warp="intermediate"` instead
-estimates the flows from the thin slice to A and to B from the forward and the backward flow (Jiang et al.,
-Super SloMo, CVPR 2018, eq. 4), twice the flow work, symmetric in A and B (`benchmarks/ablate_flow.py`). Interpolation is local along the slice axis, so a range of thin slices needs only the thick
+nearest one. Interpolation is local along the slice axis, so a range of thin slices needs only the thick
 slices around it (training pairs use that).
+
+That warp reads the flow at A's pixels, not at the thin slice's. `warp="intermediate"` instead estimates the
+flows from the thin slice to A and to B from the forward and the backward flow (Jiang et al., Super SloMo,
+CVPR 2018, eq. 4): twice the flow work, symmetric in A and B, not the default (`benchmarks/ablate_flow.py`).
 """
 from __future__ import annotations
 
