@@ -11,13 +11,12 @@ clips it (`pipeline.io.encoding.in_input_range`: never below zero for a scan wit
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from model.inference.super_resolve import super_resolve
-from model.networks.generator import SoupGenerator
 from model.reports.preview import centre_views, planes_along
+from pipeline.method.consistency import make_consistent
 from pipeline.method.degradation import degrade_volume
 from pipeline.io.encoding import in_input_range
 from pipeline.method.geometry import degraded_length, upsampled_length
@@ -29,15 +28,27 @@ from pipeline.data.patches import FOREGROUND_LEVEL
 from pipeline.metrics import psnr, rmse, slice_detail, ssim
 from pipeline.volume import Volume
 
+if TYPE_CHECKING:
+    from model.networks.generator import SoupGenerator
+
 Method = Callable[[Volume, float], Volume]
 
 
 def generator_methods(generator: SoupGenerator, criterion: str, axis: int | None = None) -> dict[str, Method]:
-    """The rows every evaluation of a generator starts with: tricubic, the flow-guided interpolation when the
-    generator refines it (what the network adds over its own input), and the generator."""
+    """The rows every evaluation of a generator starts with: tricubic; for a flow-input generator its very input,
+    the flow-guided interpolation (with thin-to-thick's slab means restored for a `consistent_input` one), so the
+    row shows what the network adds; and the generator."""
+    from model.inference.super_resolve import super_resolve  # loads Keras, which scoring alone does not need
+
+    def flow_guided(lr: Volume, scale: float) -> Volume:
+        result = flow_upsample_volume(lr, scale, criterion, axis)
+        if generator.consistent_input:
+            make_consistent(result.data, lr.data, scale, criterion, lr.slice_axis(axis))
+        return result
+
     return {
         "tricubic": lambda lr, s: upsample_volume(lr, s, criterion, axis),
-        **({"flow-guided": lambda lr, s: flow_upsample_volume(lr, s, criterion, axis)} if generator.flow_input else {}),
+        **({"flow-guided": flow_guided} if generator.flow_input else {}),
         "soupgan": lambda lr, s: super_resolve(lr, generator, s, criterion, axis),
     }
 

@@ -7,7 +7,7 @@ from model.networks.generator import SoupGenerator
 from model.reports.evaluation import evaluate_scales, generator_methods
 from model.reports.preview import (COMPARISON_MAX_INCHES, COMPARISON_ROW_INCHES, PLANE_BY_NAME, plane_image,
                                    planes_along, plot_comparison)
-from pipeline.config import THIN_TO_THIN
+from pipeline.config import THIN_TO_THICK, THIN_TO_THIN
 from pipeline.method.interpolation import upsample_volume
 from pipeline.method.slice_flow import flow_upsample_volume
 from pipeline.volume import Volume
@@ -63,15 +63,24 @@ def test_a_comparison_of_short_slabs_stays_within_the_widest_figure(tmp_path):
     assert height_px == round((COMPARISON_MAX_INCHES / (10 * 256.0 / 52.8) + 0.3) * 110)
 
 
-@pytest.mark.parametrize("flow_input, names", [(True, ["tricubic", "flow-guided", "soupgan"]),
-                                                 (False, ["tricubic", "soupgan"])])
-def test_a_generator_is_scored_beside_its_own_input(flow_input, names):
-    """The flow-guided row appears for a generator that refines it; an untrained generator is its input exactly."""
-    generator = SoupGenerator(filters=2, blocks=1, flow_input=flow_input)
-    methods = generator_methods(generator, THIN_TO_THIN, axis=2)
+@pytest.mark.parametrize("flow_input, consistent, criterion, names", [
+    (True, False, THIN_TO_THIN, ["tricubic", "flow-guided", "soupgan"]),
+    (True, True, THIN_TO_THICK, ["tricubic", "flow-guided", "soupgan"]),
+    (False, False, THIN_TO_THIN, ["tricubic", "soupgan"]),
+])
+def test_a_generator_is_scored_beside_its_own_input(flow_input, consistent, criterion, names):
+    """The flow-guided row appears for a generator that refines it and is its very input (slab means restored for
+    a consistent one): an untrained generator, the identity, gives exactly that row."""
+    generator = SoupGenerator(filters=2, blocks=1, flow_input=flow_input, consistent_input=consistent)
+    methods = generator_methods(generator, criterion, axis=2)
     assert list(methods) == names
     rng = np.random.default_rng(1)
     lr = Volume(rng.uniform(0, 100, (20, 18, 6)).astype(np.float32), np.diag([1.0, 1.0, 3.0, 1.0]), "MR")
-    baseline = (flow_upsample_volume if flow_input else upsample_volume)(lr, 3, THIN_TO_THIN, 2)
+    baseline = (methods["flow-guided"] if flow_input else methods["tricubic"])(lr, 3)
     np.testing.assert_allclose(methods["soupgan"](lr, 3).data, baseline.data, rtol=1e-5, atol=1e-3)
-    np.testing.assert_array_equal(methods["tricubic"](lr, 3).data, upsample_volume(lr, 3, THIN_TO_THIN, 2).data)
+    np.testing.assert_array_equal(methods["tricubic"](lr, 3).data, upsample_volume(lr, 3, criterion, 2).data)
+    if consistent:  # each slab's mean is its thick slice, which the plain flow does not keep
+        thin = methods["flow-guided"](lr, 3).data
+        slabs = thin[:, :, : 3 * 6].reshape(20, 18, 6, 3).mean(axis=3)
+        np.testing.assert_allclose(slabs, lr.data, atol=1e-3)
+        assert np.abs(flow_upsample_volume(lr, 3, criterion, 2).data - thin).max() > 0.1
