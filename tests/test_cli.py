@@ -27,9 +27,10 @@ def soupgan(*args, timeout=120):
     return subprocess.run(soupgan_command(*args), capture_output=True, text=True, cwd=ROOT, timeout=timeout)
 
 
-def run_cli(argv: list, capsys) -> tuple[int | None, str]:
-    """(exit code, stderr) of `soupgan.cli.main` run in this process: the console script's code path without its
-    seconds of interpreter and TensorFlow start-up; (None, the traceback) when an exception escaped."""
+def run_cli(argv, capsys) -> tuple[int | None, str]:
+    """(exit code, stderr) of `soupgan.cli.main(argv)` run in this process, without the console script's seconds
+    of interpreter and TensorFlow start-up; (None, the traceback) when an exception escaped. Only what Python
+    writes to sys.stderr is seen: a check that nothing else reaches stderr needs the console script."""
     capsys.readouterr()
     try:
         code = main([str(a) for a in argv])

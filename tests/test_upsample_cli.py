@@ -58,15 +58,23 @@ def test_labels_follow_the_image_grid(tmp_path):
 
 @pytest.mark.slow
 def test_bad_requests_exit_2_with_one_line(tmp_path, thick_ct, anatomical_path, capsys):
-    """One case through the console script, the rest through its `main` in this process (the same code path)."""
+    """Three cases through the console script (refused before TensorFlow loads, after the model loads, and in
+    `evaluate` after both), where nothing else may reach stderr; the rest through its `main` in this process,
+    the same code from the arguments to the exit code and the error line."""
     (tmp_path / "exists.nii.gz").write_bytes(b"x")
     (tmp_path / "junk.nii.gz").write_bytes(b"junk")
-    console = soupgan("upsample", tmp_path / "junk.nii.gz", tmp_path / "o.nii.gz", "--scale", "2")
-    lines = console.stderr.strip().splitlines()
-    assert console.returncode == 2 and len(lines) == 1 and lines[0].startswith("soupgan upsample: error: ")
-    assert "not a NIfTI" in lines[0], console.stderr
-    cases = {
+    console = {
+        ("upsample", tmp_path / "junk.nii.gz", tmp_path / "o.nii.gz", "--scale", "2"): "not a NIfTI",
         ("upsample", thick_ct, tmp_path / "o.nii.gz", "--scale", "7"): "outside the model's range [2, 6]",
+        ("evaluate", anatomical_path, "--axis", "1", "--scales", "2,3", "--adapt", "2", "--out", tmp_path / "e"):
+            "x3: --adapt: 14 slices are too few to adapt to (at least 16",
+    }
+    for args, reason in console.items():
+        result = soupgan(*args)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and reason in lines[0], (args, result.stderr)
+        assert lines[0].startswith(f"soupgan {args[0]}: error: ")
+    cases = {
         ("upsample", thick_ct, tmp_path / "o.nii.gz", "--scale", "1.5"): "outside the model's range [2, 6]",
         ("upsample", thick_ct, tmp_path / "o.nii.gz", "--target-spacing", "0.5"): "scale 10 is outside",
         ("upsample", thick_ct, tmp_path / "o.nii.gz", "--scale", "2", "--axis", "3"): "not a volume axis",
@@ -78,8 +86,6 @@ def test_bad_requests_exit_2_with_one_line(tmp_path, thick_ct, anatomical_path, 
         ("upsample", thick_ct, tmp_path / "o.nii.gz", "--scale", "2", "--adapt", "5", "--labels"): "not with --labels",
         ("evaluate", tmp_path / "missing.nii.gz"): "no such file",
         ("evaluate", thick_ct, "--adapt", "-2"): "--adapt -2: the number of steps must be >= 0",
-        ("evaluate", anatomical_path, "--axis", "1", "--scales", "2,3", "--adapt", "2", "--out", tmp_path / "e"):
-            "x3: --adapt: 14 slices are too few to adapt to (at least 16",
     }
     for args, reason in cases.items():
         code, stderr = run_cli(args, capsys)
