@@ -6,8 +6,8 @@ was trained on today's warp. Thin-to-thin, through `soupgan evaluate`'s protocol
 
     python -m benchmarks.ablate_flow [--scans colin27,nibabel-epi,nibabel-t1] [--scales 2,3,4,5,6]
 
-For the generator on the intermediate warp, `slice_flow.flow_upsample` is replaced while it runs, so
-`super_resolve` makes its input as it always does, with the other warp.
+For the intermediate rows `slice_flow.flow_upsample` is replaced while they run, so the flow row and
+`super_resolve` make their input as they always do, with the other warp.
 """
 from __future__ import annotations
 
@@ -66,8 +66,7 @@ def main() -> None:
         axis = hr.slice_axis()
         today = generator_methods(generator, THIN_TO_THIN, axis)
         methods = {"flow-guided": today["flow-guided"],
-                   "flow-guided, intermediate warp": lambda lr, s: slice_flow.flow_upsample_volume(
-                       lr, s, THIN_TO_THIN, axis, warp="intermediate"),
+                   "flow-guided, intermediate warp": on_intermediate_warp(today["flow-guided"]),
                    "soupgan": today["soupgan"],
                    "soupgan on the intermediate warp": on_intermediate_warp(today["soupgan"])}
         rows, _ = evaluate_scales(hr, args.scales, THIN_TO_THIN, methods, crop=SCANS[scan],

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from model.reports.preview import centre_views, planes_along
-from pipeline.method.consistency import make_consistent
 from pipeline.method.degradation import degrade_volume
 from pipeline.io.encoding import in_input_range
 from pipeline.method.geometry import degraded_length, upsampled_length
@@ -41,10 +40,7 @@ def generator_methods(generator: SoupGenerator, criterion: str, axis: int | None
     from model.inference.super_resolve import super_resolve  # loads Keras, which scoring alone does not need
 
     def flow_guided(lr: Volume, scale: float) -> Volume:
-        result = flow_upsample_volume(lr, scale, criterion, axis)
-        if generator.consistent_input:
-            make_consistent(result.data, lr.data, scale, criterion, lr.slice_axis(axis))
-        return result
+        return flow_upsample_volume(lr, scale, criterion, axis, consistent=generator.consistent_input)
 
     return {
         "tricubic": lambda lr, s: upsample_volume(lr, s, criterion, axis),

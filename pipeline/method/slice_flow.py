@@ -89,13 +89,14 @@ def flow_upsample(data: np.ndarray, scale: float, criterion: str, axis: int,
 
 
 def flow_upsample_volume(volume: Volume, scale: float, criterion: str, axis: int | None = None,
-                         warp: str = "forward") -> Volume:
+                         consistent: bool = False) -> Volume:
     """Flow-guided upsampling of a thick-slice volume in its own units (its [p0.5, p99.5] window for the flow),
-    with the affine that places each thin slice: the baseline a flow-input generator refines. `warp`: one of
-    `WARPS`."""
+    with the affine that places each thin slice: the input a flow-input generator refines (`consistent`: with
+    thin-to-thick's slab means restored, as for a generator trained so)."""
     axis = volume.slice_axis(axis)
     window = robust_window(volume.data)
-    thin = window.denormalize(flow_upsample(window.normalize(volume.data), scale, criterion, axis, warp=warp))
+    thin = window.denormalize(input_upsample(window.normalize(volume.data), scale, criterion, axis, flow=True,
+                                             consistent=consistent))
     return volume.with_data(thin, upsampled_affine(volume.affine, axis, scale, criterion))
 
 
