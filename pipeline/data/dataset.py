@@ -1,4 +1,4 @@
-"""tf.data input over GZIP TFRecord shards: parallel interleave, shuffle, batch, parse, prefetch.
+"""tf.data input over GZIP TFRecord shards: parallel interleave, shuffle, batch, parse (`parse_batch`), prefetch.
 
 Paths may be local, gs:// (TensorFlow's own file system) or s3://, hdfs://, az:// (registered by
 tensorflow-io when such a path is seen).
@@ -12,10 +12,29 @@ import tensorflow as tf
 
 from pipeline.config import PATCH_SIZE
 from pipeline.errors import InputError
-from pipeline.data.records import MANIFEST_FILE, SCHEMA_VERSION, parse_batch
+from pipeline.data.records import MANIFEST_FILE, SCHEMA_VERSION, check_version
 
 COMPRESSION = "GZIP"
 _CRITERION_FEATURE = {"criterion": tf.io.FixedLenFeature([], tf.string)}
+_COMMON = {
+    "input": tf.io.FixedLenFeature([], tf.string),
+    "target": tf.io.FixedLenFeature([], tf.string),
+    "patch_shape": tf.io.FixedLenFeature([3], tf.int64),
+    "criterion": tf.io.FixedLenFeature([], tf.string),
+    "volume_id": tf.io.FixedLenFeature([], tf.string),
+    "modality": tf.io.FixedLenFeature([], tf.string),
+    "window": tf.io.FixedLenFeature([2], tf.float32),
+    "origin": tf.io.FixedLenFeature([3], tf.int64),
+    "schema_version": tf.io.FixedLenFeature([], tf.int64),
+}
+FEATURES = {
+    1: {**_COMMON, "scale": tf.io.FixedLenFeature([], tf.int64)},
+    2: {**_COMMON, "scale": tf.io.FixedLenFeature([], tf.float32),
+        "input_kind": tf.io.FixedLenFeature([], tf.string),
+        "consistent": tf.io.FixedLenFeature([], tf.int64),
+        "slice_axis": tf.io.FixedLenFeature([], tf.int64),
+        "variant": tf.io.FixedLenFeature([], tf.int64)},
+}  # the record schemas of pipeline.data.records, as tf.io.parse_example reads them
 _PLUGIN_SCHEMES = ("s3://", "hdfs://", "az://", "http://", "https://")
 
 
@@ -98,3 +117,30 @@ def make_dataset(
     dataset = dataset.map(lambda batch: parse_batch(batch, patch_size, schema_version), num_parallel_calls=tf.data.AUTOTUNE,
                           deterministic=deterministic)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def parse_batch(serialized: tf.Tensor, patch_size: int, version: int = SCHEMA_VERSION) -> dict[str, tf.Tensor]:
+    """Parse a batch of serialised examples of one schema `version` (the shard set's manifest says which)
+    in-graph into dense tensors; patches as [B, p, p, p, 1], the scale as float32."""
+    parsed = tf.io.parse_example(serialized, FEATURES[check_version(version)])
+    checks = [
+        tf.debugging.assert_equal(
+            parsed["schema_version"], tf.constant(version, tf.int64),
+            message=f"record schema version differs from the shard set's {version}",
+        ),
+        tf.debugging.assert_equal(
+            parsed["patch_shape"], tf.constant(patch_size, tf.int64),
+            message=f"record patch shape differs from {patch_size}^3",
+        ),
+    ]
+    batch = serialized.shape[0] if serialized.shape.rank == 1 and serialized.shape[0] is not None else -1
+    shape = [batch, patch_size, patch_size, patch_size, 1]  # keeps a static batch size when there is one
+    with tf.control_dependencies(checks):
+        return {
+            "input": tf.reshape(tf.io.decode_raw(parsed["input"], tf.float32, little_endian=True), shape),
+            "target": tf.reshape(tf.io.decode_raw(parsed["target"], tf.float32, little_endian=True), shape),
+            "scale": tf.cast(parsed["scale"], tf.float32),
+            "criterion": parsed["criterion"],
+            "volume_id": parsed["volume_id"],
+            "window": parsed["window"],
+        }

@@ -1,4 +1,5 @@
-"""The TFRecord schema of a patch pair (`tf.train.Example`), its encoder, and its parsers (NumPy and tf.data).
+"""The TFRecord schema of a patch pair (`tf.train.Example`), its encoder and its plain-Python parser, without
+TensorFlow (`pipeline.data.example_proto`); the tf.data parser is `pipeline.data.dataset.parse_batch`.
 
 Schema 2 (written since soupgan 0.5.0): the input is the generator's input exactly as inference makes it from
 the thick volume — in normalised units ([p0.5, p99.5] of the thick volume → [0, 1]), flow-guided or spline, with
@@ -11,9 +12,9 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import tensorflow as tf
 
 from pipeline.config import check_criterion
+from pipeline.data.example_proto import BytesList, Example, Feature, Features, FloatList, Int64List
 from pipeline.errors import RecordSchemaError
 from pipeline.method.normalization import IntensityWindow
 
@@ -22,27 +23,6 @@ READABLE_VERSIONS = (1, 2)
 MANIFEST_FILE = "manifest.json"  # beside the split folders of a shard set: counts, settings, schema version
 FLOW, SPLINE = "flow", "spline"
 INPUT_KINDS = (FLOW, SPLINE)
-
-_COMMON = {
-    "input": tf.io.FixedLenFeature([], tf.string),
-    "target": tf.io.FixedLenFeature([], tf.string),
-    "patch_shape": tf.io.FixedLenFeature([3], tf.int64),
-    "criterion": tf.io.FixedLenFeature([], tf.string),
-    "volume_id": tf.io.FixedLenFeature([], tf.string),
-    "modality": tf.io.FixedLenFeature([], tf.string),
-    "window": tf.io.FixedLenFeature([2], tf.float32),
-    "origin": tf.io.FixedLenFeature([3], tf.int64),
-    "schema_version": tf.io.FixedLenFeature([], tf.int64),
-}
-FEATURES = {
-    1: {**_COMMON, "scale": tf.io.FixedLenFeature([], tf.int64)},
-    2: {**_COMMON, "scale": tf.io.FixedLenFeature([], tf.float32),
-        "input_kind": tf.io.FixedLenFeature([], tf.string),
-        "consistent": tf.io.FixedLenFeature([], tf.int64),
-        "slice_axis": tf.io.FixedLenFeature([], tf.int64),
-        "variant": tf.io.FixedLenFeature([], tf.int64)},
-}
-
 
 @dataclasses.dataclass(frozen=True)
 class PatchPair:
@@ -68,16 +48,16 @@ class PatchPair:
         return self.schema_version >= 2
 
 
-def _bytes(*values: bytes) -> tf.train.Feature:
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
+def _bytes(*values: bytes) -> Feature:
+    return Feature(bytes_list=BytesList(value=list(values)))
 
 
-def _ints(*values: int) -> tf.train.Feature:
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
+def _ints(*values: int) -> Feature:
+    return Feature(int64_list=Int64List(value=[int(v) for v in values]))
 
 
-def _floats(*values: float) -> tf.train.Feature:
-    return tf.train.Feature(float_list=tf.train.FloatList(value=[float(v) for v in values]))
+def _floats(*values: float) -> Feature:
+    return Feature(float_list=FloatList(value=[float(v) for v in values]))
 
 
 def encode_example(pair: PatchPair) -> bytes:
@@ -103,7 +83,7 @@ def encode_example(pair: PatchPair) -> bytes:
         "variant": _ints(pair.variant),
         "schema_version": _ints(SCHEMA_VERSION),
     }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
+    return Example(features=Features(feature=feature)).SerializeToString(deterministic=True)
 
 
 def check_version(version: int) -> int:
@@ -116,7 +96,7 @@ def check_version(version: int) -> int:
 def decode_example(serialized: bytes) -> PatchPair:
     """Parse one serialised example of either schema in plain Python (tools and tests); raises `RecordSchemaError`."""
     try:
-        feature = tf.train.Example.FromString(serialized).features.feature
+        feature = Example.FromString(serialized).features.feature
         version = check_version(feature["schema_version"].int64_list.value[0])
         shape = tuple(feature["patch_shape"].int64_list.value)
         window = feature["window"].float_list.value
@@ -141,30 +121,3 @@ def decode_example(serialized: bytes) -> PatchPair:
         raise
     except Exception as err:
         raise RecordSchemaError(f"not a soupgan patch record ({type(err).__name__}: {err})") from None
-
-
-def parse_batch(serialized: tf.Tensor, patch_size: int, version: int = SCHEMA_VERSION) -> dict[str, tf.Tensor]:
-    """Parse a batch of serialised examples of one schema `version` (the shard set's manifest says which)
-    in-graph into dense tensors; patches as [B, p, p, p, 1], the scale as float32."""
-    parsed = tf.io.parse_example(serialized, FEATURES[check_version(version)])
-    checks = [
-        tf.debugging.assert_equal(
-            parsed["schema_version"], tf.constant(version, tf.int64),
-            message=f"record schema version differs from the shard set's {version}",
-        ),
-        tf.debugging.assert_equal(
-            parsed["patch_shape"], tf.constant(patch_size, tf.int64),
-            message=f"record patch shape differs from {patch_size}^3",
-        ),
-    ]
-    batch = serialized.shape[0] if serialized.shape.rank == 1 and serialized.shape[0] is not None else -1
-    shape = [batch, patch_size, patch_size, patch_size, 1]  # keeps a static batch size when there is one
-    with tf.control_dependencies(checks):
-        return {
-            "input": tf.reshape(tf.io.decode_raw(parsed["input"], tf.float32, little_endian=True), shape),
-            "target": tf.reshape(tf.io.decode_raw(parsed["target"], tf.float32, little_endian=True), shape),
-            "scale": tf.cast(parsed["scale"], tf.float32),
-            "criterion": parsed["criterion"],
-            "volume_id": parsed["volume_id"],
-            "window": parsed["window"],
-        }

@@ -2,7 +2,8 @@ import gzip
 
 import tensorflow as tf
 
-from beam_jobs.tfrecord_shard import frame, write_shard
+from beam_jobs.tfrecord_shard import write_shard
+from pipeline.io.tfrecord_framing import frame
 
 
 def test_framing_is_byte_identical_to_tensorflows_writer(tmp_path):

@@ -4,7 +4,8 @@ import tensorflow as tf
 
 from pipeline.errors import RecordSchemaError
 from pipeline.method.normalization import IntensityWindow
-from pipeline.data.records import SCHEMA_VERSION, PatchPair, decode_example, encode_example, parse_batch
+from pipeline.data.dataset import parse_batch
+from pipeline.data.records import SCHEMA_VERSION, PatchPair, decode_example, encode_example
 from tests.shard_records import encode_v1_example
 
 
