@@ -70,9 +70,12 @@ def test_the_packages_hold_few_modules_at_their_top_level():
 
 
 def test_numpy_stages_do_not_import_tensorflow():
-    """Beam's per-volume steps use these; they must not pay TensorFlow's import."""
+    """Beam's per-volume steps use these (records too: they encode the pairs), and the portable trainer reads
+    shards with them; they must not pay TensorFlow's import."""
     for module in ("volume", "io/nifti_io", "io/dicom_io", "io/volume_io", "method/degradation", "method/geometry",
-                   "method/interpolation", "method/normalization", "data/patches", "metrics", "config", "errors"):
+                   "method/interpolation", "method/normalization", "data/patches", "metrics", "config", "errors",
+                   "data/records", "data/example_proto", "data/shard_reader", "data/prefetch",
+                   "io/tfrecord_framing"):
         roots = set(imported_roots(os.path.join(ROOT, "pipeline", f"{module}.py")))
         assert "tensorflow" not in roots, module
 

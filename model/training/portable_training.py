@@ -1,5 +1,5 @@
 """Stage 1 on any Keras backend (`soupgan train --portable`): Keras `fit` of the generator alone on pairs drawn
-by `pipeline.data.random_pairs`, into the same run folder as the TensorFlow trainer (config.json, history.csv,
+from scans or read from a local shard set (`model.training.portable_sources`), into the same run folder as the TensorFlow trainer (config.json, history.csv,
 curves.png, checkpoints with the optimizer's slots, last/best generator, resume after a kill).
 
 It imports no TensorFlow, so it runs under KERAS_BACKEND=jax on a GPU machine whose image has none; the
@@ -16,17 +16,14 @@ import sys
 from typing import Sequence
 
 import keras
-import numpy as np
 
 from model.networks.generator import SoupGenerator, dtype_policy
 from model.training.callbacks import EpochCheckpoint, TrainingCurves
 from model.training.pixel_loss import PixelLoss
-from model.training.run_setup import (check_loss_margin, generator_learning_rate, initial_generator, open_run,
-                                      pair_sampler_config)
+from model.training.portable_sources import portable_source
+from model.training.run_setup import check_loss_margin, generator_learning_rate, initial_generator, open_run
 from model.training.train_config import TrainConfig
-from pipeline.data.random_pairs import RandomPairSampler
 from pipeline.errors import InputError
-from pipeline.io.volume_io import read_volume
 
 LOG = logging.getLogger("soupgan")
 
@@ -42,45 +39,29 @@ def compiled_generator(config: TrainConfig, patch_shape: Sequence[int], total_st
     return generator
 
 
-class RandomPairBatches(keras.utils.PyDataset):
-    """`batches` batches of ({"image", "scale"}, target) drawn at random, for one `fit` call over all its epochs
-    (Keras keeps one iterator across epochs when `steps_per_epoch` is given). Batch i comes from the seed
-    sequence (*seed, i): reproducible, whichever worker process draws it, and never drawn twice."""
-
-    def __init__(self, sampler: RandomPairSampler, batch_size: int, batches: int, seed: Sequence[int],
-                 workers: int = 0):
-        super().__init__(workers=max(workers, 1), use_multiprocessing=workers > 0)
-        self.sampler, self.batch_size, self.batches, self.seed = sampler, batch_size, batches, tuple(seed)
-
-    def __len__(self) -> int:
-        return self.batches
-
-    def __getitem__(self, index: int):
-        rng = np.random.default_rng([*self.seed, index])
-        inputs, targets, scales = self.sampler.batch(self.batch_size, rng)
-        return {"image": inputs[..., None], "scale": scales}, targets[..., None]
-
-
 def train_portable(config: TrainConfig) -> dict:
-    """Run (or resume) stage 1 from `config.volumes` under the run's precision policy; returns a summary."""
+    """Run (or resume) stage 1 from `config.volumes` or `config.data` under the run's precision policy; returns a
+    summary."""
     config.validate()
-    if not config.portable or not config.volumes:
-        raise InputError("the portable trainer runs stage 1 from --volumes (--portable)")
+    if not config.portable:
+        raise InputError("the portable trainer runs stage 1 with --portable")
     with dtype_policy(config.precision):
         return _train_portable(config)
 
 
 def _train_portable(config: TrainConfig) -> dict:
-    sampler_config = pair_sampler_config(config)
-    check_loss_margin(config, sampler_config.patch_shape)
-    sampler = RandomPairSampler([read_volume(path) for path in config.volumes], sampler_config)
-    steps = config.steps_per_epoch
+    data = portable_source(config)
+    check_loss_margin(config, data.patch_shape)
+    steps = config.steps_per_epoch or data.train_batches
+    monitor = "val_loss" if data.val_batches else "loss"
+    if config.data and not data.val_batches:
+        LOG.warning("no validation batches; the learning-rate schedule and the best model follow the training loss")
     run, state, initial_epoch, initial_step = open_run(config)
     if initial_epoch >= config.epochs:
         LOG.info("%s already finished %d epochs; nothing to do", config.out, initial_epoch)
         return {"epochs": initial_epoch, "resumed_from": initial_epoch, "backend": keras.backend.backend()}
 
-    generator = compiled_generator(config, sampler_config.patch_shape, config.epochs * steps)
+    generator = compiled_generator(config, data.patch_shape, config.epochs * steps)
     if state:
         generator.load_weights(os.path.join(run.checkpoints, state["checkpoint"]))
         LOG.info("resuming %s from the checkpoint after epoch %d%s", config.out, initial_epoch,
@@ -89,10 +70,10 @@ def _train_portable(config: TrainConfig) -> dict:
     restart = initial_epoch * steps + initial_step  # a restart draws a new data order, reproducibly
     callbacks = [keras.callbacks.TerminateOnNaN(), keras.callbacks.CSVLogger(run.history, append=True),
                  TrainingCurves(run, f"soupgan mse ({config.criterion}, {keras.backend.backend()})"),
-                 EpochCheckpoint(run, "loss", best=state["best"] if state else math.inf,
+                 EpochCheckpoint(run, monitor, best=state["best"] if state else math.inf,
                                  every=config.checkpoint_every, step_offset=initial_step)]
     if config.lr_schedule == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=config.lr_factor,
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=config.lr_factor,
                                                            patience=config.lr_patience, verbose=1))
     phases = []  # (first epoch, end epoch, steps per epoch) of each fit
     if initial_step:  # finish the interrupted epoch with the steps it still lacks
@@ -105,11 +86,11 @@ def _train_portable(config: TrainConfig) -> dict:
     history = {}
     for first, end, per_epoch in phases:
         if first < end:
-            data = RandomPairBatches(sampler, config.batch_size, (end - first) * per_epoch,
-                                     (config.seed, restart, first), config.data_workers)
-            history = generator.fit(data, epochs=end, initial_epoch=first, steps_per_epoch=per_epoch, shuffle=False,
-                                    callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2).history
+            batches = data.train((end - first) * per_epoch, (config.seed, restart, first))
+            history = generator.fit(batches, epochs=end, initial_epoch=first, steps_per_epoch=per_epoch,
+                                    validation_data=data.validation(), shuffle=False, callbacks=callbacks,
+                                    verbose=1 if sys.stdout.isatty() else 2).history
     return {"epochs": config.epochs, "resumed_from": state["epoch"] if state else 0,
             "backend": keras.backend.backend(),
             "optimizer_steps": int(keras.ops.convert_to_numpy(generator.optimizer.iterations)),
-            "monitor": "loss", "last": {key: float(values[-1]) for key, values in history.items()}}
+            "monitor": monitor, "last": {key: float(values[-1]) for key, values in history.items()}}

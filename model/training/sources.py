@@ -8,33 +8,10 @@ import tensorflow as tf
 
 from model.training.inputs import training_dataset, volume_pairs_dataset
 from model.training.run_setup import pair_sampler_config
+from model.training.shard_plan import plan_shards
 from model.training.train_config import TrainConfig
-from pipeline.config import THIN_TO_THICK
 from pipeline.data.dataset import read_manifest
-from pipeline.data.records import FLOW, SPLINE, check_version
-from pipeline.errors import InputError
 from pipeline.volume import Volume
-
-
-def count_batches(manifest: dict, split: str, criterion: str, batch_size: int) -> int:
-    """Full batches of one criterion a split holds (the manifest counts records per criterion and scale)."""
-    counts = manifest.get("counts", {}).get(split, {})
-    return sum(count for key, count in counts.items() if key.startswith(f"{criterion}/x")) // batch_size
-
-
-def take_input_kind(manifest: dict, config: TrainConfig) -> None:
-    """Set the run's --flow-input and --consistent-input to the inputs the shard set stores (schema 1: the plain
-    spline); refuse a flag the shards cannot serve."""
-    stored = manifest.get("input") or {"kind": SPLINE, "consistent_thin_to_thick": False}
-    flow = stored["kind"] == FLOW
-    consistent = bool(stored["consistent_thin_to_thick"]) and config.criterion == THIN_TO_THICK
-    if config.flow_input and not flow:
-        raise InputError(f"{config.data} stores {stored['kind']} inputs; --flow-input needs shards made with "
-                         "`soupgan shards --input flow`")
-    if config.consistent_input and not consistent:
-        raise InputError(f"{config.data} stores thin-to-thick inputs without their slab means restored; "
-                         "--consistent-input needs shards made with --consistent-input")
-    config.flow_input, config.consistent_input = flow, consistent
 
 
 def _distributed(dataset: tf.data.Dataset, policy) -> tf.data.Dataset:
@@ -51,16 +28,9 @@ class ShardSource:
     config: TrainConfig
 
     def __post_init__(self):
-        manifest = read_manifest(self.config.data)
-        self.schema_version = check_version(int(manifest.get("schema_version", 1)))
-        take_input_kind(manifest, self.config)
-        self.patch_size = int(manifest["patch_size"])
-        self.patch_shape = (self.patch_size,) * 3
-        self.train_batches = count_batches(manifest, "train", self.config.criterion, self.config.batch_size)
-        if self.train_batches == 0:
-            raise InputError(f"{self.config.data}: the train split has no full batch of {self.config.batch_size} "
-                             f"{self.config.criterion} patch pairs")
-        self.val_batches = count_batches(manifest, "val", self.config.criterion, self.config.batch_size)
+        plan = plan_shards(read_manifest(self.config.data), self.config)
+        self.schema_version, self.patch_size, self.patch_shape = plan.schema_version, plan.patch_size, plan.patch_shape
+        self.train_batches, self.val_batches = plan.train_batches, plan.val_batches
 
     def train(self, restart: int, task_index: int) -> tf.data.Dataset:
         config = self.config

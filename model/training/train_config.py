@@ -110,9 +110,11 @@ class TrainConfig:
             raise InputError("--steps-per-epoch must be at least 1")
         if self.data_workers < 0:
             raise InputError("--data-workers must be >= 0")
-        if self.portable and (self.data or self.stage != "mse" or self.strategy or self.replicas):
-            raise InputError("--portable trains stage 1 from --volumes on one device; shards, stage 2 and "
-                             "tf.distribute need the TensorFlow trainer")
+        if self.portable and (self.stage != "mse" or self.strategy or self.replicas):
+            raise InputError("--portable trains stage 1 on one device; stage 2 and tf.distribute need the "
+                             "TensorFlow trainer")
+        if self.data_workers and not (self.portable and self.volumes):
+            raise InputError("--data-workers is for --portable --volumes (a shard set is read by one thread)")
 
     @property
     def strategy_name(self) -> str:

@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 
 from model.networks.generator import load_generator
-from model.training.portable_training import RandomPairBatches, train_portable
+from model.training.inputs import training_dataset
+from model.training.pixel_loss import PixelLoss
+from model.training.portable_sources import PortableShardSource, RandomPairBatches
+from model.training.portable_training import train_portable
 from model.training.run_setup import pair_sampler_config
 from model.training.train_config import TrainConfig
 from pipeline.errors import InputError
@@ -78,8 +81,8 @@ def test_batches_are_reproducible_and_each_drawn_once_over_the_epochs(scans):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--stage", "gan", "--init", "run"], "--portable trains stage 1 from --volumes on one device"),
-    (["--replicas", "2"], "--portable trains stage 1 from --volumes on one device"),
+    (["--stage", "gan", "--init", "run"], "--portable trains stage 1 on one device"),
+    (["--replicas", "2"], "--portable trains stage 1 on one device"),
     (["--data-workers", "-1"], "--data-workers must be >= 0"),
 ])
 def test_what_it_does_not_do_is_a_one_line_error(scans, tmp_path, extra, message, capsys):
@@ -88,6 +91,55 @@ def test_what_it_does_not_do_is_a_one_line_error(scans, tmp_path, extra, message
     assert cli.main(argv) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0]
+
+
+SHARD_TINY = dict(filters=4, blocks=1, batch_size=2, loss_margin=2, portable=True)
+
+
+def test_trains_from_a_local_shard_set_validating_on_its_val_split(shard_set, tmp_path):
+    out = str(tmp_path / "shards-run")
+    result = train_portable(TrainConfig(data=shard_set, out=out, epochs=2, steps_per_epoch=3, **SHARD_TINY))
+    assert result["monitor"] == "val_loss" and result["optimizer_steps"] == 6
+    config = json.load(open(os.path.join(out, "config.json")))
+    assert config["flow_input"] is True and config["data"] == shard_set  # the inputs the manifest names
+    generator = load_generator(os.path.join(out, "last_generator.keras"))
+    assert generator.flow_input
+    # its last val_loss is the loss over the TensorFlow trainer's validation pass (every pair, any order)
+    val = training_dataset(shard_set, "val", 2, "thin-to-thin", 16, repeat=False)
+    generator.compile(loss=PixelLoss("mse", 2))
+    assert generator.evaluate(val, verbose=0) == pytest.approx(result["last"]["val_loss"], rel=1e-5)
+    resumed = train_portable(TrainConfig(data=shard_set, out=out, epochs=3, steps_per_epoch=3, **SHARD_TINY))
+    assert resumed["resumed_from"] == 2 and resumed["optimizer_steps"] == 9
+
+
+def test_shard_batches_give_the_same_batch_for_an_index_however_they_are_asked(shard_set):
+    source = PortableShardSource(TrainConfig(data=shard_set, out="unused", **SHARD_TINY))
+    in_order = source.train(6, (0, 0, 0))
+    batches = [in_order[i][1] for i in range(6)]
+    jumping = source.train(6, (0, 0, 0))
+    for index in (4, 0, 1, 5, 2):  # out of order: the stream restarts and skips
+        np.testing.assert_array_equal(jumping[index][1], batches[index])
+    assert not np.array_equal(source.train(6, (0, 1, 0))[0][1], batches[0])  # another resume point, another order
+    validation = source.validation()
+    first_pass = [validation[i][1] for i in range(len(validation))]
+    np.testing.assert_array_equal(validation[0][1], first_pass[0])  # a new pass starts over
+    assert inputs_shape(validation[0]) == (2, 16, 16, 16, 1)
+    with pytest.raises(IndexError):
+        validation[len(validation)]
+
+
+def inputs_shape(batch):
+    inputs, target = batch
+    assert inputs["image"].shape == target.shape and inputs["scale"].shape == (2,)
+    return inputs["image"].shape
+
+
+def test_shard_set_errors_are_one_line(shard_set, tmp_path, capsys):
+    for extra, message in ((["--data", "s3://bucket/set"], "copy the set to a local folder first"),
+                           (["--data", shard_set, "--data-workers", "2"], "--data-workers is for --portable --volumes")):
+        assert cli.main(["train", *extra, "--out", str(tmp_path / "run"), "--portable"]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], lines
 
 
 # Interpreters with that Keras backend, keras, nibabel, pydicom and matplotlib (TensorFlow not needed)
@@ -119,3 +171,24 @@ def test_a_generator_trained_under_another_backend_predicts_the_same_under_tenso
     generator = load_generator(os.path.join(out, "last_generator.keras"))
     under_tf = generator({"image": x, "scale": np.float32(3)}).numpy()
     np.testing.assert_allclose(under_tf, np.load(tmp_path / "y.npy"), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_shard_set_trains_under_jax_without_tensorflow(shard_set, tmp_path):
+    python = BACKEND_PYTHONS["jax"]
+    if not python:
+        pytest.skip("set SOUPGAN_JAX_PYTHON to an interpreter with jax, keras, nibabel, pydicom, matplotlib, "
+                    "protobuf and google-crc32c")
+    out = str(tmp_path / "jax-shards-run")
+    script = ("import sys\n"
+              "from soupgan import cli\n"
+              "assert cli.main(sys.argv[1:]) == 0\n"
+              "assert 'tensorflow' not in sys.modules, 'the shard reader imported TensorFlow'\n")
+    subprocess.run([python, "-c", script, "train", "--portable", "--data", shard_set, "--out", out, "--epochs", "2",
+                    "--steps-per-epoch", "3", "--filters", "4", "--blocks", "1", "--batch-size", "2",
+                    "--loss-margin", "2"],
+                   check=True, cwd=ROOT, env={**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": ROOT})
+    with open(os.path.join(out, "history.csv")) as handle:
+        header, *rows = handle.read().split()
+    assert "val_loss" in header.split(",") and len(rows) == 2
+    assert load_generator(os.path.join(out, "best_generator.keras")).flow_input
