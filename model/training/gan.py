@@ -107,9 +107,13 @@ class SoupGAN(keras.Model):
                           + self.mse_weight * mse)
         return losses
 
-    def _record(self, values):
+    def _record(self, values, target):
+        """Add a batch's values to the means, weighted by its size: a validation pass's smaller last batch
+        counts for what it holds, and at the end of a pass of unknown length, where Keras runs the step once
+        more on no data, a weight that comes from the data adds nothing (keras-team/keras#23084)."""
+        batch_size = ops.cast(ops.shape(target)[0], "float32")
         for name, value in values.items():
-            self.trackers[name].update_state(value)
+            self.trackers[name].update_state(value, sample_weight=batch_size)
         logs = {name: tracker.result() for name, tracker in self.trackers.items()}
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             # Keras 3.15 reduces logs with strategy.reduce("MEAN", axis=0) on multi-worker, which fails on
@@ -137,13 +141,13 @@ class SoupGAN(keras.Model):
             scaled_loss = self.optimizer.scale_loss(_per_replica(losses["loss"]))  # loss scaling (mixed_float16)
         variables = self.generator.trainable_variables
         self.optimizer.apply_gradients(zip(g_tape.gradient(scaled_loss, variables), variables))
-        return self._record({**values, **losses})
+        return self._record({**values, **losses}, target)
 
     def test_step(self, data):
         inputs, target, _ = keras.utils.unpack_x_y_sample_weight(data)
         prediction = self.generator(inputs, training=False)
         fake_logits = self.discriminator(prediction, training=False) if self.is_gan else None
-        return self._record(self._generator_losses(target, prediction, fake_logits))
+        return self._record(self._generator_losses(target, prediction, fake_logits), target)
 
     def get_config(self):
         serialize = keras.saving.serialize_keras_object

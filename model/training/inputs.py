@@ -28,11 +28,14 @@ def to_model_batch(batch: dict, input_normalized: bool) -> tuple[dict, tf.Tensor
 
 def training_dataset(data_dir: str, split: str, global_batch_size: int, criterion: str, patch_size: int,
                      repeat: bool, seed: int | None = None, schema_version: int = SCHEMA_VERSION) -> tf.data.Dataset:
-    """Shuffled global batches of one criterion's patch pairs (scales mixed, one per sample) from a shard set of
-    `schema_version` (its manifest's)."""
+    """Global batches of one criterion's patch pairs (scales mixed, one per sample) from a shard set of
+    `schema_version` (its manifest's): endless, shuffled full batches to train on (`repeat`), or one pass over
+    every pair to validate on. A validation pass keeps its last, smaller batch, and so has no static batch size:
+    Keras' evaluate in graph mode adds a phantom batch, as large as a static batch size says, to the loss's mean
+    at the end of a dataset of unknown length (keras-team/keras#23084)."""
     dataset = make_dataset(
         split_pattern(data_dir, split), global_batch_size, patch_size=patch_size,
-        shuffle_buffer=2048 if repeat else 0, seed=seed, repeat=repeat, criterion=criterion,
+        shuffle_buffer=2048 if repeat else 0, seed=seed, repeat=repeat, drop_remainder=repeat, criterion=criterion,
         schema_version=schema_version,
     )
     return dataset.map(lambda batch: to_model_batch(batch, schema_version >= 2),

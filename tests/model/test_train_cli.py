@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from model.networks.generator import load_generator
+from pipeline.data.shard_reader import read_local_manifest, split_files, validation_batches
 from soupgan import cli
 from tests.model.shard_set import make_v1_shard_set
 from tests.model.train_cli import TINY, kill_after_first_checkpoint, train
@@ -49,6 +50,20 @@ def test_stage1_writes_the_run_folder_with_two_replicas(stage1_run):
     image = np.random.default_rng(0).random((1, 16, 16, 16, 1), dtype=np.float32)
     assert generator({"image": image, "scale": np.float32(2.5)}).shape == image.shape
     assert "Epoch 2/2" in result.stdout
+
+
+def test_val_loss_is_the_mean_over_every_val_pair(stage1_run, shard_set):
+    """No phantom batch in the mean (keras-team/keras#23084): the last epoch's val_loss is the last generator's
+    MSE over all the val split's pairs, read here by the TensorFlow-free reader."""
+    run, report, _ = stage1_run
+    generator = load_generator(os.path.join(run, "last_generator.keras"))
+    manifest = read_local_manifest(shard_set)
+    errors = [np.mean((np.asarray(generator({"image": inputs[..., None], "scale": scales}))[..., 0] - targets) ** 2,
+                      axis=(1, 2, 3))
+              for inputs, targets, scales in validation_batches(split_files(shard_set, manifest, "val"),
+                                                                "thin-to-thin", 4, 2, 16)]
+    assert sum(map(len, errors)) == manifest["counts"]["val"]["total"] and len(errors[-1]) == 4
+    assert report["last"]["val_loss"] == pytest.approx(float(np.mean(np.concatenate(errors))), rel=1e-4)
 
 
 @pytest.mark.slow
