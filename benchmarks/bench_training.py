@@ -2,7 +2,8 @@
 the rate the step consumes (goal: input >= 5x faster), on real shards of MNI152 from `soupgan shards`.
 `--sources`: instead, stage-1 s/step of the shipped generator's architecture on flow-guided inputs from
 shards (`train --data`) against pairs drawn and flow-interpolated on the fly (`train --volumes --flow-input`),
-both through `soupgan train`'s own sources, alternating.
+both through `soupgan train`'s own sources, alternating. `--readers`: the input rate of the TensorFlow-free
+shard reader (`soupgan train --portable --data`) against tf.data's on the same shards, alternating.
 
 Baseline for the input: the training step itself (patch pairs per second it consumes). Each stage is
 timed over --steps steps after --warmup steps (tracing), per step; medians are reported. Stages and
@@ -33,6 +34,8 @@ from model.training.sources import training_source
 from model.training.train_config import TrainConfig
 from model.training.trainer import build_trainer
 from pipeline.config import PATCH_SIZE, THIN_TO_THIN
+from pipeline.data.prefetch import Prefetcher
+from pipeline.data.shard_reader import read_local_manifest, split_files, training_batches
 
 
 class StepTimes(keras.callbacks.Callback):
@@ -120,6 +123,38 @@ def compare_sources(data: str, args: argparse.Namespace) -> None:
               f"{rate[name] / rate[slow]:8.1f}x")
 
 
+def _pairs_per_second(batches, batch_size: int, count: int) -> float:
+    """Pairs per second over `count` batches of an iterator, after a first batch (its files opened)."""
+    next(batches)
+    start = time.perf_counter()
+    for _ in range(count):
+        next(batches)
+    return count * batch_size / (time.perf_counter() - start)
+
+
+def compare_readers(data: str, args: argparse.Namespace) -> None:
+    """tf.data (`soupgan train --data`) against the TensorFlow-free reader read ahead in a thread (`--portable
+    --data`), each `--repeats` times, alternating, over `--batches` thin-to-thin batches: pairs per second."""
+    manifest = read_local_manifest(data)
+    files = split_files(data, manifest, "train")
+    readers = {
+        "tf.data (train --data)": lambda: iter(training_dataset(data, "train", args.batch_size, THIN_TO_THIN,
+                                                                 PATCH_SIZE, repeat=True, seed=0)),
+        "TensorFlow-free (--portable --data)": lambda: Prefetcher(training_batches(
+            files, THIN_TO_THIN, args.batch_size, int(manifest["schema_version"]), PATCH_SIZE, seed=0)),
+    }
+    rates = {name: [] for name in readers}
+    for _ in range(args.repeats):
+        for name, make in readers.items():
+            rates[name].append(_pairs_per_second(make(), args.batch_size, args.batches))
+            print(f"{name:36s} {rates[name][-1]:7.1f} pairs/s", file=sys.stderr, flush=True)
+    baseline = statistics.median(rates["tf.data (train --data)"])
+    print(f"{'reader':36s} {'pairs/s (runs)':>28s} {'median':>8s} {'ratio':>6s}")
+    for name, values in rates.items():
+        runs = ", ".join(f"{v:.0f}" for v in values)
+        print(f"{name:36s} {runs:>28s} {statistics.median(values):8.1f} {statistics.median(values) / baseline:5.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="a shard set (default: make one from MNI152)")
@@ -128,13 +163,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--perceptual-slices", type=int, default=8, help="stage 2 is also timed with all slices")
     parser.add_argument("--sources", action="store_true", help="compare --data with --volumes --flow-input")
-    parser.add_argument("--repeats", type=int, default=3, help="--sources: runs of each, alternating")
+    parser.add_argument("--readers", action="store_true", help="the TensorFlow-free shard reader against tf.data")
+    parser.add_argument("--batches", type=int, default=300, help="--readers: batches timed per run")
+    parser.add_argument("--repeats", type=int, default=3, help="--sources, --readers: runs of each, alternating")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or make_shards(tmp)
         if args.sources:
             return compare_sources(data, args)
+        if args.readers:
+            return compare_readers(data, args)
         # Stage 2 from a fresh generator: the step costs the same as from a stage-1 one. VGG weights are
         # random (ImageNet's cannot be downloaded here); the cost is the same.
         stages = {
