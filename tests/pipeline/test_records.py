@@ -52,6 +52,13 @@ def test_schema_1_records_are_still_read_raw_spline_inputs_and_integer_scales():
         parse_batch(tf.constant([encode_v1_example(old)]), patch_size=8, version=2)
 
 
+def test_records_are_byte_identical_to_tensorflows_own_example():
+    """Encoded without TensorFlow (pipeline.data.example_proto), a record is what tf.train.Example writes."""
+    for pair in (make_pair(), make_pair(seed=1, scale=2.5, consistent=False, input_kind="spline")):
+        serialized = encode_example(pair)
+        assert tf.train.Example.FromString(serialized).SerializeToString(deterministic=True) == serialized
+
+
 def test_schema_has_no_path_or_name_fields():
     example = tf.train.Example.FromString(encode_example(make_pair()))
     assert set(example.features.feature) == {
