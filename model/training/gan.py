@@ -108,11 +108,15 @@ class SoupGAN(keras.Model):
         return losses
 
     def _record(self, values, target):
-        """Add a batch's values to the means, weighted by its size: a validation pass's smaller last batch
-        counts for what it holds, and at the end of a pass of unknown length, where Keras runs the step once
-        more on no data, a weight that comes from the data adds nothing (keras-team/keras#23084)."""
+        """Add a batch's values to the means, weighted by its size, so a mean is over pairs:
+        - a validation pass's smaller last batch counts for what it holds, and a replica it leaves empty (its
+          values NaN, a mean over nothing) adds nothing;
+        - at the end of a pass of unknown length, Keras 3.15's graph-mode loop still runs the updates that do not
+          depend on the data: a constant count there added a phantom batch (keras-team/keras#23084), a count
+          taken from the data does not."""
         batch_size = ops.cast(ops.shape(target)[0], "float32")
         for name, value in values.items():
+            value = ops.where(batch_size > 0, ops.cast(value, "float32"), 0.0)
             self.trackers[name].update_state(value, sample_weight=batch_size)
         logs = {name: tracker.result() for name, tracker in self.trackers.items()}
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):

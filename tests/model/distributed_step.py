@@ -1,6 +1,8 @@
-"""Run as a script (TensorFlow must split the CPU before it starts): one stage-2 training step on the
-same global batch under the default strategy and under MirroredStrategy on 2 logical CPU devices.
-Prints JSON: the two steps' logs and the largest weight difference after the step."""
+"""Run as a script (TensorFlow must split the CPU before it starts) on 2 logical CPU devices.
+`sgd` / `adam`: one stage-2 training step on the same global batch under the default strategy and under
+MirroredStrategy; prints JSON: the two steps' logs and the largest weight difference after the step.
+`evaluate`: stage 1's evaluation under MirroredStrategy of a pass of unknown length whose last batch leaves one
+replica empty; prints JSON: its loss and the per-pair MSE computed apart."""
 import json
 import sys
 
@@ -56,5 +58,24 @@ def main(optimizer):
                       "max_weight_change": moved, "max_weight_difference": diff}))
 
 
+def evaluate_partial_pass():
+    mirrored = make_strategy("mirrored", 2)
+    rng = np.random.default_rng(1)
+    target = rng.random((5, *SHAPE[1:]), dtype=np.float32)
+    inputs = {"image": target + rng.normal(0, 0.1, target.shape).astype(np.float32),
+              "scale": np.array([2, 3, 2, 3, 4], np.float32)}
+    # unknown length and no static batch size, as a validation pass from shards: batches of 4 and 1
+    data = tf.data.Dataset.from_tensor_slices((inputs, target)).filter(lambda *_: True).batch(4)
+    with mirrored.scope():
+        keras.utils.set_random_seed(0)
+        model = SoupGAN(SoupGenerator(filters=4, blocks=1))
+        model.build({"image": (None, *SHAPE[1:]), "scale": (None,)})
+        model.compile(keras.optimizers.Adam(1e-3))
+    logs = model.evaluate(data, verbose=0, return_dict=True)
+    prediction = model.generator.predict(inputs, verbose=0)
+    print(json.dumps({"replicas": mirrored.num_replicas_in_sync, "loss": float(logs["loss"]),
+                      "reference": float(np.mean((prediction - target) ** 2))}))
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    evaluate_partial_pass() if sys.argv[1] == "evaluate" else main(sys.argv[1])

@@ -26,6 +26,17 @@ def test_mirrored_step_on_two_logical_cpus_matches_a_single_device_step():
     assert report["max_weight_difference"] < 1e-3 * report["max_weight_change"]  # ...identically
 
 
+def test_a_validation_pass_that_leaves_a_replica_empty_has_the_per_pair_mean():
+    """5 pairs in batches of 4 on 2 replicas: the last batch gives one replica nothing, which must add nothing
+    (not NaN) to the mean; nor may the end of the pass add a phantom batch (keras-team/keras#23084)."""
+    result = subprocess.run([sys.executable, "-m", "tests.model.distributed_step", "evaluate"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == 2
+    assert report["loss"] == pytest.approx(report["reference"], rel=1e-5)
+
+
 def free_ports(count):
     sockets = [socket.socket() for _ in range(count)]
     for sock in sockets:
