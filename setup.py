@@ -16,7 +16,8 @@ INSTALL_REQUIRES = [
     "tensorflow-serving-api==2.16.1",  # PredictionService gRPC stubs matching TF 2.16
     "keras>=3.15,<3.16",  # Keras 3 line that runs on TF 2.16.2
     f"apache-beam[tfrecord]=={BEAM}",  # Beam's TFRecord IO and its crcmod fallback
-    "google-crc32c>=1.5",  # the CRC32C of TFRecord framing in beam_jobs/tfrecord_shard.py
+    "google-crc32c>=1.5",  # the CRC32C of TFRecord framing (pipeline/io/tfrecord_framing.py), written and read
+    "protobuf>=4.25,<5",  # records without TensorFlow (pipeline/data/example_proto.py); TF 2.16 allows < 5
     "nibabel>=5.2,<6",
     "pydicom>=3.0,<4",
     "numpy>=1.26,<2",  # TF 2.16 wheels are built against NumPy 1.x

@@ -29,7 +29,7 @@ def worker(args: argparse.Namespace) -> dict:
     from benchmarks.data import mni152_path
     from model.training.pixel_loss import PixelLoss
     from model.networks.generator import SoupGenerator
-    from model.training.portable_training import RandomPairBatches
+    from model.training.portable_sources import RandomPairBatches
     from model.training.run_setup import pair_sampler_config
     from model.training.train_config import TrainConfig
     from pipeline.data.random_pairs import RandomPairSampler

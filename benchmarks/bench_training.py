@@ -136,17 +136,21 @@ def compare_readers(data: str, args: argparse.Namespace) -> None:
     """tf.data (`soupgan train --data`) against the TensorFlow-free reader read ahead in a thread (`--portable
     --data`), each `--repeats` times, alternating, over `--batches` thin-to-thin batches: pairs per second."""
     manifest = read_local_manifest(data)
-    files = split_files(data, manifest, "train")
+    files, patch = split_files(data, "train"), int(manifest["patch_size"])
+    version = int(manifest.get("schema_version", 1))
     readers = {
-        "tf.data (train --data)": lambda: iter(training_dataset(data, "train", args.batch_size, THIN_TO_THIN,
-                                                                 PATCH_SIZE, repeat=True, seed=0)),
+        "tf.data (train --data)": lambda: iter(training_dataset(data, "train", args.batch_size, THIN_TO_THIN, patch,
+                                                                 repeat=True, seed=0, schema_version=version)),
         "TensorFlow-free (--portable --data)": lambda: Prefetcher(training_batches(
-            files, THIN_TO_THIN, args.batch_size, int(manifest["schema_version"]), PATCH_SIZE, seed=0)),
+            files, THIN_TO_THIN, args.batch_size, version, patch, seed=0)),
     }
     rates = {name: [] for name in readers}
     for _ in range(args.repeats):
         for name, make in readers.items():
-            rates[name].append(_pairs_per_second(make(), args.batch_size, args.batches))
+            batches = make()
+            rates[name].append(_pairs_per_second(batches, args.batch_size, args.batches))
+            if isinstance(batches, Prefetcher):
+                batches.close()
             print(f"{name:36s} {rates[name][-1]:7.1f} pairs/s", file=sys.stderr, flush=True)
     baseline = statistics.median(rates["tf.data (train --data)"])
     print(f"{'reader':36s} {'pairs/s (runs)':>28s} {'median':>8s} {'ratio':>6s}")

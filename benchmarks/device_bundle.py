@@ -1,6 +1,6 @@
 """Gather what `benchmarks/train_on_device.py` needs on a GPU machine that reaches no network and has
-no TensorFlow, Keras, nibabel or pydicom: the pure-Python wheels (and optree's and google-crc32c's for CPython
-3.12) in .whl/,
+no TensorFlow, Keras, nibabel or pydicom: the pure-Python wheels (and optree's, google-crc32c's and protobuf's for
+CPython 3.12) in .whl/,
 the recipe's training scans in runs/device-data/; then print the command that uses them there.
 
 The versions are those of the local environment, so a generator trained there loads here (tested under JAX on
@@ -21,9 +21,9 @@ from benchmarks.data import add_synthetic_arguments, recipe_scans, synthetic_fla
 
 WHEELS = ".whl"
 DATA = os.path.join("runs", "device-data")
-# What a JAX GPU image without TensorFlow lacks for the portable trainer (numpy, scipy, h5py, protobuf and jax it
-# has); google-crc32c checks shard records (`soupgan train --portable --data`)
-PACKAGES = ("keras", "namex", "optree", "nibabel", "pydicom", "google-crc32c")
+# What a JAX GPU image without TensorFlow lacks for the portable trainer (numpy, scipy, h5py and jax it has); the
+# records' protobuf (this environment's version, whatever the image holds) and google-crc32c read shards
+PACKAGES = ("keras", "namex", "optree", "nibabel", "pydicom", "google-crc32c", "protobuf")
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 
 

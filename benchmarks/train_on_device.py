@@ -61,7 +61,8 @@ def plan_run(budget_seconds: float, probe: Probe, data_workers: int, steps_per_e
 def measure(config, steps: int = 8) -> Probe:
     """Time `config`'s first and steady optimizer steps and one batch draw, in this process."""
     from model.networks.generator import dtype_policy
-    from model.training.portable_training import RandomPairBatches, compiled_generator
+    from model.training.portable_sources import RandomPairBatches
+    from model.training.portable_training import compiled_generator
     from model.training.run_setup import pair_sampler_config
     from pipeline.data.random_pairs import RandomPairSampler
     from pipeline.io.volume_io import read_volume

@@ -10,10 +10,10 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from pipeline.data.dataset import make_dataset, split_pattern
+from pipeline.data.dataset import make_dataset
 from pipeline.graph.graph_ops import normalize_tf
 from pipeline.data.random_pairs import RandomPairSampler, SamplerConfig
-from pipeline.data.records import SCHEMA_VERSION
+from pipeline.data.records import SCHEMA_VERSION, split_pattern
 from pipeline.volume import Volume
 
 

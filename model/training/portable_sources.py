@@ -15,6 +15,7 @@ from model.training.train_config import TrainConfig
 from pipeline.data.prefetch import Prefetcher
 from pipeline.data.random_pairs import RandomPairSampler
 from pipeline.data.shard_reader import read_local_manifest, split_files, training_batches, validation_batches
+from pipeline.errors import InputError
 from pipeline.io.volume_io import read_volume
 
 
@@ -45,11 +46,13 @@ class StreamBatches(keras.utils.PyDataset):
     """The first `batches` batches of a reproducible stream (`make_stream()` starts it anew), read ahead in a
     thread. Keras asks for them in order (one worker, no processes); a request out of order (TensorFlow's
     adapter peeks at the first batch for its specs, and each validation pass starts again at 0) restarts the
-    stream and skips to it, so every index always gives the same batch."""
+    stream and skips to it, so every index always gives the same batch. An InputError from the stream (a
+    damaged record) is kept in `error`: under TensorFlow it reaches `fit` wrapped in a tf.data error."""
 
     def __init__(self, make_stream: Callable[[], Iterator[tuple]], batches: int):
         super().__init__(workers=1, use_multiprocessing=False)
         self.make_stream, self.batches = make_stream, batches
+        self.error: InputError | None = None
         self._stream: Prefetcher | None = None
         self._next = 0
 
@@ -59,14 +62,28 @@ class StreamBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int):
         if not 0 <= index < self.batches:
             raise IndexError(f"batch {index} of {self.batches}")
-        if self._stream is None or index != self._next:
-            if self._stream is not None:
-                self._stream.close()
-            self._stream, self._next = Prefetcher(self.make_stream()), 0
-            for _ in range(index):
-                next(self._stream)
+        try:
+            if self._stream is None or index != self._next:
+                self.close()
+                self._stream, self._next = Prefetcher(self.make_stream()), 0
+                for _ in range(index):
+                    next(self._stream)
+            batch = next(self._stream)
+        except StopIteration:
+            self.error = InputError(f"the shard set ended after fewer batches than its manifest counts "
+                                    f"({index} of {self.batches}): rewrite it with `soupgan shards`")
+            raise self.error from None
+        except InputError as err:
+            self.error = err
+            raise
         self._next = index + 1
-        return _model_batch(*next(self._stream))
+        return _model_batch(*batch)
+
+    def close(self) -> None:
+        """Stop the read-ahead thread and free what it holds (a shuffle buffer of pairs)."""
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
 
 
 @dataclasses.dataclass
@@ -101,8 +118,8 @@ class PortableShardSource:
         self.train_batches, self.val_batches = plan.train_batches, plan.val_batches
         if self.config.validation_steps:
             self.val_batches = min(self.val_batches, self.config.validation_steps)
-        self.train_files = split_files(self.config.data, manifest, "train")
-        self.val_files = split_files(self.config.data, manifest, "val") if self.val_batches else []
+        self.train_files = split_files(self.config.data, "train")
+        self.val_files = split_files(self.config.data, "val") if self.val_batches else []
 
     def train(self, batches: int, seed: Sequence[int]) -> StreamBatches:
         config = self.config

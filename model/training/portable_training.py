@@ -1,10 +1,11 @@
 """Stage 1 on any Keras backend (`soupgan train --portable`): Keras `fit` of the generator alone on pairs drawn
-from scans or read from a local shard set (`model.training.portable_sources`), into the same run folder as the TensorFlow trainer (config.json, history.csv,
-curves.png, checkpoints with the optimizer's slots, last/best generator, resume after a kill).
+from scans or read from a local shard set (`model.training.portable_sources`), into the same run folder as the
+TensorFlow trainer (config.json, history.csv, curves.png, checkpoints with the optimizer's slots, last/best
+generator, resume after a kill).
 
 It imports no TensorFlow, so it runs under KERAS_BACKEND=jax on a GPU machine whose image has none; the
-generators it saves load under TensorFlow for export. `model.training.trainer` (tf.distribute, shards, stage 2)
-stays the product's trainer; both set a run up with `model.training.run_setup`.
+generators it saves load under TensorFlow for export. `model.training.trainer` (tf.distribute, remote shard
+sets, stage 2) stays the product's trainer; both set a run up with `model.training.run_setup`.
 """
 from __future__ import annotations
 
@@ -87,10 +88,26 @@ def _train_portable(config: TrainConfig) -> dict:
     for first, end, per_epoch in phases:
         if first < end:
             batches = data.train((end - first) * per_epoch, (config.seed, restart, first))
-            history = generator.fit(batches, epochs=end, initial_epoch=first, steps_per_epoch=per_epoch,
-                                    validation_data=data.validation(), shuffle=False, callbacks=callbacks,
-                                    verbose=1 if sys.stdout.isatty() else 2).history
+            history = _fit(generator, batches, data.validation(), epochs=end, initial_epoch=first,
+                           steps_per_epoch=per_epoch, shuffle=False, callbacks=callbacks,
+                           verbose=1 if sys.stdout.isatty() else 2).history
     return {"epochs": config.epochs, "resumed_from": state["epoch"] if state else 0,
             "backend": keras.backend.backend(),
             "optimizer_steps": int(keras.ops.convert_to_numpy(generator.optimizer.iterations)),
             "monitor": monitor, "last": {key: float(values[-1]) for key, values in history.items()}}
+
+
+def _fit(generator: SoupGenerator, batches, validation, **fit) -> keras.callbacks.History:
+    """`generator.fit` on a source's batches; a damaged shard's InputError comes out as itself (TensorFlow's
+    adapter wraps it in a tf.data error), and shard streams' read-ahead threads stop when it returns."""
+    try:
+        return generator.fit(batches, validation_data=validation, **fit)
+    except Exception:
+        error = next((data.error for data in (batches, validation) if getattr(data, "error", None)), None)
+        if error is None:
+            raise
+        raise error from None
+    finally:
+        for data in (batches, validation):
+            if hasattr(data, "close"):
+                data.close()

@@ -54,11 +54,6 @@ def list_shards(patterns: str | Sequence[str]) -> list[str]:
     return files
 
 
-def split_pattern(data_dir: str, split: str) -> str:
-    """Glob of one split's shards in a shard set written by `soupgan shards`."""
-    return f"{str(data_dir).rstrip('/')}/{split}/{split}-*.tfrecord.gz"
-
-
 def read_manifest(data_dir: str) -> dict:
     """The shard set's manifest.json (counts per split, criterion and scale; patch size; settings)."""
     path = f"{str(data_dir).rstrip('/')}/{MANIFEST_FILE}"

@@ -8,6 +8,7 @@ TensorFlow's or Beam's file systems, so copy the set first.
 """
 from __future__ import annotations
 
+import glob
 import itertools
 import json
 import os
@@ -15,9 +16,10 @@ from typing import Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
-from pipeline.data.records import MANIFEST_FILE, PatchPair, decode_example
+from pipeline.data.records import MANIFEST_FILE, PatchPair, decode_example, split_pattern
 from pipeline.errors import InputError, RecordSchemaError
 from pipeline.io.tfrecord_framing import read_gzip_records
+from pipeline.method.normalization import normalize_float32
 
 INTERLEAVE = 16  # files read at once, one record from each in turn (tf.data's cycle_length)
 SHUFFLE_BUFFER = 2048  # records (tf.data's shuffle buffer in `pipeline.data.dataset.make_dataset`)
@@ -37,19 +39,12 @@ def read_local_manifest(data_dir: str) -> dict:
         return json.load(handle)
 
 
-def split_files(data_dir: str, manifest: dict, split: str) -> list[str]:
-    """The shard files of one split, as the manifest lists them; a missing one is an InputError."""
-    files = [os.path.join(data_dir, name) for name in manifest.get("shards", {}).get(split, [])]
-    missing = [os.path.basename(path) for path in files if not os.path.isfile(path)]
-    if missing:
-        raise InputError(f"{data_dir}: {len(missing)} shard(s) of the {split} split are missing, e.g. {missing[0]}")
+def split_files(data_dir: str, split: str) -> list[str]:
+    """The shard files of one split: those the tf.data path reads (`split_pattern`), sorted."""
+    files = sorted(glob.glob(split_pattern(data_dir, split)))
+    if not files:
+        raise InputError(f"no TFRecord shards match {split_pattern(data_dir, split)}")
     return files
-
-
-def normalize_float32(values: np.ndarray, low: np.float32, high: np.float32) -> np.ndarray:
-    """[low, high] → [0, 1] in float32 arithmetic, as `pipeline.graph.graph_ops.normalize_tf` computes it."""
-    width = high - low if high > low else np.float32(1)
-    return (values.astype(np.float32) - low) / width
 
 
 def model_arrays(pairs: Sequence[PatchPair], version: int, patch_size: int) -> tuple[np.ndarray, ...]:
@@ -70,18 +65,20 @@ def model_arrays(pairs: Sequence[PatchPair], version: int, patch_size: int) -> t
 
 def interleaved_records(files: Sequence[str]) -> Iterator[bytes]:
     """One pass over the files' records in tf.data's interleave order: one record from each of `INTERLEAVE`
-    files in turn; where a file ends, the next file takes its place in the cycle."""
+    files in turn; where a file ends, the next file takes its place in the cycle and gives its first record
+    when the cycle comes round again."""
     pending = iter(files)
     slots = [read_gzip_records(path) for path in itertools.islice(pending, INTERLEAVE)]
     while any(records is not None for records in slots):
         for index, records in enumerate(slots):
-            while records is not None:
-                record = next(records, None)
-                if record is not None:
-                    yield record
-                    break
-                path = next(pending, None)
-                records = slots[index] = read_gzip_records(path) if path else None
+            if records is None:
+                continue
+            record = next(records, None)
+            if record is not None:
+                yield record
+                continue
+            path = next(pending, None)
+            slots[index] = read_gzip_records(path) if path else None
 
 
 def interleaved_pairs(files: Sequence[str], criterion: str) -> Iterator[PatchPair]:
@@ -128,7 +125,12 @@ def training_batches(files: Sequence[str], criterion: str, batch_size: int, vers
     def passes() -> Iterator[PatchPair]:
         while True:
             order = [files[i] for i in rng.permutation(len(files))]
-            yield from shuffled(interleaved_pairs(order, criterion), SHUFFLE_BUFFER, rng)
+            count = 0
+            for pair in shuffled(interleaved_pairs(order, criterion), SHUFFLE_BUFFER, rng):
+                count += 1
+                yield pair
+            if count == 0:
+                raise InputError(f"the train split's shards hold no {criterion} pair")
 
     return _batched(passes(), batch_size, version, patch_size)
 

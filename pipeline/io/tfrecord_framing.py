@@ -27,7 +27,8 @@ def masked_crc32c(data: bytes) -> int:
 def frame(record: bytes) -> bytes:
     """One record in TFRecord framing."""
     length = struct.pack("<Q", len(record))
-    return b"".join((length, struct.pack("<I", masked_crc32c(length)), record, struct.pack("<I", masked_crc32c(record))))
+    return b"".join((length, struct.pack("<I", masked_crc32c(length)), record,
+                     struct.pack("<I", masked_crc32c(record))))
 
 
 def read_framed(handle: BinaryIO, name: str) -> Iterator[bytes]:

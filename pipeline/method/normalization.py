@@ -38,6 +38,13 @@ class IntensityWindow:
         return (np.asarray(data, dtype=np.float64) * self.width + self.low).astype(np.float32)
 
 
+def normalize_float32(values: np.ndarray, low: np.float32, high: np.float32) -> np.ndarray:
+    """[low, high] → [0, 1] in float32 arithmetic, as `pipeline.graph.graph_ops.normalize_tf` computes it (the
+    training input of shards, bit for bit; `IntensityWindow.normalize` rounds once, from float64)."""
+    width = high - low if high > low else np.float32(1)
+    return (values.astype(np.float32) - low) / width
+
+
 def robust_window(data: np.ndarray) -> IntensityWindow:
     """The [p0.5, p99.5] window of a volume, computed with a partial sort (O(N))."""
     flat = np.asarray(data, dtype=np.float32).ravel()

@@ -66,7 +66,7 @@ def add_train_arguments(train: argparse.ArgumentParser) -> None:
 
 def _data_arguments(group, default: TrainConfig) -> None:
     source = group.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data", help="a shard set from `soupgan shards` (local, gs://, s3://)")
+    source.add_argument("--data", help="a shard set from `soupgan shards` (local, gs://, s3://; --portable: local)")
     source.add_argument("--volumes", nargs="+", metavar="SCAN",
                         help="thin-slice scans (NIfTI or DICOM folders) to draw augmented pairs from on the fly: "
                              "every slice axis of isotropic scans, random phases, flips, contrasts")
@@ -85,7 +85,7 @@ def _data_arguments(group, default: TrainConfig) -> None:
                             "(recorded in the generator). --data: taken from the shard set (`soupgan shards --input`)")
     group.add_argument("--seed", type=int, default=default.seed, help="data order seed")
     group.add_argument("--data-workers", type=int, default=default.data_workers,
-                       help="--portable: processes drawing pairs (default 0: the training process)")
+                       help="--portable --volumes: processes drawing pairs (default 0: the training process)")
 
 
 def _run_arguments(group, default: TrainConfig) -> None:
@@ -145,5 +145,6 @@ def _execution_arguments(group, default: TrainConfig) -> None:
     group.add_argument("--jit-compile", choices=JIT_SETTINGS, default=default.jit_compile,
                        help="XLA-compile the train step (auto: Keras decides, on for GPUs)")
     group.add_argument("--portable", action="store_true",
-                       help="stage 1 from --volumes with Keras fit on the KERAS_BACKEND in use, without TensorFlow "
-                            "(e.g. KERAS_BACKEND=jax on a GPU); one device, no shards, no stage 2")
+                       help="stage 1 with Keras fit on the KERAS_BACKEND in use, without TensorFlow (e.g. "
+                            "KERAS_BACKEND=jax on a GPU), from --volumes or a local --data shard set; one device, "
+                            "no stage 2")

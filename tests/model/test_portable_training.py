@@ -1,8 +1,11 @@
 """`soupgan train --portable`: stage 1 with Keras fit on any backend, into the TensorFlow trainer's run-folder
 layout, with resume after kill -9; where a JAX interpreter is given, a generator trained under JAX loads and
 predicts the same under TensorFlow (tests/test_layering.py checks that the path imports no TensorFlow)."""
+import glob
+import gzip
 import json
 import os
+import shutil
 import subprocess
 
 import keras
@@ -134,9 +137,22 @@ def inputs_shape(batch):
     return inputs["image"].shape
 
 
+def damaged_copy(shard_set, folder):
+    """The shard set with one byte of its first train shard's first record changed (the CRC no longer matches)."""
+    copy = shutil.copytree(shard_set, folder)
+    shard = sorted(glob.glob(os.path.join(copy, "train", "*.tfrecord.gz")))[0]
+    raw = bytearray(gzip.decompress(open(shard, "rb").read()))
+    raw[100] ^= 0xFF
+    open(shard, "wb").write(gzip.compress(bytes(raw)))
+    return copy
+
+
 def test_shard_set_errors_are_one_line(shard_set, tmp_path, capsys):
+    damaged = damaged_copy(shard_set, str(tmp_path / "damaged"))
     for extra, message in ((["--data", "s3://bucket/set"], "copy the set to a local folder first"),
-                           (["--data", shard_set, "--data-workers", "2"], "--data-workers is for --portable --volumes")):
+                           (["--data", shard_set, "--data-workers", "2"], "--data-workers is for --portable --volumes"),
+                           (["--data", damaged, "--steps-per-epoch", "2", *TINY_FLAGS[1:3]],
+                            "corrupt TFRecord data at record 0 (CRC mismatch)")):
         assert cli.main(["train", *extra, "--out", str(tmp_path / "run"), "--portable"]) == 2
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], lines

@@ -60,7 +60,7 @@ def test_val_loss_is_the_mean_over_every_val_pair(stage1_run, shard_set):
     manifest = read_local_manifest(shard_set)
     errors = [np.mean((np.asarray(generator({"image": inputs[..., None], "scale": scales}))[..., 0] - targets) ** 2,
                       axis=(1, 2, 3))
-              for inputs, targets, scales in validation_batches(split_files(shard_set, manifest, "val"),
+              for inputs, targets, scales in validation_batches(split_files(shard_set, "val"),
                                                                 "thin-to-thin", 4, 2, 16)]
     assert sum(map(len, errors)) == manifest["counts"]["val"]["total"] and len(errors[-1]) == 4
     assert report["last"]["val_loss"] == pytest.approx(float(np.mean(np.concatenate(errors))), rel=1e-4)

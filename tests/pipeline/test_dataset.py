@@ -106,7 +106,7 @@ def test_criterion_keeps_one_degradation_and_batches_mix_scales(tmp_path):
 
 def test_split_pattern_matches_the_shards_jobs_file_names(tmp_path):
     from beam_jobs.transforms import shard_name
-    from pipeline.data.dataset import split_pattern
+    from pipeline.data.records import split_pattern
 
     for split in ("train", "val"):
         path = tmp_path / shard_name(split, 7)

@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from pipeline.errors import RecordSchemaError
 from pipeline.method.normalization import IntensityWindow
-from pipeline.data.dataset import parse_batch
+from pipeline.data.dataset import FEATURES, parse_batch
 from pipeline.data.records import SCHEMA_VERSION, PatchPair, decode_example, encode_example
 from tests.shard_records import encode_v1_example
 
@@ -64,7 +64,7 @@ def test_schema_has_no_path_or_name_fields():
     assert set(example.features.feature) == {
         "input", "target", "patch_shape", "scale", "criterion", "volume_id", "modality", "window", "origin", "schema_version",
         "input_kind", "consistent", "slice_axis", "variant",
-    }
+    } == set(FEATURES[SCHEMA_VERSION])  # what tf.data parses is what is written
     assert example.features.feature["schema_version"].int64_list.value[0] == SCHEMA_VERSION
 
 
