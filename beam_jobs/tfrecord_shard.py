@@ -1,8 +1,9 @@
 """Write one GZIP TFRecord shard through Beam's file systems (local, gs://, s3://), atomically.
 
 The TFRecord framing (`pipeline.io.tfrecord_framing`) is the format TensorFlow reads;
-`tests/beam_jobs/test_tfrecord_shard.py` checks it byte for byte against `tf.io.TFRecordWriter`. GZIP level 1: on float32 patch records it compresses 3x faster than Beam's fixed
-level 6 for files 7.5% larger (BENCHMARKS.md), and compression is most of a volume's time in the job.
+`tests/beam_jobs/test_tfrecord_shard.py` checks it byte for byte against `tf.io.TFRecordWriter`. GZIP level 1:
+on float32 patch records it compresses 3x faster than Beam's fixed level 6 for files 7.5% larger
+(BENCHMARKS.md), and compression is most of a volume's time in the job.
 A shard is written to a temporary name and renamed, so readers never see half of one.
 """
 from __future__ import annotations
