@@ -17,7 +17,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from beam_jobs.sources import expand_inputs, match_paths
 from beam_jobs.transforms import DEAD_LETTERS_FILE, VolumeToShard, WriteManifest
-from pipeline.config import PATCH_SIZE, code_version, parse_criteria, parse_scales
+from pipeline.config import PATCH_SIZE, code_version, parse_criteria, parse_fractional_scales, parse_scales
 from pipeline.errors import InputError
 from pipeline.data.pairs import ALL_AXES, PairConfig
 from pipeline.data.records import FLOW, INPUT_KINDS, MANIFEST_FILE, SCHEMA_VERSION
@@ -37,10 +37,20 @@ def slice_axis_flag(text: str) -> int | str:
     return text if text == ALL_AXES else int(text)
 
 
+def scales_flag(text: str) -> tuple[float, ...]:
+    """--scales: integers or ratios p/q; argparse prints the reason (it hides a ValueError's)."""
+    try:
+        return parse_fractional_scales(text)
+    except InputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="NIfTI files, folders, globs; local, gs://, s3://")
     parser.add_argument("--output", required=True, help="output folder (local, gs://, s3://)")
-    parser.add_argument("--scales", type=parse_scales, default=parse_scales("2,3,4,5,6"), help="default 2,3,4,5,6")
+    parser.add_argument("--scales", type=scales_flag, default=parse_scales("2,3,4,5,6"),
+                        help="default 2,3,4,5,6; fractions p/q with q <= 8 too (2.5: thick slices 5 thin slices "
+                             "apart against thin slices 2 apart)")
     parser.add_argument("--criteria", type=parse_criteria, default=parse_criteria("thin-to-thin,thin-to-thick"),
                         help="any of thin-to-thin, thin-to-thick, gaussian (default thin-to-thin,thin-to-thick)")
     parser.add_argument("--patch-size", type=int, default=PATCH_SIZE)

@@ -24,7 +24,7 @@ from pipeline.data.augmentation import AugmentationConfig, Histogram, augment_bl
 from pipeline.data.patches import FOREGROUND_FRACTION, FOREGROUND_LEVEL, extract_patches, foreground_mask, patch_starts
 from pipeline.data.records import FLOW, INPUT_KINDS, PatchPair
 from pipeline.errors import InputError, VolumeShapeError
-from pipeline.method.degradation import degrade
+from pipeline.method.degradation import degrade, scale_ratio, thin_reference
 from pipeline.method.geometry import degraded_length, upsampled_length
 from pipeline.method.normalization import robust_window
 from pipeline.method.slice_flow import normalized_input
@@ -37,7 +37,7 @@ ALL_AXES = "all"
 class PairConfig:
     """Everything that decides which pairs a volume gives (recorded in the shards' manifest)."""
 
-    scales: tuple[int, ...] = SCALES
+    scales: tuple[float, ...] = SCALES  # integers, or ratios p/q (`pipeline.method.degradation.scale_ratio`)
     criteria: tuple[str, ...] = DEFAULT_CRITERIA
     patch_size: int = PATCH_SIZE
     stride: int | None = None
@@ -79,7 +79,7 @@ def patch_pairs(volume: Volume, config: PairConfig) -> Iterator[PatchPair]:
         n_hr = volume.shape[axis]
         for criterion in config.criteria:
             for scale in config.scales:
-                n_lr = degraded_length(n_hr, scale, criterion)
+                n_lr = degraded_length(n_hr, scale_ratio(scale)[0], criterion)
                 if n_lr < 2:
                     raise VolumeShapeError(f"{n_hr} slices are too few for {criterion} x{scale}")
                 extent = upsampled_length(n_lr, scale, criterion)
@@ -116,16 +116,18 @@ def _generate(volume: Volume, config: PairConfig, axes: tuple[int, ...]) -> Iter
                     yield pairs[order]
 
 
-def scale_pairs(data: np.ndarray, axis: int, criterion: str, scale: int, config: PairConfig, volume: Volume,
+def scale_pairs(data: np.ndarray, axis: int, criterion: str, scale: float, config: PairConfig, volume: Volume,
                 variant: int = 0) -> list[PatchPair]:
     """The kept pairs of one degradation of `data` along `axis`, on the patch grid, in grid order. The thick
-    volume is made and turned slice axis first exactly as `soupgan upsample` turns a thick scan."""
-    thick = np.moveaxis(degrade(data, scale, criterion, axis, config.sigma), axis, 0)
+    volume is made and turned slice axis first exactly as `soupgan upsample` turns a thick scan; a fractional
+    scale p/q degrades by p and takes as target the thin slices q apart (`thin_reference`)."""
+    p, q = scale_ratio(scale)
+    thick = np.moveaxis(degrade(data, p, criterion, axis, config.sigma), axis, 0)
     window = robust_window(thick)
     consistent = config.is_consistent(criterion)
     inputs = normalized_input(thick, scale, criterion, window, flow=config.input_kind == FLOW,
                               consistent=consistent, threads=config.flow_threads)
-    target = np.moveaxis(data, axis, 0)[: len(inputs)]
+    target = np.moveaxis(thin_reference(data, q, criterion, axis), axis, 0)[: len(inputs)]
     size, stride = config.patch_size, config.stride or config.patch_size
     corners = np.array([(z, y, x) for z in patch_starts(target.shape[0], size, stride)
                         for y in patch_starts(target.shape[1], size, stride)

@@ -5,9 +5,13 @@ import subprocess
 import sys
 import textwrap
 
+import nibabel as nib
+import numpy as np
 import pytest
 
 from tests.beam_jobs.inputs import BAD, GOOD, JOB_FLAGS, make_inputs
+from tests.conftest import phantom
+from tests.dicom_factory import write_series
 from tests.s3_server import local_s3
 from tests.test_cli import ROOT, soupgan
 
@@ -75,3 +79,31 @@ def test_s3_inputs_and_outputs_end_to_end(tmp_path):
         line = next(l for l in reader.stdout.splitlines() if l.startswith("RESULT"))
         read_back, expected = json.loads(line[len("RESULT "):])
         assert read_back == expected and sum(expected.values()) > 0
+
+
+def test_fractional_scales_make_their_own_pairs_and_bad_ones_are_one_line(tmp_path):
+    """`--scales 2.5,3` on an MR phantom and a CT series: x2.5 pairs are counted and stored as such, read back
+    without TensorFlow; a scale that is no small ratio is refused in one line."""
+    from pipeline.data.records import decode_example
+    from pipeline.io.tfrecord_framing import read_gzip_records
+
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    nib.save(nib.Nifti1Image(phantom((48, 36, 36), seed=1), np.eye(4)), str(folder / "mr.nii.gz"))
+    write_series(str(folder / "ct"), np.round(phantom((36, 36, 48), seed=2) * 2 - 1024), pixel_spacing=(1.0, 1.0),
+                 slice_step=1.0)
+    out = tmp_path / "out"
+    result = soupgan("shards", folder, "--output", out, "--patch-size", "16", "--scales", "2.5,3", "--criteria",
+                     "thin-to-thin,thin-to-thick", "--split", "1,0,0")
+    assert result.returncode == 0, result.stderr[-2000:]
+    manifest = json.load(open(out / "manifest.json"))
+    assert manifest["scales"] == [2.5, 3]
+    counts = manifest["counts"]["train"]
+    assert counts["thin-to-thin/x2.5"] > 0 and counts["thin-to-thick/x2.5"] > 0 and counts["thin-to-thin/x3"] > 0
+    scales = [decode_example(record).scale for shard in manifest["shards"]["train"]
+              for record in read_gzip_records(str(out / shard))]
+    assert sorted(set(scales)) == [2.5, 3.0] and len(scales) == counts["total"]
+    refused = soupgan("shards", folder, "--output", tmp_path / "o", "--scales", "2,2.33")
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1] == ("soupgan shards: error: argument --scales: scale 2.33 is not a "
+                                                        "ratio p/q with q <= 8 (like 2.5 or 3.75)")

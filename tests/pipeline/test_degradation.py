@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from pipeline.method.degradation import default_sigma, degrade, degrade_volume
+from pipeline.config import GAUSSIAN, THIN_TO_THICK, THIN_TO_THIN
+from pipeline.method.degradation import default_sigma, degrade, degrade_volume, scale_ratio, thin_reference
 from pipeline.errors import InputError, VolumeShapeError
 from pipeline.method.geometry import degraded_affine, upsampled_affine
 
@@ -86,3 +87,15 @@ def test_upsampled_affine_undoes_degraded_affine(criterion, axis):
     for scale in (2, 3, 5):
         back = upsampled_affine(degraded_affine(affine, axis, scale, criterion), axis, scale, criterion)
         np.testing.assert_allclose(back, affine, atol=1e-12)
+
+
+def test_scale_ratios_and_the_thin_slices_they_pair_with():
+    assert [scale_ratio(s) for s in (2, 2.5, 3.75, 8 / 3, 6.0)] == [(2, 1), (5, 2), (15, 4), (8, 3), (6, 1)]
+    for bad in (1.5, 2.33, 2 + 1e-6):
+        with pytest.raises(InputError, match="is not >= 2 and a ratio p/q with q <= 8"):
+            scale_ratio(bad)
+    data = np.arange(7 * 2 * 3, dtype=np.float32).reshape(2, 7, 3)
+    np.testing.assert_array_equal(thin_reference(data, 1, THIN_TO_THICK, 1), data)
+    np.testing.assert_array_equal(thin_reference(data, 3, THIN_TO_THIN, 1), data[:, ::3])
+    np.testing.assert_array_equal(thin_reference(data, 3, GAUSSIAN, 1), data[:, ::3])
+    np.testing.assert_allclose(thin_reference(data, 3, THIN_TO_THICK, 1), data[:, :6].reshape(2, 2, 3, 3).mean(2))

@@ -9,7 +9,8 @@ import pytest
 from model.inference.super_resolve import GeneratorInput, input_source
 from pipeline.config import THIN_TO_THICK, THIN_TO_THIN
 from pipeline.data.pairs import PairConfig, patch_pairs, variant_data
-from pipeline.method.degradation import degrade_volume
+from pipeline.method.degradation import degrade_volume, scale_ratio
+from pipeline.method.geometry import upsampled_affine
 from pipeline.volume import Volume
 from tests.conftest import phantom
 
@@ -51,3 +52,30 @@ def test_augmented_variants_are_seeded_by_the_volume_and_differ_from_it():
     assert np.array_equal(variant_data(volume, 0, config.augmentation), volume.data)
     correlation = np.corrcoef(first.ravel(), volume.data.ravel())[0, 1]
     assert 0.3 < correlation < 0.9999  # the same anatomy in another contrast, not the scan again
+
+
+@pytest.mark.parametrize("criterion", [THIN_TO_THIN, THIN_TO_THICK])
+def test_fractional_scales_pair_the_upsample_input_with_thin_slices_the_scan_has(criterion):
+    """x2.5 and x8/3: the thick volume is the scan degraded by 5 (by 8), upsampled at the fractional scale as
+    `upsample` does it; the target is the scan's thin slices 2 (3) apart, or their slab means for thin-to-thick,
+    on exactly the upsampled grid."""
+    volume = Volume(phantom((64, 34, 30)), np.eye(4), "MR")
+    config = PairConfig(scales=(2.5, 8 / 3), criteria=(criterion,), patch_size=SIZE, stride=9, slice_axis=0)
+    pairs = list(patch_pairs(volume, config))
+    assert {pair.scale for pair in pairs} == {2.5, 8 / 3}
+    for scale, (p, q) in ((2.5, (5, 2)), (8 / 3, (8, 3))):
+        assert scale_ratio(scale) == (p, q)
+        thick = degrade_volume(volume, p, criterion, 0)
+        source, window = input_source(thick, scale, criterion, 0, GeneratorInput(True, criterion == THIN_TO_THICK))
+        data = volume.data.astype(np.float32)
+        truth = (data[::q] if criterion == THIN_TO_THIN
+                 else data[: len(data) // q * q].reshape(-1, q, *data.shape[1:]).mean(axis=1, dtype=np.float64))
+        # the thin grid the inference writes: its spacing is 1/s of the thick one's, i.e. q scan slices
+        assert np.allclose(upsampled_affine(thick.affine, 0, scale, criterion)[:3, 0], [q, 0, 0])
+        mine = [pair for pair in pairs if pair.scale == scale]
+        assert mine
+        for pair in mine:
+            z, y, x = pair.origin
+            region = (slice(z, z + SIZE), slice(y, y + SIZE), slice(x, x + SIZE))
+            assert pair.window == window and np.array_equal(pair.input, source(region))
+            np.testing.assert_array_equal(pair.target, truth[region].astype(np.float32))
