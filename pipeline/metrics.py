@@ -69,17 +69,18 @@ def in_plane_laplacian(volume: np.ndarray, axis: int) -> np.ndarray:
     return sum(ndimage.correlate1d(volume, [1.0, -2.0, 1.0], axis=a, mode="reflect") for a in range(3) if a != axis)
 
 
-def slice_detail(prediction: np.ndarray, target: np.ndarray, tissue: np.ndarray, axis: int, scale: int,
+def slice_detail(prediction: np.ndarray, target: np.ndarray, tissue: np.ndarray, axis: int, period: int,
                  generated_phases: list[int]) -> dict:
-    """How much in-plane detail each slice phase keeps (thin slices k with k mod `scale` = p), over `tissue`:
+    """How much in-plane detail each slice phase keeps (thin slices k with k mod `period` = p; the period is the
+    scale, or p of a fractional scale p/q), over `tissue`:
     sharpness = mean |in-plane Laplacian| of the prediction ÷ the target's, and the correlation of the two
     Laplacians. Reports every phase's sharpness, the worst generated phase's sharpness and Laplacian correlation,
     and the spread of sharpness over all phases (banding: measured slices sharp, generated ones soft)."""
     prediction, target = _pair(prediction, target)
     lap_p, lap_t = in_plane_laplacian(prediction, axis), in_plane_laplacian(target, axis)
-    phases = np.arange(target.shape[axis]) % scale
+    phases = np.arange(target.shape[axis]) % period
     sharpness, correlation = [], []
-    for phase in range(scale):
+    for phase in range(period):
         index = [slice(None)] * 3
         index[axis] = phases == phase
         mask = tissue[tuple(index)]

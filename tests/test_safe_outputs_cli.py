@@ -208,8 +208,8 @@ def test_bad_requests_exit_2_with_one_line_and_write_nothing(capsys, tmp_path, c
     cases = {
         ("evaluate", ct_series_dir, "--out", tmp_path / "e1"):
             "volume 16 x 16 x 5 is too small to score at x2: SSIM needs at least 11 voxels along every axis",
-        ("evaluate", anatomical_path, "--scales", "2,3.5", "--out", tmp_path / "e2"):
-            "--scales 2,3.5: evaluate degrades by whole slices, so scales are integers >= 2",
+        ("evaluate", anatomical_path, "--scales", "2,3.3", "--out", tmp_path / "e2"):
+            "--scales 2,3.3: scale 3.3 is not a ratio p/q with q <= 8 (like 2.5 or 3.75)",
         ("evaluate", anatomical_path, "--scales", "2", "--out", tmp_path / "done"):
             "metrics.json exists; pass --force to replace it",
         ("export", "--out", tmp_path / "export", "--scales", "7"): "scale 7 is outside the model's range [2, 6]",

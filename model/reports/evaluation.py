@@ -1,5 +1,6 @@
 """`soupgan evaluate`'s protocol: degrade a thin-slice volume by each scale, bring it back with each method,
-and score RMSE/PSNR/SSIM against the original (paper Fig. 5), the in-plane detail of the slices it generated
+and score RMSE/PSNR/SSIM against the original's thin slices on the upsampled grid (paper Fig. 5; at a
+fractional scale p/q, the volume degraded by p against its thin slices q apart: `thin_reference`), the in-plane detail of the slices it generated
 (`pipeline.metrics.slice_detail`: the worst phase's sharpness against the truth's, its spread over the phases,
 which is banding, and the Laplacian correlation), with each method's voxel throughput.
 
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from model.reports.preview import centre_views, planes_along
-from pipeline.method.degradation import degrade_volume
+from pipeline.method.degradation import degrade_volume, scale_ratio, thin_reference
 from pipeline.io.encoding import in_input_range
 from pipeline.method.geometry import degraded_length, upsampled_length
 from pipeline.method.interpolation import upsample_volume
@@ -60,7 +61,7 @@ def centre_crop(data: np.ndarray, axis: int, size: int | None) -> np.ndarray:
     return data[tuple(index)]
 
 
-def evaluate_scales(hr: Volume, scales: Sequence[int], criterion: str, methods: dict[str, Method],
+def evaluate_scales(hr: Volume, scales: Sequence[float], criterion: str, methods: dict[str, Method],
                     axis: int | None = None, crop: int | None = None,
                     on_row: Callable[[dict], None] | None = None) -> tuple[list[dict], dict]:
     """(one row per scale and method, `views` for `model.reports.preview.plot_comparison`: {scale: {"truth" and
@@ -69,7 +70,8 @@ def evaluate_scales(hr: Volume, scales: Sequence[int], criterion: str, methods: 
     planes = planes_along(hr, axis)
     rows, views = [], {}
     for scale in scales:
-        lr = degrade_volume(hr, scale, criterion, axis)
+        period, q = scale_ratio(scale)
+        lr = degrade_volume(hr, period, criterion, axis)
         target = None
         views[scale] = {}
         for name, method in methods.items():
@@ -77,12 +79,13 @@ def evaluate_scales(hr: Volume, scales: Sequence[int], criterion: str, methods: 
             output = in_input_range(method(lr, scale), lr)
             seconds = time.perf_counter() - start
             if target is None:
-                target = centre_crop(np.take(hr.data, np.arange(output.shape[axis]), axis=axis), axis, crop)
+                thin = thin_reference(hr.data, q, criterion, axis)
+                target = centre_crop(np.take(thin, np.arange(output.shape[axis]), axis=axis), axis, crop)
                 tissue = robust_window(target).normalize(target) > FOREGROUND_LEVEL  # as the shards job's filter
                 views[scale]["truth"] = centre_views(hr.with_data(target), planes)
             result = centre_crop(output.data, axis, crop)
             row = {"scale": scale, "method": name, **score(result, target),
-                   **slice_detail(result, target, tissue, axis, scale, generated_phases(criterion, scale)),
+                   **slice_detail(result, target, tissue, axis, period, generated_phases(criterion, period)),
                    "seconds": seconds, "mvoxel_per_s": output.data.size / seconds / 1e6}
             rows.append(row)
             views[scale][name] = centre_views(hr.with_data(result), planes)
@@ -98,16 +101,18 @@ def score(result: np.ndarray, target: np.ndarray) -> dict:
             "ssim": ssim(result, target, data_range)}
 
 
-def generated_phases(criterion: str, scale: int) -> list[int]:
-    """The slice phases (k mod s) a method computes rather than keeps: thin-to-thin keeps thick slice j as thin
-    slice j·s (phase 0); every other criterion's thin slices are all computed."""
-    return list(range(1, scale)) if criterion == THIN_TO_THIN else list(range(scale))
+def generated_phases(criterion: str, period: int) -> list[int]:
+    """The slice phases (k mod the period: the scale s, or p of s = p/q) a method computes rather than keeps:
+    thin-to-thin keeps thick slice j as thin slice j·s (phase 0; at p/q, every q-th thick slice lands on the
+    thin grid, every p-th thin slice); every other criterion's thin slices are all computed."""
+    return list(range(1, period)) if criterion == THIN_TO_THIN else list(range(period))
 
 
-def scored_shape(shape: Sequence[int], scale: int, criterion: str, axis: int, crop: int | None) -> tuple[int, ...]:
+def scored_shape(shape: Sequence[int], scale: float, criterion: str, axis: int,
+                 crop: int | None) -> tuple[int, ...]:
     """The shape of the thin slices `evaluate_scales` scores at one scale (raises if too few thick slices)."""
     scored = list(shape)
-    scored[axis] = upsampled_length(degraded_length(shape[axis], scale, criterion), scale, criterion)
+    scored[axis] = upsampled_length(degraded_length(shape[axis], scale_ratio(scale)[0], criterion), scale, criterion)
     if crop is not None:
         scored = [n if a == axis else min(n, crop) for a, n in enumerate(scored)]
     return tuple(scored)

@@ -8,7 +8,7 @@ import argparse
 import json
 import os
 
-from pipeline.config import THIN_TO_THIN, parse_scales
+from pipeline.config import THIN_TO_THIN, parse_fractional_scales
 from pipeline.errors import InputError
 from pipeline.io.safe_output import check_output
 from pipeline.io.staging import staged
@@ -18,13 +18,13 @@ from soupgan.console import check_png_output, show_progress
 RESULT_FILES = ("metrics.json", "metrics.png", "comparison.png")
 
 
-def evaluation_scales(text: str) -> tuple[int, ...]:
-    """--scales: whole numbers >= 2 (a thin-slice scan is degraded by whole slices; `upsample` takes fractions)."""
+def evaluation_scales(text: str) -> tuple[float, ...]:
+    """--scales: integers >= 2 or ratios p/q (a fractional scale is scored against the thin slices the scan has
+    on its grid, `pipeline.method.degradation.thin_reference`)."""
     try:
-        return parse_scales(text)
-    except InputError:
-        raise InputError(f"--scales {text}: evaluate degrades by whole slices, so scales are integers >= 2 like "
-                         "2,3,4 (upsample takes fractional scales)") from None
+        return parse_fractional_scales(text)
+    except InputError as err:
+        raise InputError(f"--scales {text}: {err}") from None
 
 
 def check_results_folder(args: argparse.Namespace) -> None:
@@ -60,7 +60,8 @@ def add_parser(commands) -> None:
     parser = commands.add_parser("evaluate", help="score the model against tricubic on a thin-slice volume")
     parser.add_argument("input", metavar="HR_VOLUME", help="thin-slice .nii/.nii.gz or DICOM series folder")
     parser.add_argument("--scales", default="2,3,4,5,6",
-                        help="whole-number scales to degrade by and score (default 2,3,4,5,6)")
+                        help="scales to degrade by and score (default 2,3,4,5,6); ratios p/q with q <= 8 too "
+                             "(2.5: degraded by 5, scored on the scan's slices 2 apart)")
     parser.add_argument("--criterion", choices=UPSAMPLE_CRITERIA, default=THIN_TO_THIN)
     parser.add_argument("--axis", default="auto", help="slice axis to degrade: auto, 0, 1 or 2")
     parser.add_argument("--model", help="training run folder or generator .keras (default: the shipped weights)")

@@ -52,6 +52,26 @@ def test_evaluate_gives_truth_and_method_views_of_the_scored_slices(tmp_path):
     assert width_px == round((COMPARISON_ROW_INCHES * 4 * 32 / 37.5 + 0.4) * 110)
 
 
+@pytest.mark.parametrize("criterion", [THIN_TO_THIN, THIN_TO_THICK])
+def test_a_fractional_scale_is_scored_on_the_thin_slices_its_grid_holds(criterion):
+    """x2.5: degraded by 5 and scored against the scan's slices 2 apart (thin-to-thick: pairs' means). A method
+    that returns exactly those slices scores perfectly; tricubic does not; the phases run over 5 thin slices."""
+    rng = np.random.default_rng(1)
+    data = rng.uniform(0, 100, (24, 22, 41)).astype(np.float32)
+    hr = Volume(data, np.eye(4), "MR")
+    thin = data[..., ::2] if criterion == THIN_TO_THIN else data[..., :40].reshape(24, 22, 20, 2).mean(-1)
+
+    def oracle(lr, scale):
+        assert lr.shape[2] == (9 if criterion == THIN_TO_THIN else 8) and scale == 2.5
+        out = upsample_volume(lr, scale, criterion, 2)
+        return out.with_data(thin[..., : out.shape[2]])
+
+    methods = {"oracle": oracle, "tricubic": lambda lr, s: upsample_volume(lr, s, criterion, 2)}
+    rows, _ = evaluate_scales(hr, [2.5], criterion, methods, axis=2)
+    assert rows[0]["rmse"] == 0 and rows[0]["ssim"] == pytest.approx(1.0)
+    assert rows[1]["rmse"] > 1 and len(rows[1]["sharpness_by_phase"]) == 5
+
+
 def test_a_comparison_of_short_slabs_stays_within_the_widest_figure(tmp_path):
     """A 256 x 53 mm plane (a thin EPI slab) is drawn short rather than as a strip in an overwide figure."""
     plane = (np.zeros((128, 24), np.float32), 256.0, 52.8)

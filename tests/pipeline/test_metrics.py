@@ -46,7 +46,7 @@ def test_shape_and_range_errors():
 
 def test_slice_detail_of_the_truth_itself_is_full_sharpness_no_banding_and_full_correlation():
     target = phantom((40, 36, 30))
-    detail = slice_detail(target, target, target > 100, axis=2, scale=3, generated_phases=[1, 2])
+    detail = slice_detail(target, target, target > 100, axis=2, period=3, generated_phases=[1, 2])
     np.testing.assert_allclose(detail["sharpness_by_phase"], 1.0)
     assert detail["sharpness_worst"] == pytest.approx(1.0) and detail["sharpness_spread"] == pytest.approx(0.0)
     assert detail["laplacian_correlation"] == pytest.approx(1.0)
@@ -60,7 +60,7 @@ def test_slice_detail_finds_soft_generated_slices_between_sharp_measured_ones():
     for k in range(target.shape[2]):
         if k % 3:
             prediction[..., k] = ndimage.gaussian_filter(target[..., k], 1.0)
-    detail = slice_detail(prediction, target, target > 200, axis=2, scale=3, generated_phases=[1, 2])
+    detail = slice_detail(prediction, target, target > 200, axis=2, period=3, generated_phases=[1, 2])
     assert detail["sharpness_by_phase"][0] == pytest.approx(1.0)
     assert detail["sharpness_worst"] < 0.6 and detail["sharpness_spread"] > 0.4
     assert detail["laplacian_correlation"] < 0.9
