@@ -16,6 +16,7 @@ from apache_beam.metrics import Metrics
 
 from beam_jobs.sources import NIFTI, VolumeSource, dead_letter
 from beam_jobs.tfrecord_shard import write_shard
+from pipeline.config import scale_label
 from pipeline.io.dicom_io import read_dicom_series
 from pipeline.errors import InputError
 from pipeline.io.nifti_io import nifti_from_bytes
@@ -87,7 +88,7 @@ class VolumeToShard(beam.DoFn):
 
         def records():
             for pair in pairs:
-                counts[f"{pair.criterion}/x{pair.scale}"] += 1
+                counts[f"{pair.criterion}/x{scale_label(pair.scale)}"] += 1
                 yield encode_example(pair)
 
         name = shard_name(split, index)

@@ -1,5 +1,6 @@
 """Check a shard set against its sources: every record checked holds, bit for bit, the input `soupgan upsample`
-builds from the same thick volume (`model.inference.super_resolve`'s sources) and the source's voxels as target.
+builds from the same thick volume (`model.inference.super_resolve`'s sources) and the source's thin slices on its
+grid as target (the voxels themselves at a whole scale).
 
     python -m benchmarks.verify_shards SHARDS SOURCE.nii.gz [SOURCE ...] [--records N]
 
@@ -29,7 +30,8 @@ def main() -> None:
     from pipeline.data.pairs import PairConfig, variant_data
     from pipeline.data.records import FLOW, MANIFEST_FILE, decode_example
     from pipeline.io.volume_io import read_volume
-    from pipeline.method.degradation import degrade_volume
+    from pipeline.config import scale_ratio
+    from pipeline.method.degradation import degrade_volume, thin_reference
 
     manifest = json.load(open(os.path.join(args.shards, MANIFEST_FILE)))
     augmentation = PairConfig().augmentation
@@ -48,11 +50,13 @@ def main() -> None:
             pair = decode_example(record.numpy())
             key = (pair.variant, pair.slice_axis, pair.criterion, pair.scale)
             if key not in sources:
+                p, q = scale_ratio(pair.scale)  # the record's float32 scale back to the p/q the job used
                 scan = volume.with_data(variant_data(volume, pair.variant, augmentation))
-                thick = degrade_volume(scan, int(pair.scale), pair.criterion, pair.slice_axis)
-                source, window = input_source(thick, pair.scale, pair.criterion, pair.slice_axis,
+                thick = degrade_volume(scan, p, pair.criterion, pair.slice_axis)
+                source, window = input_source(thick, p / q, pair.criterion, pair.slice_axis,
                                               GeneratorInput(pair.input_kind == FLOW, pair.consistent))
-                sources[key] = (source, window, np.moveaxis(scan.data, pair.slice_axis, 0))
+                truth = thin_reference(scan.data, q, pair.criterion, pair.slice_axis)
+                sources[key] = (source, window, np.moveaxis(truth, pair.slice_axis, 0))
             source, window, truth = sources[key]
             size = pair.input.shape[0]
             region = tuple(slice(start, start + size) for start in pair.origin)

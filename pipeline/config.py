@@ -19,27 +19,43 @@ def check_criterion(criterion: str) -> str:
     return criterion
 
 
+def scale_ratio(scale: float | str, max_denominator: int = MAX_SCALE_DENOMINATOR) -> tuple[int, int]:
+    """s = p/q in lowest terms, from a number or text ('2.5', '8/3'), with q <= `max_denominator` (1: integers
+    only); a float read back from a float32 record (8/3 to ~1e-7) still comes back as 8/3. The pair of scale p/q
+    is the scan degraded by p (thick slices p thin slices apart) against its thin slices q apart, the grid
+    `upsample` writes at p/q (`pipeline.method.degradation.thin_reference`): nothing is interpolated."""
+    try:
+        value = Fraction(str(scale).strip()) if isinstance(scale, str) else Fraction(float(scale))
+    except (ValueError, ZeroDivisionError, OverflowError):
+        raise InputError(f"scale {scale!r} is not a number like 2, 2.5 or 8/3") from None
+    ratio = value.limit_denominator(max_denominator)
+    if abs(ratio - value) > Fraction(1, 10**6):  # distinct ratios with q <= 8 are >= 1/56 apart
+        raise InputError(f"scale {scale} is not a ratio p/q with q <= {max_denominator} (like 2.5 or 3.75)"
+                         if max_denominator > 1 else f"scale {scale} is not a whole number")
+    if ratio < 2:
+        raise InputError(f"scale {scale} is below 2")
+    return ratio.numerator, ratio.denominator
+
+
+def scale_label(scale: float) -> str:
+    """'2', '2.5', '2.66667': how a scale is named in counts, tables and messages."""
+    return f"{scale:g}"
+
+
 def parse_scales(text: str, fractional: bool = False) -> tuple[float, ...]:
-    """'2,3,4' -> (2, 3, 4): every scale >= 2 and an integer, or with `fractional` also a ratio p/q with
-    q <= 8 ('2,2.5' -> (2, 2.5); integers stay int): the shards job makes a fractional scale's pairs from slices
-    the scan has (`pipeline.method.degradation.scale_ratio`)."""
-    scales = []
+    """'2,3,4' -> (2, 3, 4): integers >= 2, or with `fractional` also ratios p/q with q <= 8 ('2,2.5,8/3' ->
+    (2, 2.5, 2.666...); integers stay int, '2.5,5/2' is one scale). See `scale_ratio`."""
+    scales = set()
     for part in (part.strip() for part in text.split(",") if part.strip()):
-        try:
-            ratio = Fraction(part).limit_denominator(MAX_SCALE_DENOMINATOR if fractional else 1)
-        except (ValueError, ZeroDivisionError):
-            raise InputError(f"scales must be numbers like 2,3,4, got {text!r}") from None
-        if abs(float(ratio) - float(part)) > 1e-9:
-            raise InputError(f"scale {part} is not a ratio p/q with q <= {MAX_SCALE_DENOMINATOR} (like 2.5 or 3.75)"
-                             if fractional else f"scales must be integers like 2,3,4, got {text!r}")
-        scales.append(int(ratio) if ratio.denominator == 1 else float(ratio))
-    if not scales or min(scales) < 2:
-        raise InputError(f"scales must be >= 2, got {text!r}")
-    return tuple(sorted(set(scales)))
+        p, q = scale_ratio(part, MAX_SCALE_DENOMINATOR if fractional else 1)
+        scales.add(p if q == 1 else p / q)
+    if not scales:
+        raise InputError(f"no scale in {text!r}")
+    return tuple(sorted(scales))
 
 
 def parse_fractional_scales(text: str) -> tuple[float, ...]:
-    """`parse_scales` with ratios p/q allowed (the shards job's --scales)."""
+    """`parse_scales` with ratios p/q allowed (`soupgan shards` and `soupgan evaluate`)."""
     return parse_scales(text, fractional=True)
 
 

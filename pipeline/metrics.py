@@ -71,7 +71,7 @@ def in_plane_laplacian(volume: np.ndarray, axis: int) -> np.ndarray:
 
 def slice_detail(prediction: np.ndarray, target: np.ndarray, tissue: np.ndarray, axis: int, period: int,
                  generated_phases: list[int]) -> dict:
-    """How much in-plane detail each slice phase keeps (thin slices k with k mod `period` = p; the period is the
+    """How much in-plane detail each slice phase keeps (thin slices k with k mod `period` = r; the period is the
     scale, or p of a fractional scale p/q), over `tissue`:
     sharpness = mean |in-plane Laplacian| of the prediction ÷ the target's, and the correlation of the two
     Laplacians. Reports every phase's sharpness, the worst generated phase's sharpness and Laplacian correlation,

@@ -1,8 +1,9 @@
 """`soupgan evaluate`'s protocol: degrade a thin-slice volume by each scale, bring it back with each method,
 and score RMSE/PSNR/SSIM against the original's thin slices on the upsampled grid (paper Fig. 5; at a
-fractional scale p/q, the volume degraded by p against its thin slices q apart: `thin_reference`), the in-plane detail of the slices it generated
-(`pipeline.metrics.slice_detail`: the worst phase's sharpness against the truth's, its spread over the phases,
-which is banding, and the Laplacian correlation), with each method's voxel throughput.
+fractional scale p/q, the volume degraded by p against its thin slices q apart: `thin_reference`), the in-plane
+detail of the slices it generated (`pipeline.metrics.slice_detail`: the worst phase's sharpness against the
+truth's, its spread over the phases, which is banding, and the Laplacian correlation), with each method's voxel
+throughput.
 
 The metrics cover the thin slices the upsampled grid holds (the first ones along the slice axis), optionally
 an in-plane centre crop; PSNR and SSIM use the target's intensity range. Every output is clipped as `upsample`
@@ -17,13 +18,13 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from model.reports.preview import centre_views, planes_along
-from pipeline.method.degradation import degrade_volume, scale_ratio, thin_reference
+from pipeline.method.degradation import degrade_volume, thin_reference
 from pipeline.io.encoding import in_input_range
 from pipeline.method.geometry import degraded_length, upsampled_length
 from pipeline.method.interpolation import upsample_volume
 from pipeline.method.normalization import robust_window
 from pipeline.method.slice_flow import flow_upsample_volume
-from pipeline.config import THIN_TO_THIN
+from pipeline.config import THIN_TO_THIN, scale_ratio
 from pipeline.data.patches import FOREGROUND_LEVEL
 from pipeline.metrics import psnr, rmse, slice_detail, ssim
 from pipeline.volume import Volume
@@ -70,8 +71,8 @@ def evaluate_scales(hr: Volume, scales: Sequence[float], criterion: str, methods
     planes = planes_along(hr, axis)
     rows, views = [], {}
     for scale in scales:
-        period, q = scale_ratio(scale)
-        lr = degrade_volume(hr, period, criterion, axis)
+        p, q = scale_ratio(scale)
+        lr = degrade_volume(hr, p, criterion, axis)
         target = None
         views[scale] = {}
         for name, method in methods.items():
@@ -82,13 +83,14 @@ def evaluate_scales(hr: Volume, scales: Sequence[float], criterion: str, methods
                 thin = thin_reference(hr.data, q, criterion, axis)
                 target = centre_crop(np.take(thin, np.arange(output.shape[axis]), axis=axis), axis, crop)
                 tissue = robust_window(target).normalize(target) > FOREGROUND_LEVEL  # as the shards job's filter
-                views[scale]["truth"] = centre_views(hr.with_data(target), planes)
+                grid = hr if q == 1 else output  # a fractional scale's thin slices are q scan slices apart
+                views[scale]["truth"] = centre_views(grid.with_data(target), planes)
             result = centre_crop(output.data, axis, crop)
             row = {"scale": scale, "method": name, **score(result, target),
-                   **slice_detail(result, target, tissue, axis, period, generated_phases(criterion, period)),
+                   **slice_detail(result, target, tissue, axis, p, generated_phases(criterion, p)),
                    "seconds": seconds, "mvoxel_per_s": output.data.size / seconds / 1e6}
             rows.append(row)
-            views[scale][name] = centre_views(hr.with_data(result), planes)
+            views[scale][name] = centre_views(grid.with_data(result), planes)
             if on_row is not None:
                 on_row(row)
     return rows, views
@@ -104,7 +106,8 @@ def score(result: np.ndarray, target: np.ndarray) -> dict:
 def generated_phases(criterion: str, period: int) -> list[int]:
     """The slice phases (k mod the period: the scale s, or p of s = p/q) a method computes rather than keeps:
     thin-to-thin keeps thick slice j as thin slice j·s (phase 0; at p/q, every q-th thick slice lands on the
-    thin grid, every p-th thin slice); every other criterion's thin slices are all computed."""
+    thin grid, every p-th thin slice); every other criterion's thin slices are all computed. At p/q, phase r
+    lies (r·q mod p)/p of a thick spacing past a thick slice, so the phases are not in order of distance."""
     return list(range(1, period)) if criterion == THIN_TO_THIN else list(range(period))
 
 

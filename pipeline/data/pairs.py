@@ -19,12 +19,13 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline.config import DEFAULT_CRITERIA, PATCH_SIZE, SCALES, THIN_TO_THICK, check_criterion
+from pipeline.config import (DEFAULT_CRITERIA, PATCH_SIZE, SCALES, THIN_TO_THICK, check_criterion, scale_label,
+                             scale_ratio)
 from pipeline.data.augmentation import AugmentationConfig, Histogram, augment_block
 from pipeline.data.patches import FOREGROUND_FRACTION, FOREGROUND_LEVEL, extract_patches, foreground_mask, patch_starts
 from pipeline.data.records import FLOW, INPUT_KINDS, PatchPair
 from pipeline.errors import InputError, VolumeShapeError
-from pipeline.method.degradation import degrade, scale_ratio, thin_reference
+from pipeline.method.degradation import degrade, thin_reference
 from pipeline.method.geometry import degraded_length, upsampled_length
 from pipeline.method.normalization import robust_window
 from pipeline.method.slice_flow import normalized_input
@@ -37,7 +38,7 @@ ALL_AXES = "all"
 class PairConfig:
     """Everything that decides which pairs a volume gives (recorded in the shards' manifest)."""
 
-    scales: tuple[float, ...] = SCALES  # integers, or ratios p/q (`pipeline.method.degradation.scale_ratio`)
+    scales: tuple[float, ...] = SCALES  # integers, or ratios p/q (`pipeline.config.scale_ratio`)
     criteria: tuple[str, ...] = DEFAULT_CRITERIA
     patch_size: int = PATCH_SIZE
     stride: int | None = None
@@ -81,11 +82,12 @@ def patch_pairs(volume: Volume, config: PairConfig) -> Iterator[PatchPair]:
             for scale in config.scales:
                 n_lr = degraded_length(n_hr, scale_ratio(scale)[0], criterion)
                 if n_lr < 2:
-                    raise VolumeShapeError(f"{n_hr} slices are too few for {criterion} x{scale}")
+                    raise VolumeShapeError(f"{n_hr} slices are too few for {criterion} x{scale_label(scale)}")
                 extent = upsampled_length(n_lr, scale, criterion)
                 if min(extent, *np.delete(volume.shape, axis)) < config.patch_size:
                     raise VolumeShapeError(
-                        f"volume {volume.shape} is smaller than a {config.patch_size}^3 patch after {criterion} x{scale}"
+                        f"volume {volume.shape} is smaller than a {config.patch_size}^3 patch after {criterion} "
+                        f"x{scale_label(scale)}"
                     )
     return _generate(volume, config, axes)
 

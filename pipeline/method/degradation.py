@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from fractions import Fraction
-
-from pipeline.config import GAUSSIAN, MAX_SCALE_DENOMINATOR, THIN_TO_THICK, THIN_TO_THIN, check_criterion
+from pipeline.config import GAUSSIAN, THIN_TO_THICK, THIN_TO_THIN, check_criterion
 from pipeline.errors import InputError, VolumeShapeError
 from pipeline.method.geometry import degraded_affine, degraded_length
 from pipeline.volume import Volume
@@ -45,18 +43,9 @@ def degrade(data: np.ndarray, scale: int, criterion: str, axis: int, sigma: floa
     return np.moveaxis(means.astype(np.float32), 0, axis)
 
 
-def scale_ratio(scale: float) -> tuple[int, int]:
-    """s = p/q in lowest terms (q <= MAX_SCALE_DENOMINATOR; q = 1 for an integer scale). The pair of scale p/q:
-    the scan degraded by p (thick slices p thin slices apart) and, as the target, its thin slices q apart (the
-    upsampled grid's spacing is 1/s of the thick one's), so nothing is interpolated on either side."""
-    ratio = Fraction(float(scale)).limit_denominator(MAX_SCALE_DENOMINATOR)
-    if abs(float(ratio) - float(scale)) > 1e-9 or ratio < 2:
-        raise InputError(f"scale {scale:g} is not >= 2 and a ratio p/q with q <= {MAX_SCALE_DENOMINATOR}")
-    return ratio.numerator, ratio.denominator
-
-
 def thin_reference(data: np.ndarray, q: int, criterion: str, axis: int) -> np.ndarray:
-    """The thin slices that a scale p/q's upsampled grid holds (the target of its pairs): the volume itself
+    """The thin slices that a scale p/q's upsampled grid holds (`pipeline.config.scale_ratio`; the target of its
+    pairs and what evaluate scores against): the volume itself
     (q = 1), every q-th slice (thin-to-thin, gaussian: thin slices q apart), or the means of q slices
     (thin-to-thick: thin slices that tile the thick slabs, each q slices thick)."""
     data = np.asarray(data, dtype=np.float32)

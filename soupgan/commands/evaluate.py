@@ -8,7 +8,7 @@ import argparse
 import json
 import os
 
-from pipeline.config import THIN_TO_THIN, parse_fractional_scales
+from pipeline.config import THIN_TO_THIN, parse_fractional_scales, scale_label, scale_ratio
 from pipeline.errors import InputError
 from pipeline.io.safe_output import check_output
 from pipeline.io.staging import staged
@@ -47,13 +47,14 @@ def check_scoreable(hr, scales, criterion: str, axis: int, crop: int | None) -> 
         raise InputError(f"--crop {crop}: SSIM needs at least {SSIM_MIN_SIZE} voxels along every axis")
     shape = " x ".join(map(str, hr.shape))
     for scale in scales:
-        if degraded_length(hr.shape[axis], scale, criterion) < 2:
-            raise InputError(f"x{scale}: {hr.shape[axis]} slices along axis {axis} leave fewer than 2 thick slices; "
-                             "drop this scale")
+        if degraded_length(hr.shape[axis], scale_ratio(scale)[0], criterion) < 2:
+            raise InputError(f"x{scale_label(scale)}: {hr.shape[axis]} slices along axis {axis} leave fewer than 2 "
+                             "thick slices; drop this scale")
         scored = scored_shape(hr.shape, scale, criterion, axis, crop)
         if min(scored) < SSIM_MIN_SIZE:
-            raise InputError(f"volume {shape} is too small to score at x{scale}: SSIM needs at least {SSIM_MIN_SIZE} "
-                             f"voxels along every axis of the {' x '.join(map(str, scored))} thin slices scored")
+            raise InputError(f"volume {shape} is too small to score at x{scale_label(scale)}: SSIM needs at least "
+                             f"{SSIM_MIN_SIZE} voxels along every axis of the {' x '.join(map(str, scored))} thin "
+                             "slices scored")
 
 
 def add_parser(commands) -> None:
@@ -98,9 +99,10 @@ def run(args: argparse.Namespace) -> None:
 
         for scale in scales:  # refuse now, not after minutes of adapting at the scales before it
             try:
-                adaptation_plan(generator, degrade_volume(hr, scale, args.criterion, axis), scale, args.criterion, axis)
+                thick = degrade_volume(hr, scale_ratio(scale)[0], args.criterion, axis)
+                adaptation_plan(generator, thick, scale, args.criterion, axis)
             except InputError as error:
-                raise InputError(f"x{scale}: {error}; drop --adapt or this scale") from None
+                raise InputError(f"x{scale_label(scale)}: {error}; drop --adapt or this scale") from None
         methods["soupgan+adapt"] = lambda lr, s: super_resolve(
             lr, adapt_generator(generator, lr, s, args.criterion, args.adapt, axis), s, args.criterion, axis)
     if args.reference:
@@ -110,7 +112,7 @@ def run(args: argparse.Namespace) -> None:
         methods["reference"] = lambda lr, s: reference(lr, s, args.criterion, axis)
     rows, views = evaluate_scales(
         hr, scales, args.criterion, methods, axis, args.crop,
-        on_row=lambda row: print(f"x{row['scale']} {row['method']:13s} PSNR {row['psnr']:6.2f} dB  "
+        on_row=lambda row: print(f"x{scale_label(row['scale'])} {row['method']:13s} PSNR {row['psnr']:6.2f} dB  "
                                  f"SSIM {row['ssim']:.4f}", flush=True),
     )
     os.makedirs(args.out, exist_ok=True)

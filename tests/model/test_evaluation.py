@@ -67,9 +67,13 @@ def test_a_fractional_scale_is_scored_on_the_thin_slices_its_grid_holds(criterio
         return out.with_data(thin[..., : out.shape[2]])
 
     methods = {"oracle": oracle, "tricubic": lambda lr, s: upsample_volume(lr, s, criterion, 2)}
-    rows, _ = evaluate_scales(hr, [2.5], criterion, methods, axis=2)
+    rows, views = evaluate_scales(hr, [2.5], criterion, methods, axis=2)
     assert rows[0]["rmse"] == 0 and rows[0]["ssim"] == pytest.approx(1.0)
     assert rows[1]["rmse"] > 1 and len(rows[1]["sharpness_by_phase"]) == 5
+    scored = 21 if criterion == THIN_TO_THIN else 20
+    for name in ("truth", "oracle", "tricubic"):  # drawn on the thin grid: slices 2 mm apart
+        image, width, height = views[2.5][name]["coronal"]
+        assert image.shape == (24, scored) and (width, height) == (24.0, 2.0 * scored)
 
 
 def test_a_comparison_of_short_slabs_stays_within_the_widest_figure(tmp_path):

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from pipeline.config import GAUSSIAN, THIN_TO_THICK, THIN_TO_THIN
-from pipeline.method.degradation import default_sigma, degrade, degrade_volume, scale_ratio, thin_reference
+from pipeline.config import (GAUSSIAN, THIN_TO_THICK, THIN_TO_THIN, parse_fractional_scales, parse_scales,
+                             scale_ratio)
+from pipeline.method.degradation import default_sigma, degrade, degrade_volume, thin_reference
 from pipeline.errors import InputError, VolumeShapeError
 from pipeline.method.geometry import degraded_affine, upsampled_affine
 
@@ -90,10 +91,18 @@ def test_upsampled_affine_undoes_degraded_affine(criterion, axis):
 
 
 def test_scale_ratios_and_the_thin_slices_they_pair_with():
-    assert [scale_ratio(s) for s in (2, 2.5, 3.75, 8 / 3, 6.0)] == [(2, 1), (5, 2), (15, 4), (8, 3), (6, 1)]
-    for bad in (1.5, 2.33, 2 + 1e-6):
-        with pytest.raises(InputError, match="is not >= 2 and a ratio p/q with q <= 8"):
+    assert [scale_ratio(s) for s in (2, 2.5, 3.75, 8 / 3, 6.0, "8/3", " 2.5", float(np.float32(8 / 3)))] == [
+        (2, 1), (5, 2), (15, 4), (8, 3), (6, 1), (8, 3), (5, 2), (8, 3)]  # the last as a float32 record holds it
+    for bad in (2.33, 2.01, "7/9 + 2"):
+        with pytest.raises(InputError, match="is not a ratio p/q with q <= 8|is not a number like 2, 2.5 or 8/3"):
             scale_ratio(bad)
+    with pytest.raises(InputError, match="scale 1.5 is below 2"):
+        scale_ratio(1.5)
+    with pytest.raises(InputError, match="scale 2.5 is not a whole number"):
+        scale_ratio(2.5, max_denominator=1)
+    assert parse_fractional_scales("3, 2.5,5/2,8/3") == (2.5, 8 / 3, 3) and parse_scales("4,2,2") == (2, 4)
+    with pytest.raises(InputError, match="scale 2.5 is not a whole number"):
+        parse_scales("2,2.5")
     data = np.arange(7 * 2 * 3, dtype=np.float32).reshape(2, 7, 3)
     np.testing.assert_array_equal(thin_reference(data, 1, THIN_TO_THICK, 1), data)
     np.testing.assert_array_equal(thin_reference(data, 3, THIN_TO_THIN, 1), data[:, ::3])

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from model.inference.super_resolve import GeneratorInput, input_source
-from pipeline.config import THIN_TO_THICK, THIN_TO_THIN
+from pipeline.config import THIN_TO_THICK, THIN_TO_THIN, scale_ratio
 from pipeline.data.pairs import PairConfig, patch_pairs, variant_data
-from pipeline.method.degradation import degrade_volume, scale_ratio
+from pipeline.method.degradation import degrade_volume
 from pipeline.method.geometry import upsampled_affine
 from pipeline.volume import Volume
 from tests.conftest import phantom
@@ -70,8 +70,11 @@ def test_fractional_scales_pair_the_upsample_input_with_thin_slices_the_scan_has
         data = volume.data.astype(np.float32)
         truth = (data[::q] if criterion == THIN_TO_THIN
                  else data[: len(data) // q * q].reshape(-1, q, *data.shape[1:]).mean(axis=1, dtype=np.float64))
-        # the thin grid the inference writes: its spacing is 1/s of the thick one's, i.e. q scan slices
-        assert np.allclose(upsampled_affine(thick.affine, 0, scale, criterion)[:3, 0], [q, 0, 0])
+        # the thin grid the inference writes: q scan slices apart, starting on the first target slice (the centre
+        # of the first q-slab for thin-to-thick)
+        grid = upsampled_affine(thick.affine, 0, scale, criterion)
+        assert np.allclose(grid[:3, 0], [q, 0, 0])
+        assert np.allclose(grid[:3, 3], [(q - 1) / 2 if criterion == THIN_TO_THICK else 0, 0, 0])
         mine = [pair for pair in pairs if pair.scale == scale]
         assert mine
         for pair in mine:
