@@ -1,10 +1,11 @@
 """Shard sets read without TensorFlow, for the portable trainer (KERAS_BACKEND=jax on a machine that has none):
 the manifest, a split's GZIP shards, and batches of one criterion's pairs in the generator's intensity space.
 
-A batch holds the same values as the tf.data path's (`pipeline.data.dataset.parse_batch`, then
-`model.training.inputs.to_model_batch`), and the order is made the same way: files shuffled and interleaved
-`INTERLEAVE` at a time, a shuffle buffer of `SHUFFLE_BUFFER` records. Local folders only: a remote store needs
-TensorFlow's or Beam's file systems, so copy the set first.
+Each pair has the values the tf.data path gives it (`pipeline.data.dataset.parse_batch`, then
+`model.training.inputs.to_model_batch`), bit for bit, and a validation pass comes in tf.data's interleave order.
+Training order is made the same way from this reader's own seed: files shuffled and interleaved `INTERLEAVE` at
+a time, a shuffle buffer of `SHUFFLE_BUFFER` records. Local folders only: a remote store needs TensorFlow's or
+Beam's file systems, so copy the set first.
 """
 from __future__ import annotations
 
