@@ -83,14 +83,13 @@ def evaluate_scales(hr: Volume, scales: Sequence[float], criterion: str, methods
                 thin = thin_reference(hr.data, q, criterion, axis)
                 target = centre_crop(np.take(thin, np.arange(output.shape[axis]), axis=axis), axis, crop)
                 tissue = robust_window(target).normalize(target) > FOREGROUND_LEVEL  # as the shards job's filter
-                grid = hr if q == 1 else output  # a fractional scale's thin slices are q scan slices apart
-                views[scale]["truth"] = centre_views(grid.with_data(target), planes)
+                views[scale]["truth"] = centre_views(output.with_data(target), planes)  # on the thin grid
             result = centre_crop(output.data, axis, crop)
             row = {"scale": scale, "method": name, **score(result, target),
                    **slice_detail(result, target, tissue, axis, p, generated_phases(criterion, p)),
                    "seconds": seconds, "mvoxel_per_s": output.data.size / seconds / 1e6}
             rows.append(row)
-            views[scale][name] = centre_views(grid.with_data(result), planes)
+            views[scale][name] = centre_views(output.with_data(result), planes)
             if on_row is not None:
                 on_row(row)
     return rows, views

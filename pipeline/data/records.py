@@ -21,13 +21,14 @@ from pipeline.method.normalization import IntensityWindow
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 MANIFEST_FILE = "manifest.json"  # beside the split folders of a shard set: counts, settings, schema version
+FLOW, SPLINE = "flow", "spline"
+INPUT_KINDS = (FLOW, SPLINE)
 
 
 def split_pattern(data_dir: str, split: str) -> str:
     """Glob of one split's shards in a shard set written by `soupgan shards`."""
     return f"{str(data_dir).rstrip('/')}/{split}/{split}-*.tfrecord.gz"
-FLOW, SPLINE = "flow", "spline"
-INPUT_KINDS = (FLOW, SPLINE)
+
 
 @dataclasses.dataclass(frozen=True)
 class PatchPair:

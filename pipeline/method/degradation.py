@@ -45,9 +45,9 @@ def degrade(data: np.ndarray, scale: int, criterion: str, axis: int, sigma: floa
 
 def thin_reference(data: np.ndarray, q: int, criterion: str, axis: int) -> np.ndarray:
     """The thin slices that a scale p/q's upsampled grid holds (`pipeline.config.scale_ratio`; the target of its
-    pairs and what evaluate scores against): the volume itself
-    (q = 1), every q-th slice (thin-to-thin, gaussian: thin slices q apart), or the means of q slices
-    (thin-to-thick: thin slices that tile the thick slabs, each q slices thick)."""
+    pairs and what evaluate scores against): the volume itself (q = 1), every q-th slice (thin-to-thin,
+    gaussian: thin slices q apart), or the means of q slices (thin-to-thick: thin slices that tile the thick
+    slabs, each q slices thick)."""
     data = np.asarray(data, dtype=np.float32)
     if q == 1:
         return data
