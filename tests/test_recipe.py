@@ -13,6 +13,7 @@ from pipeline.errors import InputError
 from soupgan.recipes.install import install_run
 from soupgan.recipes.public_scans import scan_path
 from soupgan.recipes.recipe import as_flags, load_recipe, packaged_recipes, parse_recipe
+from soupgan.recipes.runner import RecipeRun, recipe_steps
 from tests.test_cli import ROOT, soupgan_command
 
 TINY = load_recipe("tiny").text
@@ -47,6 +48,24 @@ def test_a_bad_recipe_is_refused_in_one_line_before_anything_runs(old, new, mess
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
+def test_held_out_scans_are_pinned_scored_whole_and_never_trained_on(tmp_path):
+    replay = load_recipe("replay")
+    assert replay.held_out_scans == ("nibabel-epi", "nibabel-t1") and "colin27" not in replay.train_scans
+    run = RecipeRun(str(tmp_path / "run"))
+    scans = {name: {"path": f"/scans/{name}.nii"} for name in (*replay.train_scans, "colin27", "nibabel-epi",
+                                                                "nibabel-t1")}
+    steps = dict(recipe_steps(replay, run, scans))
+    held_out = steps["evaluate thin-to-thick on nibabel-epi"]
+    assert held_out[:2] == ["evaluate", "/scans/nibabel-epi.nii"] and "--crop" not in held_out
+    assert held_out[held_out.index("--out") + 1] == str(tmp_path / "run" / "evaluate" / "thin-to-thick" /
+                                                         "held-out" / "nibabel-epi")
+    assert "--crop" in steps["evaluate thin-to-thick"]
+    with pytest.raises(InputError, match=r"\[evaluate\]: held-out scan synthetic:1 is also a train or validation"):
+        parse_recipe(edited('held_out = ["nibabel-epi"]', 'held_out = ["synthetic:1"]'), "tiny.toml")
+    with pytest.raises(InputError, match="unknown scan 'ixi-t1'"):
+        parse_recipe(edited('held_out = ["nibabel-epi"]', 'held_out = ["ixi-t1"]'), "tiny.toml")
+
+
 def test_settings_become_the_commands_flags():
     flags = as_flags({"steps_per_epoch": 4, "criteria": ["thin-to-thin", "thin-to-thick"], "augment": False,
                       "flow_input": True, "consistent_input": False}, {"augment": True, "consistent_input": False})
@@ -69,12 +88,14 @@ def test_the_tiny_recipe_runs_end_to_end_resumes_and_installs_a_new_version(tmp_
     first = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     report = json.loads(first.stdout.strip().splitlines()[-1])
-    assert list(report) == ["shards", "stage mse", "stage gan", "export thin-to-thin", "evaluate thin-to-thin"]
+    assert list(report) == ["shards", "stage mse", "stage gan", "export thin-to-thin", "evaluate thin-to-thin",
+                            "evaluate thin-to-thin on nibabel-epi"]
     assert set(report.values()) == {"ran"}
     manifest = json.load(open(run / "shards" / "manifest.json"))
     assert manifest["schema_version"] == 2 and manifest["input"]["kind"] == "flow"
     scans = json.load(open(run / "scans.json"))
     assert scans["nibabel-t1"]["role"] == "validation" and len(scans["synthetic:0"]["code_sha256"]) == 64
+    assert scans["nibabel-epi"]["role"] == "held-out"
     mse_config = json.load(open(run / "stages" / "mse" / "config.json"))
     assert mse_config["replicas"] == 2 and mse_config["flow_input"] is True
     gan_config = json.load(open(run / "stages" / "gan" / "config.json"))
@@ -82,6 +103,8 @@ def test_the_tiny_recipe_runs_end_to_end_resumes_and_installs_a_new_version(tmp_
     assert os.path.isfile(run / "export" / "thin-to-thin" / "soupgan_thin_to_thin_x2" / "1" / "saved_model.pb")
     metrics = json.load(open(run / "evaluate" / "thin-to-thin" / "metrics.json"))
     assert {row["method"] for row in metrics["rows"]} >= {"tricubic", "flow-guided", "soupgan"}
+    held_out = json.load(open(run / "evaluate" / "thin-to-thin" / "held-out" / "nibabel-epi" / "metrics.json"))
+    assert held_out["crop"] is None and {row["scale"] for row in held_out["rows"]} == {2}
 
     again = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert again.returncode == 0 and set(json.loads(again.stdout.strip().splitlines()[-1]).values()) == {"done before"}
@@ -95,9 +118,15 @@ def test_the_tiny_recipe_runs_end_to_end_resumes_and_installs_a_new_version(tmp_
     assert entry["sha256"] == sha256_of(str(weights / "thin-to-thin.keras"))
     assert entry["recipe_text"] == TINY and entry["training"]["stages"] == ["mse", "gan"]
     assert entry["validation"]["scores"]["x2"]["tricubic"]["psnr"] > 0 and entry["libraries"]["tensorflow"]
+    epi_scores = entry["held_out"]["nibabel-epi"]["x2"]
+    assert epi_scores["soupgan"]["psnr"] == round(next(row["psnr"] for row in held_out["rows"]
+                                                       if row["method"] == "soupgan"), 4)
+    assert entry["architecture"] == "residual, 4 filters, 1 blocks"
     assert card["models"]["thin-to-thick"] == before["models"]["thin-to-thick"]  # not in the recipe: unchanged
     assert load_generator(str(weights / "thin-to-thin.keras")).flow_input
-    assert f"## thin-to-thin (version {entry['version']})" in open(weights / "MODEL_CARD.md").read()
+    rendered = open(weights / "MODEL_CARD.md").read()
+    assert f"## thin-to-thin (version {entry['version']})" in rendered
+    assert "Quality on nibabel-epi (held out, whole slices)" in rendered
 
 
 def test_an_unfinished_run_is_not_installed(tmp_path):
@@ -105,6 +134,7 @@ def test_an_unfinished_run_is_not_installed(tmp_path):
     run.mkdir()
     (run / "recipe.toml").write_text(TINY)
     (run / "scans.json").write_text(json.dumps({"synthetic:0": {"role": "train"}, "synthetic:1": {"role": "train"},
-                                                "nibabel-t1": {"role": "validation"}}))
+                                                "nibabel-t1": {"role": "validation"},
+                                                "nibabel-epi": {"role": "held-out"}}))
     with pytest.raises(InputError, match="the recipe has not finished .*shards.*; run `soupgan recipe run`"):
         install_run(str(run), str(tmp_path / "weights"))

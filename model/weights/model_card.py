@@ -37,14 +37,18 @@ def quality_table(scores: dict) -> list[str]:
 
 
 def quality_section(entry: dict) -> list[str]:
-    """The heading and table of an entry's scores on its validation scan (Colin27 for the older recipe)."""
+    """The headings and tables of an entry's scores on its validation scan (Colin27 for the older recipe) and on
+    any held-out scans."""
     if "validation" not in entry:
         return ["Quality on Colin27 (never trained on), 128² in-plane centre crop, PSNR / SSIM:", "",
                 *quality_table(entry["colin27_centre128"])]
     validation = entry["validation"]
     crop = f", {validation['crop']}² in-plane centre crop" if validation.get("crop") else ""
-    return [f"Quality on {validation['scan']} (never trained on){crop}, PSNR / SSIM (reference: the authors' "
-            "released model):", "", *quality_table(validation["scores"])]
+    lines = [f"Quality on {validation['scan']} (never trained on){crop}, PSNR / SSIM (reference: the authors' "
+             "released model):", "", *quality_table(validation["scores"])]
+    for scan, scores in entry.get("held_out", {}).items():
+        lines += ["", f"Quality on {scan} (held out, whole slices), PSNR / SSIM:", "", *quality_table(scores)]
+    return lines
 
 
 def render_model_card(card: dict) -> str:

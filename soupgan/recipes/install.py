@@ -1,7 +1,7 @@
 """`soupgan recipe install RUN`: the explicit step that ships a finished recipe run's generators as the package's
 default weights, each as a new version with its card entry: file sha256, version, the recipe (its text and
 sha256), the scans' hashes, the library versions, and its scores against tricubic (and the authors' model) on
-the validation scan. The other criterion's generator, when the recipe does not install one, stays as it was.
+the validation scan and any held-out scans. The other criterion's generator, when the recipe does not install one, stays as it was.
 """
 from __future__ import annotations
 
@@ -42,6 +42,11 @@ def scores_by_scale(metrics: dict) -> dict:
     return table
 
 
+def read_metrics(folder: str) -> dict:
+    with open(os.path.join(folder, "metrics.json"), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
 def stage_chain(recipe, name: str) -> list[str]:
     """The stages a stage was trained through, first to last."""
     chain = [name]
@@ -77,8 +82,7 @@ def install_run(folder: str, weights: str = DEFAULT_WEIGHTS) -> dict:
         previous = card["models"].get(criterion, {})
         chain = stage_chain(recipe, name)
         config = RunDirectory(run.stage(name)).read_config()
-        with open(os.path.join(run.evaluation(criterion), "metrics.json"), encoding="utf-8") as handle:
-            metrics = json.load(handle)
+        metrics = read_metrics(run.evaluation(criterion))
         made = {"created": today, "recipe": f"soupgan recipe run {recipe.name} (recipe sha256 {recipe.sha256})",
                 "training_data": [f"{scan} (sha256 {pin['sha256'][:12]}…)" for scan, pin in scans.items()
                                   if pin["role"] == "train"]}
@@ -90,7 +94,7 @@ def install_run(folder: str, weights: str = DEFAULT_WEIGHTS) -> dict:
         card["models"][criterion] = {
             "file": f"{criterion}.keras",
             "version": previous.get("version", 0) + 1,
-            "architecture": f"{config['generator']}, {config['filters']} filters, {config['blocks']} blocks",
+            "architecture": f"{generator.variant}, {generator.filters} filters, {generator.blocks} blocks",
             "training": {"stage": config["stage"], "batch_size": config["batch_size"],
                          "patch_size": manifest["patch_size"], "loss_margin": config["loss_margin"],
                          "lr_schedule": config["lr_schedule"], "augmentation": manifest["variants"] > 1,
@@ -99,6 +103,8 @@ def install_run(folder: str, weights: str = DEFAULT_WEIGHTS) -> dict:
                                                      ("schema_version", "input", "variants", "scales", "criteria")}},
             "validation": {"scan": recipe.validation_scan, "crop": metrics.get("crop"),
                            "scores": scores_by_scale(metrics)},
+            **({"held_out": {scan: scores_by_scale(read_metrics(run.evaluation(criterion, scan)))
+                             for scan in recipe.held_out_scans}} if recipe.held_out_scans else {}),
             "provenance": made,
             "recipe_text": recipe.text,
             "scans": scans,

@@ -8,7 +8,8 @@ the evaluation that make a set of generators (`soupgan recipe run`), checked who
     [[stages]]     name, criterion, init (an earlier stage, or "shipped": the installed default), and `soupgan
                    train` flags (stage, epochs, steps_per_epoch, filters, perceptual, replicas, ...)
     [export]       scales; one SavedModel set per installed criterion
-    [evaluate]     scales, crop, reference ("authors": their released model beside thin-to-thin)
+    [evaluate]     scales, crop, reference ("authors": their released model beside thin-to-thin), held_out
+                   (more scans, never trained on, scored whole: the held-out checks a default must pass)
     [install]      criterion = stage: the generators `soupgan recipe install` ships
 
 Packaged recipes live beside this module (`soupgan recipe list`).
@@ -55,6 +56,10 @@ class Recipe:
     export_scales: tuple[float, ...]
     evaluate: dict
     install: dict  # criterion -> stage name
+
+    @property
+    def held_out_scans(self) -> tuple[str, ...]:
+        return tuple(self.evaluate.get("held_out", ()))
 
     @property
     def sha256(self) -> str:
@@ -130,9 +135,12 @@ def parse_recipe(text: str, label: str = "recipe") -> Recipe:
     export = spec.get("export", {})
     _unknown(export, {"scales"}, f"{label} [export]")
     evaluate = spec.get("evaluate", {})
-    _unknown(evaluate, {"scales", "crop", "reference"}, f"{label} [evaluate]")
+    _unknown(evaluate, {"scales", "crop", "reference", "held_out"}, f"{label} [evaluate]")
     if evaluate.get("reference") not in (None, AUTHORS):
         raise InputError(f"{label} [evaluate]: reference must be {AUTHORS!r}")
+    for name in evaluate.get("held_out", ()):
+        if check_scan_name(name) in train or name == validation:
+            raise InputError(f"{label} [evaluate]: held-out scan {name} is also a train or validation scan")
     return Recipe(name=str(spec["name"]), text=text, train_scans=train, validation_scan=validation,
                   synthetic=spec.get("synthetic", {}), shards=spec["shards"], stages=tuple(stages),
                   export_scales=tuple(export.get("scales", (2, 3, 4, 5, 6))), evaluate=evaluate, install=install)

@@ -7,6 +7,7 @@ run, so that every stage's artefact is kept and a rerun resumes where the last o
     RUN/stages/NAME/        `soupgan train --data RUN/shards` run folders, one per stage
     RUN/export/CRITERION/   `soupgan export` of each generator to install
     RUN/evaluate/CRITERION/ `soupgan evaluate` on the validation scan (metrics.json, PNGs)
+    RUN/evaluate/CRITERION/held-out/SCAN/  the same on each held-out scan, whole slices
     RUN/steps.json          each finished step: its command and when it finished
 
 Steps run as `python -m soupgan ...` subprocesses, as a user would run them. Nothing is written into the
@@ -45,8 +46,9 @@ class RecipeRun:
     def export(self, criterion: str) -> str:
         return os.path.join(self.folder, "export", criterion)
 
-    def evaluation(self, criterion: str) -> str:
-        return os.path.join(self.folder, "evaluate", criterion)
+    def evaluation(self, criterion: str, held_out: str | None = None) -> str:
+        folder = os.path.join(self.folder, "evaluate", criterion)
+        return os.path.join(folder, "held-out", held_out.replace(":", "-")) if held_out else folder
 
     def finished(self) -> dict:
         if not os.path.exists(self.steps_file):
@@ -94,11 +96,14 @@ def recipe_steps(recipe: Recipe, run: RecipeRun, scans: dict) -> list[tuple[str,
                                               "--scales", ",".join(f"{s:g}" for s in recipe.export_scales)]))
         reference = (["--reference", authors_model_path()]
                      if evaluate.get("reference") == AUTHORS and criterion == "thin-to-thin" else [])
+        common = ["--model", run.stage(name), "--criterion", criterion, "--force",
+                  *(["--scales", ",".join(map(str, evaluate["scales"]))] if "scales" in evaluate else []), *reference]
         steps.append((f"evaluate {criterion}", [
-            "evaluate", scans[recipe.validation_scan]["path"], "--model", run.stage(name), "--criterion", criterion,
-            "--out", run.evaluation(criterion), "--force",
-            *(["--scales", ",".join(map(str, evaluate["scales"]))] if "scales" in evaluate else []),
-            *(["--crop", str(evaluate["crop"])] if "crop" in evaluate else []), *reference]))
+            "evaluate", scans[recipe.validation_scan]["path"], "--out", run.evaluation(criterion), *common,
+            *(["--crop", str(evaluate["crop"])] if "crop" in evaluate else [])]))
+        steps += [(f"evaluate {criterion} on {scan}", ["evaluate", scans[scan]["path"],
+                                                       "--out", run.evaluation(criterion, scan), *common])
+                  for scan in recipe.held_out_scans]
     return steps
 
 
@@ -109,7 +114,8 @@ def resolve_scans(recipe: Recipe, cache: str) -> dict:
     synthetic = SyntheticConfig(**{key: tuple(v) if isinstance(v, list) else v
                                    for key, v in recipe.synthetic.items()})
     scans = {}
-    for role, names in (("train", recipe.train_scans), ("validation", (recipe.validation_scan,))):
+    for role, names in (("train", recipe.train_scans), ("validation", (recipe.validation_scan,)),
+                        ("held-out", recipe.held_out_scans)):
         for name in names:
             path, pin = scan_path(name, cache, synthetic)
             scans[name] = {"role": role, "path": path, **pin}
