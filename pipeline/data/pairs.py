@@ -15,6 +15,7 @@ in-plane]) so that a model always super-resolves along its first spatial axis.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Iterator
 
 import numpy as np
@@ -30,6 +31,8 @@ from pipeline.method.geometry import degraded_length, upsampled_length
 from pipeline.method.normalization import robust_window
 from pipeline.method.slice_flow import normalized_input
 from pipeline.volume import Volume
+
+LOG = logging.getLogger("soupgan.pairs")  # a line per part of a volume: the flow makes each take minutes
 
 ALL_AXES = "all"
 
@@ -108,12 +111,16 @@ def variant_data(volume: Volume, variant: int, augmentation: AugmentationConfig)
 
 def _generate(volume: Volume, config: PairConfig, axes: tuple[int, ...]) -> Iterator[PatchPair]:
     rng = np.random.default_rng(volume_seed(volume))
+    parts, done = config.variants * len(axes) * len(config.criteria), 0
     for variant in range(config.variants):
         data = variant_data(volume, variant, config.augmentation)
         for axis in axes:
             for criterion in config.criteria:
                 pairs = [pair for scale in config.scales
                          for pair in scale_pairs(data, axis, criterion, scale, config, volume, variant)]
+                done += 1
+                LOG.info("volume %s: part %d of %d (variant %d, slice axis %d, %s): %d pairs", volume.volume_id,
+                         done, parts, variant, axis, criterion, len(pairs))
                 for order in rng.permutation(len(pairs)):
                     yield pairs[order]
 

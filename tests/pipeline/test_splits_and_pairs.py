@@ -44,6 +44,18 @@ def test_pairs_are_slice_axis_first_and_match_degrade_then_upsample():
     assert (pair.input_kind, pair.consistent, pair.slice_axis, pair.variant) == ("spline", False, 0, 0)
 
 
+def test_each_part_of_a_volume_logs_its_progress_by_hashed_id(caplog):
+    volume = Volume(phantom((34, 40, 36)), np.diag([3.0, 1.0, 1.0, 1.0]))
+    config = PairConfig(scales=(2,), criteria=("thin-to-thin", "thin-to-thick"), patch_size=16, input_kind="spline",
+                        variants=2)
+    with caplog.at_level("INFO", logger="soupgan.pairs"):
+        pairs = list(patch_pairs(volume, config))
+    lines = [record.getMessage() for record in caplog.records if record.name == "soupgan.pairs"]
+    assert len(lines) == 4 and all(line.startswith(f"volume {volume.volume_id}: part ") for line in lines)
+    assert lines[-1].startswith(f"volume {volume.volume_id}: part 4 of 4 (variant 1, slice axis 0, thin-to-thick)")
+    assert sum(int(line.split(": ")[-1].split()[0]) for line in lines) == len(pairs)
+
+
 def test_background_patches_are_dropped():
     volume = Volume(np.pad(phantom((32, 32, 40)), ((0, 64), (0, 0), (0, 0))), np.eye(4))  # 40 slices -> 39
     pairs = list(patch_pairs(volume, PairConfig(scales=(2,), criteria=("thin-to-thin",), patch_size=32, slice_axis=2)))
