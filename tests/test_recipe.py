@@ -102,7 +102,9 @@ def test_the_tiny_recipe_runs_end_to_end_resumes_and_installs_a_new_version(tmp_
     assert gan_config["stage"] == "gan" and gan_config["perceptual"] == "laplacian"
     assert os.path.isfile(run / "export" / "thin-to-thin" / "soupgan_thin_to_thin_x2" / "1" / "saved_model.pb")
     metrics = json.load(open(run / "evaluate" / "thin-to-thin" / "metrics.json"))
-    assert {row["method"] for row in metrics["rows"]} >= {"tricubic", "flow-guided", "soupgan"}
+    assert {row["method"] for row in metrics["rows"]} >= {"tricubic", "flow-guided", "baseline", "soupgan"}
+    shipped_sha256 = sha256_of(os.path.join(DEFAULT_WEIGHTS, "thin-to-thin.keras"))
+    assert metrics["baseline"] == {"model": "shipped", "sha256": shipped_sha256}  # the default it would replace
     held_out = json.load(open(run / "evaluate" / "thin-to-thin" / "held-out" / "nibabel-epi" / "metrics.json"))
     assert held_out["crop"] is None and {row["scale"] for row in held_out["rows"]} == {2}
 
@@ -127,6 +129,9 @@ def test_the_tiny_recipe_runs_end_to_end_resumes_and_installs_a_new_version(tmp_
     rendered = open(weights / "MODEL_CARD.md").read()
     assert f"## thin-to-thin (version {entry['version']})" in rendered
     assert "Quality on nibabel-epi (held out, whole slices)" in rendered
+    assert entry["validation"]["baseline"]["sha256"] == shipped_sha256
+    assert f"baseline: the default it replaced, sha256 {shipped_sha256[:12]}…" in rendered
+    assert entry["validation"]["scores"]["x2"]["baseline"]["psnr"] > 0
 
 
 def test_an_unfinished_run_is_not_installed(tmp_path):

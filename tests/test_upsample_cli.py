@@ -5,6 +5,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from model.weights.model_source import default_generator_path, sha256_of
 from pipeline.io.dicom_io import read_dicom_series
 from pipeline.method.geometry import upsampled_affine
 from tests.conftest import phantom
@@ -86,6 +87,8 @@ def test_bad_requests_exit_2_with_one_line(tmp_path, thick_ct, anatomical_path, 
         ("upsample", thick_ct, tmp_path / "o.nii.gz", "--scale", "2", "--adapt", "5", "--labels"): "not with --labels",
         ("evaluate", tmp_path / "missing.nii.gz"): "no such file",
         ("evaluate", thick_ct, "--adapt", "-2"): "--adapt -2: the number of steps must be >= 0",
+        ("evaluate", anatomical_path, "--baseline", tmp_path / "junk.nii.gz", "--out", tmp_path / "e"):
+            f"--baseline: {tmp_path / 'junk.nii.gz'}: not a training run folder or a generator .keras file",
     }
     for args, reason in cases.items():
         code, stderr = run_cli(args, capsys)
@@ -97,13 +100,17 @@ def test_bad_requests_exit_2_with_one_line(tmp_path, thick_ct, anatomical_path, 
 
 @pytest.mark.slow
 def test_evaluate_writes_a_table_json_and_figures(tmp_path, anatomical_path):
-    result = soupgan("evaluate", anatomical_path, "--scales", "2,4", "--out", tmp_path / "eval")
+    result = soupgan("evaluate", anatomical_path, "--scales", "2,4", "--baseline", "shipped",
+                     "--out", tmp_path / "eval")
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     rows = {(row["scale"], row["method"]): row for row in metrics["rows"]}
     # the shipped generator refines the flow-guided interpolation, which gets a row of its own
     methods = ("tricubic", "flow-guided", "soupgan")
-    assert set(rows) == {(scale, method) for scale in (2, 4) for method in methods}
+    assert set(rows) == {(scale, method) for scale in (2, 4) for method in (*methods, "baseline")}
+    # --baseline shipped is the same generator as the default --model: the same numbers, and its file's sha256
+    assert all(rows[(scale, "baseline")]["psnr"] == rows[(scale, "soupgan")]["psnr"] for scale in (2, 4))
+    assert metrics["baseline"] == {"model": "shipped", "sha256": sha256_of(default_generator_path("thin-to-thin"))}
     assert rows[(2, "tricubic")]["psnr"] > rows[(4, "tricubic")]["psnr"] > 15  # thicker slices, worse
     for scale in (2, 4):  # on this real scan each step adds: flow over the spline, the network over the flow
         psnr = {method: rows[(scale, method)]["psnr"] for method in methods}

@@ -8,7 +8,8 @@ import os
 from model.weights.model_source import DEFAULT_WEIGHTS, model_card, provenance
 
 CARD_MARKDOWN = os.path.join(DEFAULT_WEIGHTS, "MODEL_CARD.md")
-METHODS = ("tricubic", "flow-guided", "reference", "soupgan")  # "reference": the authors' released model
+# "reference": the authors' released model; "baseline": the default generator installed when it was evaluated
+METHODS = ("tricubic", "flow-guided", "reference", "baseline", "soupgan")
 
 
 def input_description(consistent: bool, flow: bool) -> str:
@@ -44,8 +45,10 @@ def quality_section(entry: dict) -> list[str]:
                 *quality_table(entry["colin27_centre128"])]
     validation = entry["validation"]
     crop = f", {validation['crop']}² in-plane centre crop" if validation.get("crop") else ""
+    baseline = (f"; baseline: the default it replaced, sha256 {validation['baseline']['sha256'][:12]}…"
+                if validation.get("baseline") else "")
     lines = [f"Quality on {validation['scan']} (never trained on){crop}, PSNR / SSIM (reference: the authors' "
-             "released model):", "", *quality_table(validation["scores"])]
+             f"released model{baseline}):", "", *quality_table(validation["scores"])]
     for scan, scores in entry.get("held_out", {}).items():
         lines += ["", f"Quality on {scan} (held out, whole slices), PSNR / SSIM:", "", *quality_table(scores)]
     return lines

@@ -70,7 +70,7 @@ def generator_path(model: str | None, criterion: str) -> str:
             raise InputError(f"{model}: trained for {config.get('criterion')}, not {criterion}")
         return run.best_generator
     if not model.endswith(".keras") or not os.path.isfile(model):
-        raise InputError(f"{model}: --model takes a training run folder or a generator .keras file")
+        raise InputError(f"{model}: not a training run folder or a generator .keras file")
     return model
 
 

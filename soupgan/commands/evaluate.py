@@ -1,7 +1,7 @@
 """`soupgan evaluate`: degrade a thin-slice volume by each scale, then score tricubic, the flow-guided
 interpolation a flow-input model refines, the model, optionally the model adapted to each degraded scan
-(`--adapt`) and a reference SavedModel against it (RMSE/PSNR/SSIM table, JSON and a PNG like the paper's
-Fig. 5)."""
+(`--adapt`), another generator (`--baseline`, e.g. the shipped one a retrained model would replace) and a
+reference SavedModel against it (RMSE/PSNR/SSIM table, JSON and a PNG like the paper's Fig. 5)."""
 from __future__ import annotations
 
 import argparse
@@ -16,6 +16,7 @@ from soupgan.commands.upsample import UPSAMPLE_CRITERIA, check_adapt_steps, pars
 from soupgan.console import check_png_output, show_progress
 
 RESULT_FILES = ("metrics.json", "metrics.png", "comparison.png")
+SHIPPED_BASELINE = "shipped"  # --baseline: the installed default generator of the criterion
 
 
 def evaluation_scales(text: str) -> tuple[float, ...]:
@@ -67,6 +68,9 @@ def add_parser(commands) -> None:
     parser.add_argument("--axis", default="auto", help="slice axis to degrade: auto, 0, 1 or 2")
     parser.add_argument("--model", help="training run folder or generator .keras (default: the shipped weights)")
     parser.add_argument("--reference", metavar="SAVEDMODEL", help="a SavedModel in the SOUP-GAN authors' layout")
+    parser.add_argument("--baseline", metavar="MODEL",
+                        help="another generator scored beside --model as the `baseline` row: a run folder, a "
+                             f".keras file or `{SHIPPED_BASELINE}` (the installed default of the criterion)")
     parser.add_argument("--adapt", type=int, default=0, metavar="STEPS",
                         help="also score `upsample --adapt STEPS` (whether adapting to scans like this one pays)")
     parser.add_argument("--crop", type=int, help="score only the in-plane centre CROP×CROP")
@@ -105,6 +109,19 @@ def run(args: argparse.Namespace) -> None:
                 raise InputError(f"x{scale_label(scale)}: {error}; drop --adapt or this scale") from None
         methods["soupgan+adapt"] = lambda lr, s: super_resolve(
             lr, adapt_generator(generator, lr, s, args.criterion, args.adapt, axis), s, args.criterion, axis)
+    baseline = None
+    if args.baseline:
+        from model.inference.super_resolve import super_resolve
+        from model.weights.model_source import generator_path, sha256_of
+
+        model = None if args.baseline == SHIPPED_BASELINE else args.baseline
+        try:
+            baseline_generator = resolve_generator(model, args.criterion)
+        except InputError as err:
+            raise InputError(f"--baseline: {err}") from None
+        baseline = {"model": args.baseline if model is None else os.path.basename(os.path.normpath(model)),
+                    "sha256": sha256_of(generator_path(model, args.criterion))}
+        methods["baseline"] = lambda lr, s: super_resolve(lr, baseline_generator, s, args.criterion, axis)
     if args.reference:
         from model.inference.reference_model import ReferenceModel
 
@@ -119,7 +136,7 @@ def run(args: argparse.Namespace) -> None:
     metrics = os.path.join(args.out, "metrics.json")
     with staged(metrics, args.force) as written, open(written, "w", encoding="utf-8") as handle:
         json.dump({"volume_id": hr.volume_id, "criterion": args.criterion, "slice_axis": axis, "crop": args.crop,
-                   "rows": rows}, handle, indent=2)
+                   **({"baseline": baseline} if baseline else {}), "rows": rows}, handle, indent=2)
     title = f"{hr.volume_id} {args.criterion}" + (f", centre {args.crop}²" if args.crop else "")
     plot_metrics_vs_scale(rows, os.path.join(args.out, "metrics.png"), title, args.force)
     plot_comparison(views, display_window(hr), os.path.join(args.out, "comparison.png"), args.force)

@@ -102,6 +102,7 @@ def install_run(folder: str, weights: str = DEFAULT_WEIGHTS) -> dict:
                          "stages": chain, "shards": {key: manifest[key] for key in
                                                      ("schema_version", "input", "variants", "scales", "criteria")}},
             "validation": {"scan": recipe.validation_scan, "crop": metrics.get("crop"),
+                           **({"baseline": metrics["baseline"]} if "baseline" in metrics else {}),
                            "scores": scores_by_scale(metrics)},
             **({"held_out": {scan: scores_by_scale(read_metrics(run.evaluation(criterion, scan)))
                              for scan in recipe.held_out_scans}} if recipe.held_out_scans else {}),

@@ -6,7 +6,8 @@ run, so that every stage's artefact is kept and a rerun resumes where the last o
     RUN/shards/             `soupgan shards` of the train scans
     RUN/stages/NAME/        `soupgan train --data RUN/shards` run folders, one per stage
     RUN/export/CRITERION/   `soupgan export` of each generator to install
-    RUN/evaluate/CRITERION/ `soupgan evaluate` on the validation scan (metrics.json, PNGs)
+    RUN/evaluate/CRITERION/ `soupgan evaluate` on the validation scan (metrics.json, PNGs), the installed
+                            default generator scored beside it (`--baseline shipped`)
     RUN/evaluate/CRITERION/held-out/SCAN/  the same on each held-out scan, whole slices
     RUN/steps.json          each finished step: its command and when it finished
 
@@ -96,7 +97,7 @@ def recipe_steps(recipe: Recipe, run: RecipeRun, scans: dict) -> list[tuple[str,
                                               "--scales", ",".join(f"{s:g}" for s in recipe.export_scales)]))
         reference = (["--reference", authors_model_path()]
                      if evaluate.get("reference") == AUTHORS and criterion == "thin-to-thin" else [])
-        common = ["--model", run.stage(name), "--criterion", criterion, "--force",
+        common = ["--model", run.stage(name), "--criterion", criterion, "--baseline", SHIPPED, "--force",
                   *(["--scales", ",".join(map(str, evaluate["scales"]))] if "scales" in evaluate else []), *reference]
         steps.append((f"evaluate {criterion}", [
             "evaluate", scans[recipe.validation_scan]["path"], "--out", run.evaluation(criterion), *common,
