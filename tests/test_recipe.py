@@ -13,6 +13,7 @@ from pipeline.errors import InputError
 from soupgan.recipes.install import install_run
 from soupgan.recipes.public_scans import scan_path
 from soupgan.recipes.recipe import as_flags, load_recipe, packaged_recipes, parse_recipe
+from soupgan.cli import main
 from soupgan.recipes.runner import RecipeRun, recipe_steps
 from tests.test_cli import ROOT, soupgan_command
 
@@ -82,7 +83,7 @@ def test_a_public_scan_whose_bytes_differ_from_its_pin_is_refused(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_tiny_recipe_runs_end_to_end_resumes_and_installs_a_new_version(tmp_path):
+def test_the_tiny_recipe_runs_end_to_end_resumes_and_installs_a_new_version(tmp_path, capsys):
     run = tmp_path / "run"
     command = soupgan_command("recipe", "run", "tiny", "--run", str(run), "--data-cache", str(tmp_path / "cache"))
     first = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=900)
@@ -110,6 +111,8 @@ def test_the_tiny_recipe_runs_end_to_end_resumes_and_installs_a_new_version(tmp_
 
     again = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert again.returncode == 0 and set(json.loads(again.stdout.strip().splitlines()[-1]).values()) == {"done before"}
+    assert main(["recipe", "status", str(run)]) == 0
+    assert [line.split("  ")[-1].split()[0] for line in capsys.readouterr().out.splitlines()] == ["done"] * len(report)
 
     weights = tmp_path / "weights"
     shutil.copytree(DEFAULT_WEIGHTS, weights)
@@ -132,6 +135,26 @@ def test_the_tiny_recipe_runs_end_to_end_resumes_and_installs_a_new_version(tmp_
     assert entry["validation"]["baseline"]["sha256"] == shipped_sha256
     assert f"baseline: the default it replaced, sha256 {shipped_sha256[:12]}…" in rendered
     assert entry["validation"]["scores"]["x2"]["baseline"]["psnr"] > 0
+
+
+def test_status_shows_each_step_done_started_or_not_started(tmp_path, capsys):
+    run = tmp_path / "run"
+    (run / "stages" / "mse" / "checkpoints").mkdir(parents=True)
+    (run / "recipe.toml").write_text(TINY)
+    (run / "steps.json").write_text(json.dumps({"shards": {"command": [], "finished": "2026-12-07T10:00:05.1+00:00"}}))
+    (run / "stages" / "mse" / "checkpoints" / "state.json").write_text(json.dumps(
+        {"epoch": 0, "step": 3, "checkpoint": "epoch-0000-step-0000003.weights.h5", "best": float("inf"),
+         "monitor": "val_loss"}))
+    assert main(["recipe", "status", str(run)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines] == [["shards", "done"], ["stage", "mse"], ["stage", "gan"],
+                                                    ["export", "thin-to-thin"], ["evaluate", "thin-to-thin"],
+                                                    ["evaluate", "thin-to-thin"]]
+    assert lines[0].endswith("done 2026-12-07 10:00:05 UTC")
+    assert lines[1].endswith("started: epoch 0 of 1 done, 3 steps into the next; best val_loss inf")
+    assert all(line.endswith("not started") for line in lines[2:])
+    assert main(["recipe", "status", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == f"soupgan recipe: error: {tmp_path} is not a recipe run (no recipe.toml)"
 
 
 def test_an_unfinished_run_is_not_installed(tmp_path):

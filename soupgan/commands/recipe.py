@@ -22,6 +22,9 @@ def add_parser(commands) -> None:
     run.add_argument("--data-cache", metavar="FOLDER",
                      help="where public scans are fetched to (default $SOUPGAN_DATA or ~/.cache/soupgan/data)")
     run.set_defaults(run=run_recipe)
+    status = actions.add_parser("status", help="how far a run has come: each step done, started or not started")
+    status.add_argument("run_folder", metavar="RUN", help="a `soupgan recipe run` folder")
+    status.set_defaults(run=show_status)
     install = actions.add_parser("install", help="ship a finished run's generators as the default weights")
     install.add_argument("run_folder", metavar="RUN", help="a finished `soupgan recipe run` folder")
     install.set_defaults(run=install_recipe)
@@ -49,6 +52,15 @@ def run_recipe(args: argparse.Namespace) -> None:
 
     show_progress()
     print(json.dumps(run(load_recipe(args.recipe), args.folder, args.data_cache or CACHE)))
+
+
+def show_status(args: argparse.Namespace) -> None:
+    from soupgan.recipes.runner import recipe_status
+
+    steps = recipe_status(args.run_folder)
+    width = max(len(step) for step, _ in steps)
+    for step, state in steps:
+        print(f"{step:{width}s}  {state}")
 
 
 def install_recipe(args: argparse.Namespace) -> None:

@@ -16,7 +16,7 @@ from model.weights.model_card import input_description, render_model_card
 from model.weights.model_source import DEFAULT_WEIGHTS, provenance, sha256_of
 from model.weights.run_dir import RunDirectory, write_json_atomic
 from pipeline.errors import InputError
-from soupgan.recipes.recipe import SHIPPED, parse_recipe
+from soupgan.recipes.recipe import SHIPPED
 from soupgan.recipes.runner import RecipeRun, recipe_steps
 
 LIBRARIES = ("soupgan", "tensorflow", "keras", "numpy", "scipy", "scikit-image", "apache-beam", "nibabel")
@@ -58,10 +58,7 @@ def stage_chain(recipe, name: str) -> list[str]:
 def install_run(folder: str, weights: str = DEFAULT_WEIGHTS) -> dict:
     """Copy the run's generators into `weights` as new versions and rewrite its card; returns the card."""
     run = RecipeRun(folder)
-    if not os.path.exists(run.recipe_file):
-        raise InputError(f"{folder} is not a recipe run (no recipe.toml)")
-    with open(run.recipe_file, encoding="utf-8") as handle:
-        recipe = parse_recipe(handle.read(), "recipe.toml")
+    recipe = run.read_recipe()
     with open(run.scans_file, encoding="utf-8") as handle:
         scans = json.load(handle)
     finished = run.finished()

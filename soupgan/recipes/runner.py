@@ -26,7 +26,7 @@ from model.training.train_config import TrainConfig
 from model.weights.run_dir import write_json_atomic
 from pipeline.errors import InputError
 from soupgan.recipes.public_scans import CACHE, authors_model_path, scan_path
-from soupgan.recipes.recipe import AUTHORS, SHIPPED, Recipe, as_flags
+from soupgan.recipes.recipe import AUTHORS, SHIPPED, Recipe, as_flags, parse_recipe
 
 SHARDS_DEFAULTS = {"consistent_input": True}
 
@@ -50,6 +50,13 @@ class RecipeRun:
     def evaluation(self, criterion: str, held_out: str | None = None) -> str:
         folder = os.path.join(self.folder, "evaluate", criterion)
         return os.path.join(folder, "held-out", held_out.replace(":", "-")) if held_out else folder
+
+    def read_recipe(self) -> Recipe:
+        """The recipe the run was started with."""
+        if not os.path.exists(self.recipe_file):
+            raise InputError(f"{self.folder} is not a recipe run (no recipe.toml)")
+        with open(self.recipe_file, encoding="utf-8") as handle:
+            return parse_recipe(handle.read(), "recipe.toml")
 
     def finished(self) -> dict:
         if not os.path.exists(self.steps_file):
@@ -106,6 +113,34 @@ def recipe_steps(recipe: Recipe, run: RecipeRun, scans: dict) -> list[tuple[str,
                                                        "--out", run.evaluation(criterion, scan), *common])
                   for scan in recipe.held_out_scans]
     return steps
+
+
+def step_status(recipe: Recipe, run: RecipeRun, step: str, finished: dict) -> str:
+    """One step's state: when it finished, how far its training stage has come, or that it has not started."""
+    from model.weights.run_dir import RunDirectory
+
+    if step in finished:
+        return f"done {finished[step]['finished'][:19].replace('T', ' ')} UTC"
+    if step.startswith("stage "):
+        stage = recipe.stage(step[len("stage "):])
+        state = RunDirectory(run.stage(stage.name)).read_state()
+        if state:
+            into = f", {state['step']} steps into the next" if state.get("step") else ""
+            return (f"started: epoch {state['epoch']} of {stage.train.get('epochs', TrainConfig.epochs)} done{into}; "
+                    f"best {state['monitor']} {state['best']:.6g}")
+    elif step == "shards" and os.path.isdir(run.shards):
+        written = sum(name.endswith(".tfrecord.gz") for _, _, names in os.walk(run.shards) for name in names)
+        return f"started: {written} of {len(recipe.train_scans)} volumes' shards written"
+    return "not started"
+
+
+def recipe_status(folder: str) -> list[tuple[str, str]]:
+    """(step, state) of every step of the recipe run in `folder`, in order."""
+    run = RecipeRun(folder)
+    recipe = run.read_recipe()
+    scans = {name: {"path": ""} for name in (*recipe.train_scans, recipe.validation_scan, *recipe.held_out_scans)}
+    finished = run.finished()
+    return [(step, step_status(recipe, run, step, finished)) for step, _ in recipe_steps(recipe, run, scans)]
 
 
 def resolve_scans(recipe: Recipe, cache: str) -> dict:
