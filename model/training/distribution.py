@@ -2,8 +2,11 @@
 MultiWorkerMirroredStrategy from TF_CONFIG; plus which process is the chief that writes the run."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
+import tempfile
 
 import tensorflow as tf
 
@@ -35,9 +38,15 @@ def make_strategy(name: str, replicas: int | None = None) -> tf.distribute.Strat
     if name == "multiworker":
         if "TF_CONFIG" not in os.environ:
             raise InputError("--strategy multiworker needs TF_CONFIG (the cluster and this worker's task)")
+        address = task_address(os.environ["TF_CONFIG"])
         if not gpus and replicas and replicas > 1:
             split_cpu(replicas)
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        try:
+            with native_stderr_held():  # a port in use makes TF's gRPC dump a JSON error tree there
+                return tf.distribute.MultiWorkerMirroredStrategy()
+        except tf.errors.UnknownError as err:  # gRPC says only that it could not start
+            raise InputError(f"--strategy multiworker: this worker could not serve at {address}, its address in "
+                             f"TF_CONFIG ({err.message}); is the port in use?") from None
     if gpus:
         count = replicas or len(gpus)
         if count > len(gpus):
@@ -46,6 +55,36 @@ def make_strategy(name: str, replicas: int | None = None) -> tf.distribute.Strat
     split_cpu(replicas or 1)
     devices = [device.name for device in tf.config.list_logical_devices("CPU")]
     return tf.distribute.MirroredStrategy(devices)
+
+
+@contextlib.contextmanager
+def native_stderr_held():
+    """Hold what native code writes to file descriptor 2 during the block: written out after it when it succeeds,
+    dropped when it raises (the caller reports that failure in one line)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as held:
+            os.dup2(held.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+            held.seek(0)
+            os.write(2, held.read())
+    finally:
+        os.close(saved)
+
+
+def task_address(tf_config: str) -> str:
+    """This worker's host:port in TF_CONFIG, or a one-line error for a TF_CONFIG that does not name one."""
+    try:
+        spec = json.loads(tf_config)
+        task = spec["task"]
+        return spec["cluster"][task["type"]][int(task["index"])]
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise InputError('TF_CONFIG must be JSON like {"cluster": {"worker": ["host:port", ...]}, "task": '
+                         '{"type": "worker", "index": 0}}, naming this task in the cluster') from None
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

@@ -47,8 +47,8 @@ def free_ports(count):
     return ports
 
 
-@pytest.mark.slow
-def test_multiworker_two_processes_from_tf_config(shard_set, tmp_path):
+def run_two_workers(shard_set, tmp_path) -> list[tuple[int, str, str]]:
+    """(exit code, stdout, stderr) of two `soupgan train --strategy multiworker` processes on free ports."""
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     processes = []
     for index in range(2):
@@ -59,11 +59,37 @@ def test_multiworker_two_processes_from_tf_config(shard_set, tmp_path):
                                   "--epochs", "1", "--steps-per-epoch", "3", *TINY)
         processes.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                           stderr=subprocess.PIPE, text=True))
-    results = [process.communicate(timeout=300) for process in processes]
-    for process, (stdout, stderr) in zip(processes, results):
-        assert process.returncode == 0, stderr[-2000:]
-    summaries = [json.loads(stdout.strip().splitlines()[-1]) for stdout, _ in results]
+    outputs = [process.communicate(timeout=300) for process in processes]
+    return [(process.returncode, *output) for process, output in zip(processes, outputs)]
+
+
+def test_a_worker_whose_port_is_taken_exits_2_with_one_line(shard_set, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": {"worker": [address, "127.0.0.1:1"]},
+                                                       "task": {"type": "worker", "index": 0}})}
+        result = subprocess.run(soupgan_command("train", "--data", shard_set, "--out", str(tmp_path / "run"),
+                                                "--strategy", "multiworker", *TINY),
+                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith(f"soupgan train: error: --strategy multiworker: this worker could not serve at "
+                               f"{address}, its address in TF_CONFIG (Could not start gRPC server)")
+
+
+@pytest.mark.slow
+def test_multiworker_two_processes_from_tf_config(shard_set, tmp_path):
+    for attempt in range(3):  # a free port can be taken by another process before TensorFlow binds it: try anew
+        results = run_two_workers(shard_set, tmp_path / f"attempt{attempt}")
+        if not any("could not serve at" in stderr for _, _, stderr in results):
+            break
+    for code, _, stderr in results:
+        assert code == 0, stderr[-2000:]
+    summaries = [json.loads(stdout.strip().splitlines()[-1]) for _, stdout, _ in results]
     assert [summary["replicas"] for summary in summaries] == [2, 2]
     assert summaries[0]["last"]["loss"] == pytest.approx(summaries[1]["last"]["loss"], rel=1e-5)
-    assert os.path.exists(tmp_path / "run0" / "checkpoints" / "state.json")  # the chief writes the run
-    assert not os.path.exists(tmp_path / "run1" / "checkpoints")  # the other worker does not
+    runs = tmp_path / f"attempt{attempt}"
+    assert os.path.exists(runs / "run0" / "checkpoints" / "state.json")  # the chief writes the run
+    assert not os.path.exists(runs / "run1" / "checkpoints")  # the other worker does not

@@ -121,6 +121,15 @@ def test_schema_1_shard_sets_still_train_spline_generators(shard_set, tmp_path):
     assert report["optimizer_steps"] == 2 and np.isfinite(report["last"]["val_loss"])
     assert not load_generator(str(tmp_path / "run" / "best_generator.keras")).flow_input
 
+def test_a_tf_config_that_does_not_name_this_task_is_one_line(shard_set, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["127.0.0.1:1"]},
+                                                "task": {"type": "worker", "index": 1}}))
+    assert cli.main(["train", "--data", shard_set, "--out", str(tmp_path / "run"), "--strategy", "multiworker"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        'soupgan train: error: TF_CONFIG must be JSON like {"cluster": {"worker": ["host:port", ...]}, "task": '
+        '{"type": "worker", "index": 0}}, naming this task in the cluster')
+
+
 def test_flow_input_on_a_spline_shard_set_is_refused(shard_set, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     old = make_v1_shard_set(shard_set, str(tmp_path))

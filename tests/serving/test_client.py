@@ -64,12 +64,12 @@ def test_unknown_model_server_down_and_deadline_give_one_line_errors(served, tmp
     client = ServingClient(server.address)
     with pytest.raises(InputError, match=r"model soupgan_thin_to_thin_x3: not served at 127\.0\.0\.1"):
         client.upsample_array(np.zeros((4, 8, 8), np.float32), 3.0, "thin-to-thin")
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    down = ServingClient(f"127.0.0.1:{port}", ClientOptions(retries=1, backoff_s=0.05, timeout_s=2))
-    with pytest.raises(InputError, match="no TF Serving reachable at 127.0.0.1:.* after 2 tries"):
-        down.check_available("soupgan_thin_to_thin_x2")
+    with socket.socket() as probe:  # a port held but never listened on: connections are refused, and no other
+        probe.bind(("127.0.0.1", 0))  # test can take it meanwhile
+        down = ServingClient(f"127.0.0.1:{probe.getsockname()[1]}",
+                             ClientOptions(retries=1, backoff_s=0.05, timeout_s=2))
+        with pytest.raises(InputError, match="no TF Serving reachable at 127.0.0.1:.* after 2 tries"):
+            down.check_available("soupgan_thin_to_thin_x2")
     with StandInModelServer(str(tmp_path), delay_s=5.0) as slow:
         export_scale(served[0], str(tmp_path), 2.0, "thin-to-thin")
         late = ServingClient(slow.address, ClientOptions(timeout_s=0.5))
