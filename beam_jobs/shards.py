@@ -1,6 +1,7 @@
 """`soupgan shards`: MRI/CT volumes -> GZIP TFRecord shards of patch pairs per split, a manifest and dead letters.
 
     expand inputs (driver) -> per volume: read, pair, encode, stream into <split>/<split>-NNNNN.tfrecord.gz
+                              (its summary kept as parts/NNNNN.json, for --resume)
                            -> summaries and dead letters, gathered -> manifest.json, dead_letters.jsonl
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from beam_jobs.resume import PARTS, job_key, shard_files, stale_files, unfinished_files
 from beam_jobs.sources import expand_inputs, match_paths
 from beam_jobs.transforms import DEAD_LETTERS_FILE, VolumeToShard, WriteManifest
 from pipeline.config import PATCH_SIZE, code_version, parse_criteria, parse_fractional_scales, parse_scales
@@ -22,7 +24,7 @@ from pipeline.errors import InputError
 from pipeline.data.pairs import ALL_AXES, PairConfig
 from pipeline.data.records import FLOW, INPUT_KINDS, MANIFEST_FILE, SCHEMA_VERSION
 from pipeline.method.slice_flow import FLOW_OPTIONS
-from pipeline.data.splits import SPLITS, parse_split
+from pipeline.data.splits import parse_split
 
 DEFAULT_RUNNER = "DirectRunner"  # named, so Beam never tries to download the Prism runner
 BEAM_FLAGS_HELP = """Any other flag goes to Beam. Runners:
@@ -74,6 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="threads of the flow per volume (default: the cores per worker on DirectRunner, "
                              "1 on other runners, which run one worker per core)")
     parser.add_argument("--overwrite", action="store_true", help="replace a shard set already in --output")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue a job into the same --output: volumes already done with the same settings "
+                             "from the same bytes are reused, the rest made")
 
 
 def build(pipeline: beam.Pipeline, sources, unmatched, args) -> None:
@@ -101,21 +106,32 @@ def build(pipeline: beam.Pipeline, sources, unmatched, args) -> None:
         pipeline
         | "Sources" >> beam.Create(list(enumerate(sources)))
         | "SpreadVolumes" >> beam.Reshuffle()
-        | "VolumeToShard" >> beam.ParDo(VolumeToShard(config, args.split, args.seed, args.output))
+        | "VolumeToShard" >> beam.ParDo(VolumeToShard(config, args.split, args.seed, args.output, job_key(settings),
+                                                      args.resume))
         | "GatherManifest" >> beam.GroupByKey()
         | "WriteManifest" >> beam.ParDo(WriteManifest(args.output, settings, unmatched))
     )
 
 
-def prepare_output(output: str, overwrite: bool) -> None:
-    """Refuse to mix with an earlier shard set in `output`, or delete it first with --overwrite."""
-    if not FileSystems.exists(FileSystems.join(output, MANIFEST_FILE)):
-        return
-    if not overwrite:
-        raise InputError(f"{output} already holds a shard set (manifest.json); choose a new --output or pass --overwrite")
-    old = [path for split in SPLITS for path in match_paths(FileSystems.join(output, split, "*.tfrecord.gz"))]
-    FileSystems.delete(old + [FileSystems.join(output, name) for name in (MANIFEST_FILE, DEAD_LETTERS_FILE)
-                              if FileSystems.exists(FileSystems.join(output, name))])
+def prepare_output(output: str, overwrite: bool, resume: bool, inputs: int) -> None:
+    """Never mix with an earlier shard set in `output`: refuse, delete it first (--overwrite), or keep only what a
+    job with the same settings will reuse (--resume; `beam_jobs.resume`)."""
+    if overwrite and resume:
+        raise InputError("--overwrite starts again and --resume continues: pass one of them")
+    finals = [FileSystems.join(output, name) for name in (MANIFEST_FILE, DEAD_LETTERS_FILE)
+              if FileSystems.exists(FileSystems.join(output, name))]
+    if resume:
+        stale = stale_files(output, inputs)
+    else:
+        parts = match_paths(FileSystems.join(output, PARTS, "*.json"))
+        stale = shard_files(output) + unfinished_files(output) + parts
+        if (finals or stale) and not overwrite:
+            finished = FileSystems.exists(FileSystems.join(output, MANIFEST_FILE))
+            what = "a shard set (manifest.json)" if finished else "an unfinished shard set"
+            raise InputError(f"{output} already holds {what}; choose a new --output, or pass --resume to reuse "
+                             "its finished volumes or --overwrite to replace it")
+    if finals or stale:
+        FileSystems.delete(finals + stale)
 
 
 def run(argv: list[str]) -> dict:
@@ -137,11 +153,11 @@ def run(argv: list[str]) -> dict:
         raise InputError("--variants must be at least 1 and --flow-threads at least 0")
     args.flow_threads = args.flow_threads or flow_threads(options)
     FileSystems.set_options(options)  # credentials/endpoints for s3:// and gs:// while expanding inputs
-    prepare_output(args.output, args.overwrite)
     sources, unmatched = expand_inputs(args.inputs)
     if not sources:
         reasons = "; ".join(dict.fromkeys(letter["reason"] for letter in unmatched))
         raise InputError(f"no input volume found in {', '.join(args.inputs)}: {reasons}")
+    prepare_output(args.output, args.overwrite, args.resume, len(sources))
     logging.getLogger("soupgan").info("shards: %d volume source(s), runner %s", len(sources), options.view_as(StandardOptions).runner)
     pipeline = beam.Pipeline(options=options)
     build(pipeline, sources, unmatched, args)

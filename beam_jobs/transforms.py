@@ -14,6 +14,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from beam_jobs.resume import reusable_summary, write_part
 from beam_jobs.sources import NIFTI, VolumeSource, dead_letter
 from beam_jobs.tfrecord_shard import write_shard
 from pipeline.config import scale_label
@@ -57,16 +58,20 @@ def shard_name(split: str, index: int) -> str:
 
 class VolumeToShard(beam.DoFn):
     """(index, source) -> one GZIP TFRecord shard of the volume's patch pairs, streamed as they are made,
-    then (MANIFEST, summary); a bad volume gives only (MANIFEST, dead letter).
+    then its part (`beam_jobs.resume`) and (MANIFEST, summary); a bad volume gives only (MANIFEST, dead letter).
+    With `resume`, a volume a job with the same settings finished from the same bytes yields its stored summary.
 
     All per-volume work happens here, once, and the bulk bytes never go through a shuffle: only the
     small summaries travel on to the manifest. Shards are ~100-200 MB for a brain MRI, and identical
     inputs give byte-identical shards.
     """
 
-    def __init__(self, config: PairConfig, split_ratios: tuple[int, int, int], seed: int, output: str):
+    def __init__(self, config: PairConfig, split_ratios: tuple[int, int, int], seed: int, output: str,
+                 key: str = "", resume: bool = False):
         self.config, self.split_ratios, self.seed, self.output = config, split_ratios, seed, output
+        self.key, self.resume = key, resume  # the job's settings key (`beam_jobs.resume`); reuse finished volumes
         self.read = Metrics.counter("soupgan", "volumes_read")
+        self.reused = Metrics.counter("soupgan", "volumes_reused")
         self.failed = Metrics.counter("soupgan", "volumes_failed")
         self.patches = {split: Metrics.counter("soupgan", f"patches_{split}") for split in SPLITS}
 
@@ -75,13 +80,20 @@ class VolumeToShard(beam.DoFn):
         stage = "read"
         try:
             volume, sha256 = read_source(source)
-            stage = "patch"
-            pairs = patch_pairs(volume, self.config)
+            done = reusable_summary(self.output, index, self.key, sha256) if self.resume else None
+            if not done:
+                stage = "patch"
+                pairs = patch_pairs(volume, self.config)
         except Exception as err:  # InputError: bad volume; anything else must not take the others down
             self.failed.inc()
             reason = str(err) if isinstance(err, InputError) else f"{type(err).__name__}: {err}"
             LOG.warning("an input failed at %s: %s", stage, type(err).__name__)
             yield MANIFEST, (DEAD, dead_letter(source.path, stage, reason))
+            return
+        if done:
+            self.reused.inc()
+            LOG.info("volume %s -> %s: done before, %s reused", volume.volume_id, done["split"], done["shard"])
+            yield MANIFEST, (SUMMARY, done)
             return
         split = assign_split(volume.volume_id, self.split_ratios, self.seed)
         counts = Counter()
@@ -96,8 +108,10 @@ class VolumeToShard(beam.DoFn):
         self.read.inc()
         self.patches[split].inc(total)
         LOG.info("volume %s -> %s: %d patch pairs", volume.volume_id, split, total)
-        yield MANIFEST, (SUMMARY, {"volume_id": volume.volume_id, "split": split, "modality": volume.modality,
-                                   "counts": dict(counts), "shard": name, "sha256": sha256})
+        summary = {"volume_id": volume.volume_id, "split": split, "modality": volume.modality,
+                   "counts": dict(counts), "shard": name, "sha256": sha256}
+        write_part(self.output, index, self.key, summary)
+        yield MANIFEST, (SUMMARY, summary)
 
 
 def build_manifest(parts: list, settings: dict, unmatched: list[dict]) -> tuple[dict, list[dict]]:

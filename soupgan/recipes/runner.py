@@ -86,7 +86,7 @@ def recipe_steps(recipe: Recipe, run: RecipeRun, scans: dict) -> list[tuple[str,
     from model.weights.model_source import default_generator_path
 
     train_paths = [scans[name]["path"] for name in recipe.train_scans]
-    steps = [("shards", ["shards", *train_paths, "--output", run.shards, "--overwrite",
+    steps = [("shards", ["shards", *train_paths, "--output", run.shards, "--resume",
                          *as_flags(recipe.shards, SHARDS_DEFAULTS)])]
     defaults = vars(TrainConfig())
     for stage in recipe.stages:

@@ -1,4 +1,5 @@
 """The shards job end to end on real runners: DirectRunner (in-process and multi-process) and DaskRunner."""
+import glob
 import gzip
 import hashlib
 import json
@@ -91,6 +92,36 @@ def test_refuses_to_mix_with_an_earlier_shard_set(direct_run, inputs, tmp_path):
     (copy / "train" / "train-00099.tfrecord.gz").write_bytes(b"stale")
     run([inputs, "--output", str(copy), *JOB_FLAGS, "--overwrite"])
     assert all_files(str(copy)) == all_files(output)
+
+
+def test_resume_reuses_finished_volumes_and_makes_the_rest(direct_run, inputs, tmp_path, monkeypatch):
+    output, manifest = direct_run
+    copy = tmp_path / "copy"
+    shutil.copytree(output, copy)
+    redo = manifest["shards"]["train"][0]  # a job killed while making this volume, after a stale file appeared
+    index = int(redo[-len("00000.tfrecord.gz"):][:5])
+    os.remove(copy / redo)
+    os.remove(copy / "parts" / f"{index:05d}.json")
+    os.remove(copy / "manifest.json")
+    (copy / redo).with_name(os.path.basename(redo) + ".tmp-0123").write_bytes(b"half")
+    (copy / "train" / "train-00099.tfrecord.gz").write_bytes(b"stale")
+    with pytest.raises(InputError, match="already holds an unfinished shard set; .* pass --resume .* or --overwrite"):
+        run([inputs, "--output", str(copy), *JOB_FLAGS])
+    with pytest.raises(InputError, match="--overwrite starts again and --resume continues: pass one of them"):
+        run([inputs, "--output", str(copy), *JOB_FLAGS, "--resume", "--overwrite"])
+    made = []
+    real = beam_jobs.transforms.patch_pairs
+    monkeypatch.setattr(beam_jobs.transforms, "patch_pairs", lambda volume, config: made.append(volume) or real(volume, config))
+    assert run([inputs, "--output", str(copy), *JOB_FLAGS, "--resume"]) == manifest
+    assert all_files(str(copy)) == all_files(output)  # the same bytes, and nothing stale left
+    good_made = [volume for volume in made if volume.shape != (12, 40, 40)]  # the too-small input fails again
+    assert len(good_made) == 1 and good_made[0].volume_id in manifest["volumes"]["train"]
+
+    made.clear()  # other settings: nothing is reused, and no shard of the old split assignment survives
+    changed = run([inputs, "--output", str(copy), *JOB_FLAGS, "--resume", "--seed", "5"])
+    assert len(made) == GOOD + 1 and changed["seed"] == 5
+    on_disk = sorted(os.path.relpath(path, copy) for path in glob.glob(str(copy / "*" / "*.tfrecord.gz*")))
+    assert on_disk == sorted(shard for shards in changed["shards"].values() for shard in shards)
 
 
 def test_no_volume_lands_in_two_splits(direct_run):
