@@ -113,6 +113,10 @@ def test_the_tiny_recipe_runs_end_to_end_resumes_and_installs_a_new_version(tmp_
     assert again.returncode == 0 and set(json.loads(again.stdout.strip().splitlines()[-1]).values()) == {"done before"}
     assert main(["recipe", "status", str(run)]) == 0
     assert [line.split("  ")[-1].split()[0] for line in capsys.readouterr().out.splitlines()] == ["done"] * len(report)
+    assert main(["recipe", "report", str(run)]) == 0
+    change = next(r["psnr"] for r in metrics["rows"] if r["method"] == "soupgan") - \
+        next(r["psnr"] for r in metrics["rows"] if r["method"] == "baseline")
+    assert "| nibabel-t1 | x2 |" in capsys.readouterr().out and f"{change:+.2f} dB |" in (run / "report.md").read_text()
 
     weights = tmp_path / "weights"
     shutil.copytree(DEFAULT_WEIGHTS, weights)
@@ -155,6 +159,34 @@ def test_status_shows_each_step_done_started_or_not_started(tmp_path, capsys):
     assert all(line.endswith("not started") for line in lines[2:])
     assert main(["recipe", "status", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == f"soupgan recipe: error: {tmp_path} is not a recipe run (no recipe.toml)"
+
+
+def test_report_puts_each_scan_and_scale_against_the_installed_default(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "recipe.toml").write_text(TINY)
+    assert main(["recipe", "report", str(run)]) == 2
+    assert "no evaluation has finished yet" in capsys.readouterr().err
+
+    def row(scale, method, psnr):
+        return {"scale": scale, "method": method, "psnr": psnr, "ssim": psnr / 50}
+
+    for folder, rows in ((run / "evaluate" / "thin-to-thin", [row(2, "tricubic", 30.0), row(2, "baseline", 32.5),
+                                                              row(2, "soupgan", 32.75), row(3, "baseline", 29.0),
+                                                              row(3, "soupgan", 28.875)]),
+                         (run / "evaluate" / "thin-to-thin" / "held-out" / "nibabel-epi",
+                          [row(2, "baseline", 34.0), row(2, "soupgan", 34.05)])):
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"crop": None, "rows": rows}))
+    assert main(["recipe", "report", str(run)]) == 0
+    text = (run / "report.md").read_text()
+    assert capsys.readouterr().out.startswith(text)
+    assert "| scan | scale | tricubic | baseline | soupgan | change over baseline |" in text
+    assert "| nibabel-t1 | x2 | 30.00 / 0.6000 | 32.50 / 0.6500 | 32.75 / 0.6550 | +0.25 dB |" in text
+    assert "| nibabel-t1 | x3 |  | 29.00 / 0.5800 | 28.88 / 0.5775 | -0.12 dB |" in text
+    assert "| nibabel-epi | x2 |  | 34.00 / 0.6800 | 34.05 / 0.6810 | +0.05 dB |" in text
+    assert "Worst change over the baseline: -0.12 dB (nibabel-t1 x3)." in text
+    assert (run / "report.png").stat().st_size > 10_000
 
 
 def test_an_unfinished_run_is_not_installed(tmp_path):

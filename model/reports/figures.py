@@ -46,3 +46,24 @@ def plot_metrics_vs_scale(rows: list[dict], path: str, title: str = "", replace:
 def display_range(image: np.ndarray) -> tuple[float, float]:
     low, high = np.percentile(image, [0.5, 99.5])
     return float(low), float(high if high > low else low + 1)
+
+
+def plot_changes_over_baseline(changes: dict[tuple[str, str], dict[float, float]], path: str, title: str = "") -> None:
+    """PSNR change (dB) over a baseline against the scale: one panel per criterion, one line per scan."""
+    criteria = list(dict.fromkeys(criterion for criterion, _ in changes))
+    figure, axes = plt.subplots(1, len(criteria), figsize=(5.5 * len(criteria), 3.6), squeeze=False)
+    for ax, criterion in zip(axes[0], criteria):
+        for (mine, scan), by_scale in changes.items():
+            if mine == criterion and by_scale:
+                scales = sorted(by_scale)
+                ax.plot(scales, [by_scale[s] for s in scales], marker="o", label=scan)
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_title(criterion)
+        ax.set_xlabel("scale s")
+        ax.set_ylabel("PSNR change (dB)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    save_figure(figure, path)

@@ -25,6 +25,9 @@ def add_parser(commands) -> None:
     status = actions.add_parser("status", help="how far a run has come: each step done, started or not started")
     status.add_argument("run_folder", metavar="RUN", help="a `soupgan recipe run` folder")
     status.set_defaults(run=show_status)
+    report = actions.add_parser("report", help="a run's scores against the installed default (report.md, report.png)")
+    report.add_argument("run_folder", metavar="RUN", help="a `soupgan recipe run` folder")
+    report.set_defaults(run=show_report)
     install = actions.add_parser("install", help="ship a finished run's generators as the default weights")
     install.add_argument("run_folder", metavar="RUN", help="a finished `soupgan recipe run` folder")
     install.set_defaults(run=install_recipe)
@@ -61,6 +64,14 @@ def show_status(args: argparse.Namespace) -> None:
     width = max(len(step) for step, _ in steps)
     for step, state in steps:
         print(f"{step:{width}s}  {state}")
+
+
+def show_report(args: argparse.Namespace) -> None:
+    from soupgan.recipes.report import write_report
+
+    text, png = write_report(args.run_folder)
+    print(text)
+    print(f"figure: {png}")
 
 
 def install_recipe(args: argparse.Namespace) -> None:
