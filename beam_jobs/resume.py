@@ -1,42 +1,69 @@
 """Resuming the shards job (`soupgan shards --resume`): each volume's summary is kept beside its shard as
-`parts/NNNNN.json` (input index), written after the shard, with the key of the job's settings. A rerun with
-the same settings reuses a volume whose part matches the job key and the source's sha256 and whose shard is
-there; anything else is made again. With the flow a volume takes minutes to an hour, so a job killed after
-hours loses only the volumes it was making.
+`parts/NNNNN.json` (by input position), written after the shard, with the job's key: the sha256 of its settings
+and of the code that makes pairs. A rerun with the same key reuses a volume whose part it wrote from the same
+source bytes and whose shard is there; anything else is made again. With the flow a volume takes minutes to an
+hour, so a job killed after hours loses only the volumes it was making.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 
 from apache_beam.io.filesystems import FileSystems
 
+import beam_jobs
+import pipeline
 from beam_jobs.sources import match_paths
 from pipeline.data.splits import SPLITS
 
 PARTS = "parts"
 
 
+def code_hash() -> str:
+    """sha256 of the `pipeline` and `beam_jobs` packages' sources, so a rerun after a code change (which the
+    package version alone does not show in a development install) makes every volume again."""
+    digest = hashlib.sha256()
+    for package in (pipeline, beam_jobs):
+        root = os.path.dirname(os.path.abspath(package.__file__))
+        for folder, folders, names in os.walk(root):
+            folders.sort()
+            for name in sorted(name for name in names if name.endswith(".py")):
+                path = os.path.join(folder, name)
+                digest.update(f"{package.__name__}/{os.path.relpath(path, root)}\n".encode())
+                with open(path, "rb") as handle:
+                    digest.update(handle.read())
+    return digest.hexdigest()
+
+
 def job_key(settings: dict) -> str:
-    """The sha256 of everything the pairs depend on (the manifest's settings: code version, scales, split...)."""
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    """What a reused volume must have been made with: the manifest's settings (scales, criteria, patch, input,
+    variants, split, seed...) and the code."""
+    return hashlib.sha256(json.dumps({"settings": settings, "code": code_hash()}, sort_keys=True).encode()).hexdigest()
 
 
 def part_path(output: str, index: int) -> str:
     return FileSystems.join(output, PARTS, f"{index:05d}.json")
 
 
+def part_files(output: str) -> list[str]:
+    return match_paths(FileSystems.join(output, PARTS, "*.json"))
+
+
 def read_part(output: str, index: int) -> dict | None:
-    """{"key", "summary"} of the index-th input's finished volume, or None (none, or unreadable)."""
+    """{"key", "summary"} of the index-th input's finished volume, or None (none, or not a whole part)."""
     path = part_path(output, index)
     if not FileSystems.exists(path):
         return None
     try:
         with FileSystems.open(path) as handle:
             part = json.loads(handle.read())
-        return part if {"key", "summary"} <= set(part) else None
-    except ValueError:
-        return None
+        summary = part["summary"]
+        if isinstance(part["key"], str) and isinstance(summary["shard"], str) and isinstance(summary["sha256"], str):
+            return part
+    except (ValueError, KeyError, TypeError):
+        pass
+    return None
 
 
 def write_part(output: str, index: int, key: str, summary: dict) -> None:
@@ -45,16 +72,23 @@ def write_part(output: str, index: int, key: str, summary: dict) -> None:
         handle.write(json.dumps({"key": key, "summary": summary}, indent=1, sort_keys=True).encode())
 
 
-def reusable_summary(output: str, index: int, key: str, sha256: str) -> dict | None:
-    """The summary of a volume already done by a job with these settings from these bytes, else None; a part
-    that does not match has its shard deleted, since the volume made again may land in another split."""
+def forget_volume(output: str, index: int) -> None:
+    """Delete the index-th input's part and the shard it names: the volume is made again or has failed now."""
     part = read_part(output, index)
-    if part is None:
-        return None
-    shard = FileSystems.join(output, part["summary"]["shard"])
-    if part["key"] == key and part["summary"]["sha256"] == sha256 and FileSystems.exists(shard):
+    paths = [part_path(output, index)] + ([FileSystems.join(output, part["summary"]["shard"])] if part else [])
+    paths = [path for path in paths if FileSystems.exists(path)]
+    if paths:
+        FileSystems.delete(paths)
+
+
+def reusable_summary(output: str, index: int, key: str, sha256: str) -> dict | None:
+    """The summary of a volume a job with this key already made from these bytes, else None (after forgetting
+    what was there: the volume made again may land in another split)."""
+    part = read_part(output, index)
+    if part and part["key"] == key and part["summary"]["sha256"] == sha256 \
+            and FileSystems.exists(FileSystems.join(output, part["summary"]["shard"])):
         return part["summary"]
-    FileSystems.delete([path for path in (shard, part_path(output, index)) if FileSystems.exists(path)])
+    forget_volume(output, index)
     return None
 
 
@@ -67,15 +101,15 @@ def unfinished_files(output: str) -> list[str]:
     return [path for split in SPLITS for path in match_paths(FileSystems.join(output, split, "*.tfrecord.gz.tmp-*"))]
 
 
-def stale_files(output: str, inputs: int) -> list[str]:
-    """What a resumed job must not find: half-written shards, parts that cannot be read or belong to inputs
-    beyond the current `inputs`, and every shard no remaining part names (the job reuses or replaces the rest)."""
+def resume_plan(output: str, inputs: int, key: str) -> tuple[int, list[str]]:
+    """(volumes a resumed job may reuse, the files it must delete first): parts made with another key, unreadable
+    or of inputs beyond the current `inputs`, half-written shards, and every shard no kept part names."""
     kept, stale = set(), list(unfinished_files(output))
-    for path in match_paths(FileSystems.join(output, PARTS, "*.json")):
+    for path in part_files(output):
         index = path.rsplit("/", 1)[-1][: -len(".json")]
         part = read_part(output, int(index)) if index.isdigit() else None
-        if part is None or int(index) >= inputs:
+        if part is None or part["key"] != key or int(index) >= inputs:
             stale.append(path)
         else:
             kept.add(FileSystems.join(output, part["summary"]["shard"]))
-    return stale + [path for path in shard_files(output) if path not in kept]
+    return len(kept), stale + [path for path in shard_files(output) if path not in kept]

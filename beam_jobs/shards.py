@@ -16,8 +16,8 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from beam_jobs.resume import PARTS, job_key, shard_files, stale_files, unfinished_files
-from beam_jobs.sources import expand_inputs, match_paths
+from beam_jobs.resume import job_key, part_files, resume_plan, shard_files, unfinished_files
+from beam_jobs.sources import expand_inputs
 from beam_jobs.transforms import DEAD_LETTERS_FILE, VolumeToShard, WriteManifest
 from pipeline.config import PATCH_SIZE, code_version, parse_criteria, parse_fractional_scales, parse_scales
 from pipeline.errors import InputError
@@ -81,14 +81,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "from the same bytes are reused, the rest made")
 
 
-def build(pipeline: beam.Pipeline, sources, unmatched, args) -> None:
-    """Add the job's steps to `pipeline`: one chain of single-output steps (see beam_jobs.transforms)."""
-    config = PairConfig(
+def pair_config(args: argparse.Namespace) -> PairConfig:
+    return PairConfig(
         scales=args.scales, criteria=args.criteria, patch_size=args.patch_size, stride=args.stride,
         sigma=args.sigma, slice_axis=args.slice_axis, input_kind=args.input_kind,
         consistent=args.consistent_input, variants=args.variants, flow_threads=args.flow_threads,
     )
-    settings = {
+
+
+def job_settings(args: argparse.Namespace, config: PairConfig) -> dict:
+    """What the pairs depend on, as the manifest records it."""
+    return {
         "schema_version": SCHEMA_VERSION, "code_version": code_version(),
         "patch_size": config.patch_size, "stride": config.stride or config.patch_size,
         "scales": list(config.scales), "criteria": list(config.criteria), "sigma": config.sigma,
@@ -102,31 +105,38 @@ def build(pipeline: beam.Pipeline, sources, unmatched, args) -> None:
         "patch_layout": "slice axis first", "compression": "GZIP", "shard_per": "input volume",
         "record_order": "per variant, slice axis and criterion, the scales' pairs shuffled (seeded by the volume id)",
     }
+
+
+def build(pipeline: beam.Pipeline, sources, unmatched, args, config: PairConfig, settings: dict, key: str) -> None:
+    """Add the job's steps to `pipeline`: one chain of single-output steps (see beam_jobs.transforms)."""
     (
         pipeline
         | "Sources" >> beam.Create(list(enumerate(sources)))
         | "SpreadVolumes" >> beam.Reshuffle()
-        | "VolumeToShard" >> beam.ParDo(VolumeToShard(config, args.split, args.seed, args.output, job_key(settings),
-                                                      args.resume))
+        | "VolumeToShard" >> beam.ParDo(VolumeToShard(config, args.split, args.seed, args.output, key, args.resume))
         | "GatherManifest" >> beam.GroupByKey()
         | "WriteManifest" >> beam.ParDo(WriteManifest(args.output, settings, unmatched))
     )
 
 
-def prepare_output(output: str, overwrite: bool, resume: bool, inputs: int) -> None:
+def prepare_output(output: str, overwrite: bool, resume: bool, inputs: int, key: str) -> None:
     """Never mix with an earlier shard set in `output`: refuse, delete it first (--overwrite), or keep only what a
-    job with the same settings will reuse (--resume; `beam_jobs.resume`)."""
+    job with the same key will reuse (--resume; `beam_jobs.resume`)."""
     if overwrite and resume:
         raise InputError("--overwrite starts again and --resume continues: pass one of them")
+    finished = FileSystems.exists(FileSystems.join(output, MANIFEST_FILE))
     finals = [FileSystems.join(output, name) for name in (MANIFEST_FILE, DEAD_LETTERS_FILE)
               if FileSystems.exists(FileSystems.join(output, name))]
     if resume:
-        stale = stale_files(output, inputs)
+        if finished and not part_files(output):
+            raise InputError(f"{output} holds a shard set made without parts/ (by a version before --resume), "
+                             "which --resume cannot check; pass --overwrite to make it again")
+        reusable, stale = resume_plan(output, inputs, key)
+        logging.getLogger("soupgan").info("shards: resuming %s: %d volume(s) done before with these settings and "
+                                          "code; %d stale file(s) deleted", output, reusable, len(stale))
     else:
-        parts = match_paths(FileSystems.join(output, PARTS, "*.json"))
-        stale = shard_files(output) + unfinished_files(output) + parts
+        stale = shard_files(output) + unfinished_files(output) + part_files(output)
         if (finals or stale) and not overwrite:
-            finished = FileSystems.exists(FileSystems.join(output, MANIFEST_FILE))
             what = "a shard set (manifest.json)" if finished else "an unfinished shard set"
             raise InputError(f"{output} already holds {what}; choose a new --output, or pass --resume to reuse "
                              "its finished volumes or --overwrite to replace it")
@@ -157,10 +167,13 @@ def run(argv: list[str]) -> dict:
     if not sources:
         reasons = "; ".join(dict.fromkeys(letter["reason"] for letter in unmatched))
         raise InputError(f"no input volume found in {', '.join(args.inputs)}: {reasons}")
-    prepare_output(args.output, args.overwrite, args.resume, len(sources))
+    config = pair_config(args)
+    settings = job_settings(args, config)
+    key = job_key(settings)
+    prepare_output(args.output, args.overwrite, args.resume, len(sources), key)
     logging.getLogger("soupgan").info("shards: %d volume source(s), runner %s", len(sources), options.view_as(StandardOptions).runner)
     pipeline = beam.Pipeline(options=options)
-    build(pipeline, sources, unmatched, args)
+    build(pipeline, sources, unmatched, args, config, settings, key)
     result = pipeline.run()
     result.wait_until_finish()
     log_counters(result)

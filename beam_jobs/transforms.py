@@ -14,7 +14,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from beam_jobs.resume import reusable_summary, write_part
+from beam_jobs.resume import forget_volume, reusable_summary, write_part
 from beam_jobs.sources import NIFTI, VolumeSource, dead_letter
 from beam_jobs.tfrecord_shard import write_shard
 from pipeline.config import scale_label
@@ -80,11 +80,14 @@ class VolumeToShard(beam.DoFn):
         stage = "read"
         try:
             volume, sha256 = read_source(source)
+            stage = "resume"
             done = reusable_summary(self.output, index, self.key, sha256) if self.resume else None
             if not done:
                 stage = "patch"
                 pairs = patch_pairs(volume, self.config)
         except Exception as err:  # InputError: bad volume; anything else must not take the others down
+            if self.resume:  # what an earlier job made of this input must not outlive its failure now
+                forget_volume(self.output, index)
             self.failed.inc()
             reason = str(err) if isinstance(err, InputError) else f"{type(err).__name__}: {err}"
             LOG.warning("an input failed at %s: %s", stage, type(err).__name__)

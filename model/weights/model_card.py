@@ -45,10 +45,12 @@ def quality_section(entry: dict) -> list[str]:
                 *quality_table(entry["colin27_centre128"])]
     validation = entry["validation"]
     crop = f", {validation['crop']}² in-plane centre crop" if validation.get("crop") else ""
-    baseline = (f"; baseline: the default it replaced, sha256 {validation['baseline']['sha256'][:12]}…"
-                if validation.get("baseline") else "")
+    baseline = validation.get("baseline")
+    if baseline:
+        which = "the default it replaced" if baseline.get("replaced") else "the default installed when it was scored"
+        baseline = f"; baseline: {which}, sha256 {baseline['sha256'][:12]}…"
     lines = [f"Quality on {validation['scan']} (never trained on){crop}, PSNR / SSIM (reference: the authors' "
-             f"released model{baseline}):", "", *quality_table(validation["scores"])]
+             f"released model{baseline or ''}):", "", *quality_table(validation["scores"])]
     for scan, scores in entry.get("held_out", {}).items():
         lines += ["", f"Quality on {scan} (held out, whole slices), PSNR / SSIM:", "", *quality_table(scores)]
     return lines

@@ -111,7 +111,6 @@ def run(args: argparse.Namespace) -> None:
             lr, adapt_generator(generator, lr, s, args.criterion, args.adapt, axis), s, args.criterion, axis)
     baseline = None
     if args.baseline:
-        from model.inference.super_resolve import super_resolve
         from model.weights.model_source import generator_path, sha256_of
 
         model = None if args.baseline == SHIPPED_BASELINE else args.baseline

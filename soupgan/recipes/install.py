@@ -42,11 +42,6 @@ def scores_by_scale(metrics: dict) -> dict:
     return table
 
 
-def read_metrics(folder: str) -> dict:
-    with open(os.path.join(folder, "metrics.json"), encoding="utf-8") as handle:
-        return json.load(handle)
-
-
 def stage_chain(recipe, name: str) -> list[str]:
     """The stages a stage was trained through, first to last."""
     chain = [name]
@@ -62,7 +57,7 @@ def install_run(folder: str, weights: str = DEFAULT_WEIGHTS) -> dict:
     with open(run.scans_file, encoding="utf-8") as handle:
         scans = json.load(handle)
     finished = run.finished()
-    missing = [step for step, _ in recipe_steps(recipe, run, {name: {"path": ""} for name in scans})
+    missing = [step for step, _ in recipe_steps(recipe, run, {name: {"path": ""} for name in scans}, models=False)
                if step not in finished]
     if missing:
         raise InputError(f"{folder}: the recipe has not finished ({', '.join(missing)} left); "
@@ -79,7 +74,7 @@ def install_run(folder: str, weights: str = DEFAULT_WEIGHTS) -> dict:
         previous = card["models"].get(criterion, {})
         chain = stage_chain(recipe, name)
         config = RunDirectory(run.stage(name)).read_config()
-        metrics = read_metrics(run.evaluation(criterion))
+        metrics = run.metrics(criterion)
         made = {"created": today, "recipe": f"soupgan recipe run {recipe.name} (recipe sha256 {recipe.sha256})",
                 "training_data": [f"{scan} (sha256 {pin['sha256'][:12]}…)" for scan, pin in scans.items()
                                   if pin["role"] == "train"]}
@@ -99,10 +94,12 @@ def install_run(folder: str, weights: str = DEFAULT_WEIGHTS) -> dict:
                          "stages": chain, "shards": {key: manifest[key] for key in
                                                      ("schema_version", "input", "variants", "scales", "criteria")}},
             "validation": {"scan": recipe.validation_scan, "crop": metrics.get("crop"),
-                           **({"baseline": metrics["baseline"]} if "baseline" in metrics else {}),
+                           **({"baseline": {**metrics["baseline"],
+                                            "replaced": metrics["baseline"]["sha256"] == previous.get("sha256")}}
+                              if "baseline" in metrics else {}),
                            "scores": scores_by_scale(metrics)},
-            **({"held_out": {scan: scores_by_scale(read_metrics(run.evaluation(criterion, scan)))
-                             for scan in recipe.held_out_scans}} if recipe.held_out_scans else {}),
+            **({"held_out": {scan: scores_by_scale(run.metrics(criterion, scan)) for scan in recipe.held_out_scans}}
+               if recipe.held_out_scans else {}),
             "provenance": made,
             "recipe_text": recipe.text,
             "scans": scans,

@@ -5,7 +5,6 @@ changes, as Markdown (RUN/report.md) and a figure of the changes against the sca
 """
 from __future__ import annotations
 
-import json
 import os
 
 from model.reports.figures import plot_changes_over_baseline
@@ -23,11 +22,9 @@ def evaluations(run: RecipeRun) -> list[tuple[str, str, dict]]:
     found = []
     for criterion in recipe.install:
         for scan in (recipe.validation_scan, *recipe.held_out_scans):
-            folder = run.evaluation(criterion, None if scan == recipe.validation_scan else scan)
-            path = os.path.join(folder, "metrics.json")
-            if os.path.exists(path):
-                with open(path, encoding="utf-8") as handle:
-                    found.append((criterion, scan, json.load(handle)))
+            metrics = run.metrics(criterion, None if scan == recipe.validation_scan else scan)
+            if metrics:
+                found.append((criterion, scan, metrics))
     return found
 
 

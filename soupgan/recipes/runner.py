@@ -17,6 +17,7 @@ package: `soupgan recipe install RUN` does that, explicitly.
 from __future__ import annotations
 
 import datetime
+import glob
 import json
 import os
 import subprocess
@@ -58,6 +59,14 @@ class RecipeRun:
         with open(self.recipe_file, encoding="utf-8") as handle:
             return parse_recipe(handle.read(), "recipe.toml")
 
+    def metrics(self, criterion: str, held_out: str | None = None) -> dict | None:
+        """An evaluation's metrics.json, or None before it has run."""
+        path = os.path.join(self.evaluation(criterion, held_out), "metrics.json")
+        if not os.path.exists(path):
+            return None
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+
     def finished(self) -> dict:
         if not os.path.exists(self.steps_file):
             return {}
@@ -81,9 +90,13 @@ class RecipeRun:
             handle.write(recipe.text)
 
 
-def recipe_steps(recipe: Recipe, run: RecipeRun, scans: dict) -> list[tuple[str, list[str]]]:
-    """(step name, `soupgan` arguments) of every step after the scans, in order."""
+def recipe_steps(recipe: Recipe, run: RecipeRun, scans: dict, models: bool = True) -> list[tuple[str, list[str]]]:
+    """(step name, `soupgan` arguments) of every step after the scans, in order. `models=False` leaves the shipped
+    generator and the authors' model out of the arguments (nothing checked or fetched: for the steps' names)."""
     from model.weights.model_source import default_generator_path
+
+    def shipped(criterion: str) -> str:
+        return default_generator_path(criterion) if models else SHIPPED
 
     train_paths = [scans[name]["path"] for name in recipe.train_scans]
     steps = [("shards", ["shards", *train_paths, "--output", run.shards, "--resume",
@@ -92,7 +105,7 @@ def recipe_steps(recipe: Recipe, run: RecipeRun, scans: dict) -> list[tuple[str,
     for stage in recipe.stages:
         init = []
         if stage.init == SHIPPED:
-            init = ["--init", default_generator_path(stage.criterion)]
+            init = ["--init", shipped(stage.criterion)]
         elif stage.init:
             init = ["--init", run.stage(stage.init)]
         steps.append((f"stage {stage.name}", ["train", "--data", run.shards, "--out", run.stage(stage.name),
@@ -102,7 +115,7 @@ def recipe_steps(recipe: Recipe, run: RecipeRun, scans: dict) -> list[tuple[str,
         steps.append((f"export {criterion}", ["export", "--model", run.stage(name), "--criterion", criterion,
                                               "--out", run.export(criterion),
                                               "--scales", ",".join(f"{s:g}" for s in recipe.export_scales)]))
-        reference = (["--reference", authors_model_path()]
+        reference = (["--reference", authors_model_path() if models else AUTHORS]
                      if evaluate.get("reference") == AUTHORS and criterion == "thin-to-thin" else [])
         common = ["--model", run.stage(name), "--criterion", criterion, "--baseline", SHIPPED, "--force",
                   *(["--scales", ",".join(map(str, evaluate["scales"]))] if "scales" in evaluate else []), *reference]
@@ -129,8 +142,8 @@ def step_status(recipe: Recipe, run: RecipeRun, step: str, finished: dict) -> st
             return (f"started: epoch {state['epoch']} of {stage.train.get('epochs', TrainConfig.epochs)} done{into}; "
                     f"best {state['monitor']} {state['best']:.6g}")
     elif step == "shards" and os.path.isdir(run.shards):
-        written = sum(name.endswith(".tfrecord.gz") for _, _, names in os.walk(run.shards) for name in names)
-        return f"started: {written} of {len(recipe.train_scans)} volumes' shards written"
+        done = glob.glob(os.path.join(run.shards, "parts", "*.json"))  # one per volume (beam_jobs.resume)
+        return f"started: {len(done)} of {len(recipe.train_scans)} volumes done"
     return "not started"
 
 
@@ -140,7 +153,8 @@ def recipe_status(folder: str) -> list[tuple[str, str]]:
     recipe = run.read_recipe()
     scans = {name: {"path": ""} for name in (*recipe.train_scans, recipe.validation_scan, *recipe.held_out_scans)}
     finished = run.finished()
-    return [(step, step_status(recipe, run, step, finished)) for step, _ in recipe_steps(recipe, run, scans)]
+    return [(step, step_status(recipe, run, step, finished))
+            for step, _ in recipe_steps(recipe, run, scans, models=False)]
 
 
 def resolve_scans(recipe: Recipe, cache: str) -> dict:

@@ -122,6 +122,27 @@ def test_resume_reuses_finished_volumes_and_makes_the_rest(direct_run, inputs, t
     assert len(made) == GOOD + 1 and changed["seed"] == 5
     on_disk = sorted(os.path.relpath(path, copy) for path in glob.glob(str(copy / "*" / "*.tfrecord.gz*")))
     assert on_disk == sorted(shard for shards in changed["shards"].values() for shard in shards)
+    parts = [json.load(open(path)) for path in sorted(glob.glob(str(copy / "parts" / "*.json")))]
+    assert len(parts) == GOOD and len({part["key"] for part in parts}) == 1
+    assert sorted(part["summary"]["shard"] for part in parts) == on_disk
+
+
+def test_a_volume_that_fails_on_resume_leaves_nothing_of_its_earlier_shard(direct_run, inputs, tmp_path):
+    output, manifest = direct_run
+    copy, sources = tmp_path / "copy", tmp_path / "inputs"
+    shutil.copytree(output, copy)
+    shutil.copytree(inputs, sources)
+    broken = read_nifti(os.path.join(inputs, "mr1.nii.gz")).volume_id
+    (sources / "mr1.nii.gz").write_bytes(b"no longer a scan")
+    resumed = run([str(sources), "--output", str(copy), *JOB_FLAGS, "--resume"])
+    assert resumed["inputs_read"] == GOOD - 1 and broken not in resumed["source_sha256"]
+    on_disk = sorted(os.path.relpath(path, copy) for path in glob.glob(str(copy / "*" / "*.tfrecord.gz*")))
+    assert on_disk == sorted(shard for shards in resumed["shards"].values() for shard in shards)
+    assert len(glob.glob(str(copy / "parts" / "*.json"))) == GOOD - 1
+
+    shutil.rmtree(copy / "parts")  # a finished set from before parts existed
+    with pytest.raises(InputError, match="made without parts/ .* pass --overwrite to make it again"):
+        run([str(sources), "--output", str(copy), *JOB_FLAGS, "--resume"])
 
 
 def test_no_volume_lands_in_two_splits(direct_run):

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from model.training.distribution import native_stderr_held
 from tests.model.train_cli import TINY
 from tests.test_cli import ROOT, soupgan_command
 
@@ -61,6 +62,18 @@ def run_two_workers(shard_set, tmp_path) -> list[tuple[int, str, str]]:
                                           stderr=subprocess.PIPE, text=True))
     outputs = [process.communicate(timeout=300) for process in processes]
     return [(process.returncode, *output) for process, output in zip(processes, outputs)]
+
+
+def test_native_stderr_is_held_and_given_back_unless_the_failure_is_reported_instead(capfd):
+    with native_stderr_held(dropped=(KeyError,)):
+        os.write(2, b"native note\n")
+    with pytest.raises(ValueError), native_stderr_held(dropped=(KeyError,)):
+        os.write(2, b"before an unexpected failure\n")
+        raise ValueError
+    with pytest.raises(KeyError), native_stderr_held(dropped=(KeyError,)):
+        os.write(2, b"dump of a reported failure\n")
+        raise KeyError
+    assert capfd.readouterr().err == "native note\nbefore an unexpected failure\n"
 
 
 def test_a_worker_whose_port_is_taken_exits_2_with_one_line(shard_set, tmp_path):

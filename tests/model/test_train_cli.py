@@ -121,6 +121,7 @@ def test_schema_1_shard_sets_still_train_spline_generators(shard_set, tmp_path):
     assert report["optimizer_steps"] == 2 and np.isfinite(report["last"]["val_loss"])
     assert not load_generator(str(tmp_path / "run" / "best_generator.keras")).flow_input
 
+
 def test_a_tf_config_that_does_not_name_this_task_is_one_line(shard_set, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["127.0.0.1:1"]},
                                                 "task": {"type": "worker", "index": 1}}))
