@@ -80,6 +80,21 @@ def test_s3_inputs_and_outputs_end_to_end(tmp_path):
         read_back, expected = json.loads(line[len("RESULT "):])
         assert read_back == expected and sum(expected.values()) > 0
 
+        def shard_objects():
+            listed = client.list_objects_v2(Bucket="soupgan", Prefix="shards/")["Contents"]
+            return {item["Key"]: item["ETag"] for item in listed if ".tfrecord.gz" in item["Key"]}
+
+        before = shard_objects()
+        client.delete_object(Bucket="soupgan", Key="shards/manifest.json")  # as if killed before the end
+        client.put_object(Bucket="soupgan", Key="shards/train/train-00042.tfrecord.gz", Body=b"stale")
+        resumed = subprocess.run(command + ["--resume"], env=env, capture_output=True, text=True, cwd=ROOT, timeout=600)
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        assert f"{GOOD} volume(s) done before with these settings and code; 1 stale file(s) deleted" in resumed.stderr
+        assert resumed.stderr.count("done before, ") == GOOD and "soupgan.pairs" not in resumed.stderr
+        assert shard_objects() == before  # every shard reused as it was, the stale one gone
+        again = json.loads(client.get_object(Bucket="soupgan", Key="shards/manifest.json")["Body"].read())
+        assert again == manifest
+
 
 def test_fractional_scales_make_their_own_pairs_and_bad_ones_are_one_line(tmp_path):
     """`--scales 2.5,3` on an MR phantom and a CT series: x2.5 pairs are counted and stored as such, read back
