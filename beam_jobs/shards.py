@@ -19,7 +19,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from beam_jobs.resume import job_key, part_files, resume_plan, shard_files, unfinished_files
 from beam_jobs.sources import expand_inputs
 from beam_jobs.transforms import DEAD_LETTERS_FILE, VolumeToShard, WriteManifest
-from pipeline.config import PATCH_SIZE, code_version, parse_criteria, parse_fractional_scales, parse_scales
+from pipeline.config import PATCH_SIZE, code_version, parse_criteria, parse_scales, scales_argument
 from pipeline.errors import InputError
 from pipeline.data.pairs import ALL_AXES, PairConfig
 from pipeline.data.records import FLOW, INPUT_KINDS, MANIFEST_FILE, SCHEMA_VERSION
@@ -39,18 +39,10 @@ def slice_axis_flag(text: str) -> int | str:
     return text if text == ALL_AXES else int(text)
 
 
-def scales_flag(text: str) -> tuple[float, ...]:
-    """--scales: integers or ratios p/q; argparse prints the reason (it hides a ValueError's)."""
-    try:
-        return parse_fractional_scales(text)
-    except InputError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="NIfTI files, folders, globs; local, gs://, s3://")
     parser.add_argument("--output", required=True, help="output folder (local, gs://, s3://)")
-    parser.add_argument("--scales", type=scales_flag, default=parse_scales("2,3,4,5,6"),
+    parser.add_argument("--scales", type=scales_argument, default=parse_scales("2,3,4,5,6"),
                         help="default 2,3,4,5,6; fractions p/q with q <= 8 too (2.5: thick slices 5 thin slices "
                              "apart against thin slices 2 apart)")
     parser.add_argument("--criteria", type=parse_criteria, default=parse_criteria("thin-to-thin,thin-to-thick"),

@@ -103,6 +103,7 @@ def train_arguments(args: argparse.Namespace, work: str, epochs: int) -> list[st
             "--pixel-loss", args.pixel_loss, "--lr-schedule", "cosine", "--learning-rate", str(args.learning_rate),
             "--precision", args.precision, "--seed", str(args.seed), "--data-workers", str(args.data_workers),
             *(["--flow-input"] if args.flow_input else []),
+            *(["--scales", args.scales] if args.scales else []),
             *(["--init", args.init] if args.init != "none" else
               ["--filters", str(args.filters), "--blocks", str(args.blocks)])]
 
@@ -132,6 +133,7 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=2e-4, help="peak of the cosine schedule")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--patch-size", type=int, default=40)
+    parser.add_argument("--scales", help="the scales pairs are drawn at, ratios p/q too (default 2,3,4,5,6)")
     parser.add_argument("--loss-margin", type=int, default=8)
     parser.add_argument("--steps-per-epoch", type=int, default=200)
     parser.add_argument("--precision", default="float32")

@@ -59,6 +59,17 @@ def parse_fractional_scales(text: str) -> tuple[float, ...]:
     return parse_scales(text, fractional=True)
 
 
+def scales_argument(text: str) -> tuple[float, ...]:
+    """`parse_fractional_scales` as an argparse `type=`: argparse prints an ArgumentTypeError's reason (a
+    ValueError's it hides)."""
+    import argparse
+
+    try:
+        return parse_fractional_scales(text)
+    except InputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def parse_criteria(text: str) -> tuple[str, ...]:
     """'thin-to-thin,thin-to-thick' -> a tuple of known criteria, in the order given."""
     criteria = tuple(dict.fromkeys(check_criterion(part.strip()) for part in text.split(",") if part.strip()))

@@ -55,8 +55,10 @@ def generator_learning_rate(config: TrainConfig, total_steps: int):
 
 
 def pair_sampler_config(config: TrainConfig) -> SamplerConfig:
-    """How `--volumes` pairs are drawn: the run's patch size and criterion, every scale, augmentation on or off."""
-    return SamplerConfig(patch_size=config.patch_size, patch_depth=config.patch_depth, scales=SCALES,
+    """How `--volumes` pairs are drawn: the run's patch size, criterion and scales (default every whole one from
+    2 to 6), augmentation on or off."""
+    return SamplerConfig(patch_size=config.patch_size, patch_depth=config.patch_depth,
+                         scales=tuple(config.scales or SCALES),
                          criterion=config.criterion, consistent_input=config.consistent_input,
                          flow_input=config.flow_input,
                          augmentation=AugmentationConfig() if config.augment else AugmentationConfig.none())

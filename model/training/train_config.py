@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.config import PATCH_SIZE, THIN_TO_THICK, THIN_TO_THIN
+from pipeline.config import PATCH_SIZE, SCALES, THIN_TO_THICK, THIN_TO_THIN, scale_label
 from pipeline.errors import InputError
 
 STAGES = ("mse", "gan")
@@ -56,6 +56,7 @@ class TrainConfig:
     perceptual_slices: int | None = None  # per plane and step; default all
     pixel_loss: str = "mse"  # stage 1: mse, or log-mse (every sample's gain in decibels)
     loss_margin: int = 0  # voxels at each patch face left out of the MSE (zero-padding artefacts)
+    scales: list[float] | None = None  # of pairs drawn from --volumes, ratios p/q too (default 2..6; shards: their own)
     patch_size: int = PATCH_SIZE  # of pairs drawn from --volumes (a shard set has its own)
     patch_depth: int | None = None  # --volumes pairs' length along the slice axis (default patch_size)
     slice_dilations: list[int] | None = None  # slice-axis reach blocks (with --init: added to that generator)
@@ -100,6 +101,13 @@ class TrainConfig:
             raise InputError("--patch-depth must be at least 1")
         if self.patch_depth is not None and self.data:
             raise InputError("--patch-depth applies to pairs drawn from --volumes; a shard set has its own patch size")
+        if self.scales is not None and self.data:
+            raise InputError("--scales applies to pairs drawn from --volumes; a shard set has the scales it was made "
+                             "with (`soupgan shards --scales`)")
+        outside = [s for s in self.scales or () if not min(SCALES) <= s <= max(SCALES)]
+        if outside:
+            raise InputError(f"--scales {', '.join(scale_label(s) for s in outside)}: outside the generator's range "
+                             f"[{min(SCALES)}, {max(SCALES)}]")
         if any(d < 1 for d in self.slice_dilations or ()):
             raise InputError(f"--slice-dilations must be >= 1, got {self.slice_dilations}")
         if self.consistent_input and self.criterion != THIN_TO_THICK:

@@ -5,7 +5,8 @@ two epochs alike; NumPy only, so it feeds any Keras backend (the JAX/GPU recipe 
 
 A draw: volume, slice axis, scale, slice phase, an in-plane column of the patch's width through the whole
 slice axis (the spline runs along it, so the column is exact), augmented, degraded and cubic-upsampled; the
-patch is cut from the column where its target holds tissue. For a flow-input generator (`flow_input`) the
+patch is cut from the column where its target holds tissue. A fractional scale p/q degrades by p and takes as
+target the thin slices q apart, as the shards job does (`pipeline.method.degradation.thin_reference`). For a flow-input generator (`flow_input`) the
 column is FLOW_CONTEXT voxels wider on each side (the in-plane flow needs context) and only the patch's thin
 slices are interpolated, from the thick slices around them.
 """
@@ -17,9 +18,9 @@ from typing import Sequence
 import numpy as np
 
 from pipeline.data.augmentation import AugmentationConfig, Histogram, augment_block
-from pipeline.config import PATCH_SIZE, SCALES, THIN_TO_THIN, check_criterion
+from pipeline.config import PATCH_SIZE, SCALES, THIN_TO_THIN, check_criterion, scale_label, scale_ratio
 from pipeline.method.consistency import make_consistent
-from pipeline.method.degradation import degrade
+from pipeline.method.degradation import degrade, thin_reference
 from pipeline.errors import VolumeShapeError
 from pipeline.method.geometry import degraded_length, upsampled_length
 from pipeline.method.normalization import robust_window
@@ -35,7 +36,7 @@ FLOW_CONTEXT = 16  # in-plane voxels around a flow-input patch that its flow is 
 class SamplerConfig:
     patch_size: int = PATCH_SIZE
     patch_depth: int | None = None  # along the slice axis (default patch_size): longer for slice-axis reach
-    scales: tuple[int, ...] = SCALES
+    scales: tuple[float, ...] = SCALES  # integers, or ratios p/q (`pipeline.config.scale_ratio`)
     criterion: str = THIN_TO_THIN
     flips: bool = True
     augmentation: AugmentationConfig = AugmentationConfig()
@@ -52,10 +53,11 @@ class SamplerConfig:
         return (self.patch_depth or self.patch_size, self.patch_size, self.patch_size)
 
 
-def longest_pair(length: int, scale: int, criterion: str) -> int:
-    """The most slices a pair can hold along an axis of `length` thin slices degraded by `scale`, whatever
-    the slice phase (0 when fewer than two thick slices remain)."""
-    n_lr = degraded_length(length - (scale - 1), scale, criterion)
+def longest_pair(length: int, scale: float, criterion: str) -> int:
+    """The most slices a pair can hold along an axis of `length` thin slices degraded by `scale` (p/q: by p),
+    whatever the slice phase (0 when fewer than two thick slices remain)."""
+    p, _ = scale_ratio(scale)
+    n_lr = degraded_length(length - (p - 1), p, criterion)
     return upsampled_length(n_lr, scale, criterion) if n_lr >= 2 else 0
 
 
@@ -81,15 +83,16 @@ class RandomPairSampler:
             in_plane = [n for a, n in enumerate(shape) if a != axis]
             if longest_pair(shape[axis], scale, self.config.criterion) < depth or min(in_plane) < size:
                 raise VolumeShapeError(f"a {'x'.join(map(str, shape))} volume is too small for {depth}x{size}x{size} "
-                                       f"patches at x{scale} along axis {axis}")
+                                       f"patches at x{scale_label(scale)} along axis {axis}")
 
-    def pair(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
+    def pair(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float]:
         """One (input, target, scale), slice axis first."""
         config = self.config
         depth, size, _ = config.patch_shape
         index = int(rng.integers(len(self.volumes)))
         volume, axis = self.volumes[index], int(rng.choice(self.axes[index]))
-        scale = int(rng.choice(config.scales))
+        p, q = scale_ratio(float(rng.choice(config.scales)))
+        scale = p if q == 1 else p / q
         moved = np.moveaxis(volume, axis, 0)
         for _ in range(MAX_TRIES):  # an in-plane column through tissue (the last try is kept regardless)
             row = int(rng.integers(moved.shape[1] - size + 1))
@@ -97,14 +100,15 @@ class RandomPairSampler:
             column = moved[:, row:row + size, col:col + size]
             if (column > FOREGROUND_LEVEL).mean() >= FOREGROUND_FRACTION:
                 break
-        phase = int(rng.integers(scale))  # which thin slice the first thick one starts at
+        phase = int(rng.integers(p))  # which thin slice the first thick one starts at
         margin = FLOW_CONTEXT if config.flow_input else 0
         top, left = max(row - margin, 0), max(col - margin, 0)
         block = moved[phase:, top:row + size + margin, left:col + size + margin]
         hr = augment_block(block, (phase, top, left), moved.shape, self.histograms[index], rng, config.augmentation)
-        low = degrade(hr, scale, config.criterion, axis=0)
+        low = degrade(hr, p, config.criterion, axis=0)
         inner = (slice(None), slice(row - top, row - top + size), slice(col - left, col - left + size))
-        target = hr[: upsampled_length(len(low), scale, config.criterion)][inner]
+        thin = thin_reference(hr, q, config.criterion, axis=0)
+        target = thin[: upsampled_length(len(low), scale, config.criterion)][inner]
         start = self._tissue_start(target, depth, rng)
         depth_range = slice(start, start + depth)
         if config.flow_input:
@@ -116,12 +120,16 @@ class RandomPairSampler:
             pair_in, pair_out = _flip(pair_in, pair_out, rng)
         return pair_in, pair_out, scale
 
-    def _flow_input(self, low: np.ndarray, scale: int, depth_range: slice) -> np.ndarray:
+    def _flow_input(self, low: np.ndarray, scale: float, depth_range: slice) -> np.ndarray:
         """The flow-guided input's thin slices in `depth_range` only; with `consistent_input` made from whole
         slabs, whose means are restored slab by slab (exact: at an integer scale each slab's correction is its
-        own)."""
+        own; at p/q thin slices straddle slabs, so the whole column is made and restored, as inference does)."""
         if not self.config.consistent_input:
             return flow_upsample(low, scale, self.config.criterion, 0, depth_range)
+        if scale != int(scale):
+            whole = flow_upsample(low, scale, self.config.criterion, 0)
+            return make_consistent(whole, low, scale, self.config.criterion, 0)[depth_range]
+        scale = int(scale)
         first, last = depth_range.start // scale, -(-depth_range.stop // scale)
         slabs = flow_upsample(low, scale, self.config.criterion, 0, slice(first * scale, last * scale))
         make_consistent(slabs, low[first:last], scale, self.config.criterion, 0)

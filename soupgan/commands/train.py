@@ -6,7 +6,7 @@ import json
 
 from model.training.train_config import (JIT_SETTINGS, LR_SCHEDULES, PERCEPTUAL_TERMS, PIXEL_LOSSES, PRECISIONS, STAGES,
                                          STRATEGIES, TrainConfig)
-from pipeline.config import CRITERIA
+from pipeline.config import CRITERIA, scales_argument
 from pipeline.errors import InputError
 from soupgan.console import show_progress
 
@@ -71,6 +71,9 @@ def _data_arguments(group, default: TrainConfig) -> None:
                         help="thin-slice scans (NIfTI or DICOM folders) to draw augmented pairs from on the fly: "
                              "every slice axis of isotropic scans, random phases, flips, contrasts")
     group.add_argument("--criterion", choices=CRITERIA, default=default.criterion, help="the degradation to learn")
+    group.add_argument("--scales", type=scales_argument,
+                       help="--volumes: the scales pairs are drawn at (default 2,3,4,5,6); ratios p/q with q <= 8 "
+                            "too (2.5: thick slices 5 thin slices apart against thin slices 2 apart)")
     group.add_argument("--patch-size", type=int, default=default.patch_size, help="--volumes: pair size in voxels")
     group.add_argument("--patch-depth", type=int,
                        help="--volumes: pair length along the slice axis (default --patch-size; longer for "

@@ -74,7 +74,7 @@ def test_the_script_sizes_trains_and_hands_back_a_generator(tmp_path):
     result = run_script("--minutes", "1", "--out", str(out), "--work", str(work), "--init", "none",
                         "--filters", "4", "--blocks", "1", "--batch-size", "2", "--patch-size", "16",
                         "--loss-margin", "2", "--steps-per-epoch", "3", "--data-workers", "0", "--synthetic", "1",
-                        "--flow-input", data=str(data))
+                        "--flow-input", "--scales", "2,2.5", data=str(data))
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.load(open(out / "device.json"))
     assert report["outcome"] == 0 and report["plan"]["steps"] == 3 * report["plan"]["epochs"] >= 3
@@ -86,6 +86,7 @@ def test_the_script_sizes_trains_and_hands_back_a_generator(tmp_path):
     assert (generator.filters, generator.blocks) == (4, 1) and generator.flow_input
     config = json.load(open(out / "config.json"))
     assert config["volumes"] == [str(data / name) for name in SCAN_NAMES] and config["flow_input"]
+    assert config["scales"] == [2, 2.5]
 
     again = run_script("--out", str(out), "--work", str(work), data=str(data))
     assert again.returncode == 2 and "exists: give a fresh folder" in again.stderr.strip().splitlines()[-1]

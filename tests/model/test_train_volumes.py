@@ -2,6 +2,7 @@
 that a kill -9 resumes from, new data order on restart, the first run's config kept."""
 import json
 import os
+import re
 
 import keras
 import numpy as np
@@ -40,6 +41,21 @@ def test_restarts_and_workers_draw_new_pairs_reproducibly(scans):
     np.testing.assert_array_equal(first((0, 0, 0)), first((0, 0, 0)))
     assert not np.array_equal(first((0, 0, 0)), first((0, 300, 0)))  # resumed after 300 steps
     assert not np.array_equal(first((0, 0, 0)), first((0, 0, 1)))  # worker 1
+
+
+def test_volumes_are_drawn_at_the_scales_asked_for_fractional_ones_too(scans, tmp_path):
+    out = str(tmp_path / "run")
+    summary = train(TrainConfig(volumes=scans, out=out, scales=[2.5, 3], steps_per_epoch=2, epochs=1, filters=4,
+                                blocks=1, batch_size=2, patch_size=16))
+    assert summary["optimizer_steps"] == 2 and np.isfinite(summary["last"]["loss"])
+    assert json.load(open(os.path.join(out, "config.json")))["scales"] == [2.5, 3]
+    volumes = [read_volume(path) for path in scans]
+    batch = next(iter(volume_pairs_dataset(volumes, SamplerConfig(patch_size=16, scales=(2.5, 3)), 16, (0, 0, 0))))
+    assert set(batch[0]["scale"].numpy().tolist()) == {2.5, 3.0}
+    for bad, message in (({"scales": [7]}, "--scales 7: outside the generator's range [2, 6]"),
+                         ({"scales": [2.5], "volumes": None, "data": "shards"}, "--scales applies to pairs drawn")):
+        with pytest.raises(InputError, match=re.escape(message)):
+            TrainConfig(**{"volumes": scans, "out": out, "steps_per_epoch": 1, **bad}).validate()
 
 
 @pytest.mark.slow

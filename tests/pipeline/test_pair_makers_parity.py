@@ -39,17 +39,19 @@ def affine_residual(drawn: np.ndarray, raw: np.ndarray, gain: float, offset: flo
 
 
 @pytest.mark.parametrize("criterion", [THIN_TO_THIN, THIN_TO_THICK])
-def test_a_drawn_pair_is_the_shards_pair_at_the_same_place(criterion):
+@pytest.mark.parametrize("scale, start", [(SCALE, START), (2.5, 0)])  # 2.5: by 5, against thin slices 2 apart
+def test_a_drawn_pair_is_the_shards_pair_at_the_same_place(criterion, scale, start):
     volume = Volume(phantom(), np.eye(4), "MR")
     shards = {pair.origin: pair for pair in patch_pairs(volume, PairConfig(
-        scales=(SCALE,), criteria=(criterion,), patch_size=SIZE, stride=STRIDE, slice_axis=AXIS, input_kind="spline",
+        scales=(scale,), criteria=(criterion,), patch_size=SIZE, stride=STRIDE, slice_axis=AXIS, input_kind="spline",
         consistent=False))}
-    expected = shards[(START, ROW, COLUMN)]
+    expected = shards[(start, ROW, COLUMN)]
     sampler = RandomPairSampler([volume], SamplerConfig(
-        patch_size=SIZE, scales=(SCALE,), criterion=criterion, flips=False,
+        patch_size=SIZE, scales=(scale,), criterion=criterion, flips=False,
         augmentation=AugmentationConfig.none(), slice_axes=(AXIS,)))
-    drawn_in, drawn_out, scale = sampler.pair(ScriptedDraws(integers=[0, ROW, COLUMN, 0], choices=[AXIS, SCALE, START]))
-    assert scale == SCALE and drawn_in.shape == expected.input.shape == (SIZE, SIZE, SIZE)
+    drawn_in, drawn_out, drawn_scale = sampler.pair(ScriptedDraws(integers=[0, ROW, COLUMN, 0],
+                                                                  choices=[AXIS, scale, start]))
+    assert drawn_scale == scale and drawn_in.shape == expected.input.shape == (SIZE, SIZE, SIZE)
     # one affine map takes the shards pair's raw target to the drawn one, and the same map takes input to input
     gain, offset = np.polyfit(expected.target.ravel(), drawn_out.ravel(), 1)
     spread = float(np.ptp(drawn_out))

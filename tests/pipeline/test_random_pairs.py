@@ -101,6 +101,28 @@ def test_consistent_flow_inputs_average_back_to_the_target_slabs_exactly():
         assert np.abs(pair_in - spline.pair(np.random.default_rng(seed))[0]).max() > 1e-3
 
 
+@pytest.mark.parametrize("flow", [False, True])
+def test_fractional_scales_pass_through_the_thick_slices_at_every_p_th_thin_slice(flow):
+    """x2.5: degraded by 5 against the thin slices 2 apart, so every 5th thin slice of the pair is a thick slice
+    of the scan and the input passes through it (spline and flow alike)."""
+    config = SamplerConfig(SIZE, scales=(2.5,), criterion=THIN_TO_THIN, flips=False,
+                           augmentation=AugmentationConfig.none(), flow_input=flow)
+    sampler = RandomPairSampler([head(shape=(60, 44, 48))], config)
+    offsets = set()
+    for seed in range(8):
+        pair_in, pair_out, scale = sampler.pair(np.random.default_rng(seed))
+        assert scale == 2.5 and pair_in.shape == pair_out.shape == (SIZE,) * 3
+        offset = kept_slice_offset(pair_in, pair_out, 5)
+        assert offset is not None, f"seed {seed}: no thin slice passes through a thick one"
+        offsets.add(offset)
+    assert len(offsets) > 1  # the phase and depth vary
+    consistent = RandomPairSampler([head(shape=(60, 44, 48))], dataclasses.replace(
+        config, criterion=THIN_TO_THICK, consistent_input=True))
+    plain = RandomPairSampler([head(shape=(60, 44, 48))], dataclasses.replace(config, criterion=THIN_TO_THICK))
+    restored, _, _ = consistent.pair(np.random.default_rng(0))
+    assert np.isfinite(restored).all() and np.abs(restored - plain.pair(np.random.default_rng(0))[0]).max() > 1e-4
+
+
 def test_isotropic_scans_are_degraded_along_every_axis_thick_ones_only_in_plane():
     assert head().thin_axes() == (0, 1, 2)
     assert head(spacing=(0.9, 0.9, 3.0)).thin_axes() == (0, 1)
