@@ -141,6 +141,15 @@ def test_the_tiny_recipe_runs_end_to_end_resumes_and_installs_a_new_version(tmp_
     assert entry["validation"]["scores"]["x2"]["baseline"]["psnr"] > 0
 
 
+def test_a_run_folder_takes_its_recipe_again_with_new_comments_but_not_new_settings(tmp_path):
+    run = RecipeRun(str(tmp_path / "run"))
+    run.start(parse_recipe(TINY))
+    run.start(parse_recipe("# the same recipe, reworded\n" + TINY.replace("\n\n", "\n\n\n")))  # resumes
+    assert run.read_recipe().text == TINY  # the text it was first run with stays
+    with pytest.raises(InputError, match="holds the run of another recipe; choose another run folder"):
+        run.start(parse_recipe(edited("epochs = 1\nsteps_per_epoch = 4", "epochs = 2\nsteps_per_epoch = 4")))
+
+
 def test_status_shows_each_step_done_started_or_not_started(tmp_path, capsys):
     run = tmp_path / "run"
     (run / "stages" / "mse" / "checkpoints").mkdir(parents=True)

@@ -22,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 
 from model.training.train_config import TrainConfig
 from model.weights.run_dir import write_json_atomic
@@ -79,11 +80,11 @@ class RecipeRun:
         write_json_atomic(self.steps_file, steps)
 
     def start(self, recipe: Recipe) -> None:
-        """Make the folder with the recipe in it, or check that it holds this same recipe."""
+        """Make the folder with the recipe in it, or check that it holds this same recipe: the same settings (its
+        text, kept as first run, may differ in comments and layout)."""
         if os.path.exists(self.recipe_file):
-            with open(self.recipe_file, encoding="utf-8") as handle:
-                if handle.read() != recipe.text:
-                    raise InputError(f"{self.folder} holds the run of another recipe; choose another run folder")
+            if tomllib.loads(recipe.text) != tomllib.loads(self.read_recipe().text):
+                raise InputError(f"{self.folder} holds the run of another recipe; choose another run folder")
             return
         os.makedirs(self.folder, exist_ok=True)
         with open(self.recipe_file, "w", encoding="utf-8") as handle:
