@@ -59,7 +59,7 @@ def shard_name(split: str, index: int) -> str:
 class VolumeToShard(beam.DoFn):
     """(index, source) -> one GZIP TFRecord shard of the volume's patch pairs, streamed as they are made,
     then its part (`beam_jobs.resume`) and (MANIFEST, summary); a bad volume gives only (MANIFEST, dead letter).
-    With `resume`, a volume a job with the same settings finished from the same bytes yields its stored summary.
+    With `resume`, a volume a job with the same key finished from the same bytes yields its stored summary.
 
     All per-volume work happens here, once, and the bulk bytes never go through a shuffle: only the
     small summaries travel on to the manifest. Shards are ~100-200 MB for a brain MRI, and identical
@@ -69,7 +69,7 @@ class VolumeToShard(beam.DoFn):
     def __init__(self, config: PairConfig, split_ratios: tuple[int, int, int], seed: int, output: str,
                  key: str = "", resume: bool = False):
         self.config, self.split_ratios, self.seed, self.output = config, split_ratios, seed, output
-        self.key, self.resume = key, resume  # the job's settings key (`beam_jobs.resume`); reuse finished volumes
+        self.key, self.resume = key, resume  # the job's key (`beam_jobs.resume`); reuse finished volumes
         self.read = Metrics.counter("soupgan", "volumes_read")
         self.reused = Metrics.counter("soupgan", "volumes_reused")
         self.failed = Metrics.counter("soupgan", "volumes_failed")

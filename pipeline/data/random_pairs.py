@@ -6,9 +6,9 @@ two epochs alike; NumPy only, so it feeds any Keras backend (the JAX/GPU recipe 
 A draw: volume, slice axis, scale, slice phase, an in-plane column of the patch's width through the whole
 slice axis (the spline runs along it, so the column is exact), augmented, degraded and cubic-upsampled; the
 patch is cut from the column where its target holds tissue. A fractional scale p/q degrades by p and takes as
-target the thin slices q apart, as the shards job does (`pipeline.method.degradation.thin_reference`). For a flow-input generator (`flow_input`) the
-column is FLOW_CONTEXT voxels wider on each side (the in-plane flow needs context) and only the patch's thin
-slices are interpolated, from the thick slices around them.
+target the thin slices q apart, as the shards job does (`pipeline.method.degradation.thin_reference`). For a
+flow-input generator (`flow_input`) the column is FLOW_CONTEXT voxels wider on each side (the in-plane flow
+needs context) and only the patch's thin slices are interpolated, from the thick slices around them.
 """
 from __future__ import annotations
 

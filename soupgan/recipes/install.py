@@ -1,7 +1,8 @@
 """`soupgan recipe install RUN`: the explicit step that ships a finished recipe run's generators as the package's
 default weights, each as a new version with its card entry: file sha256, version, the recipe (its text and
 sha256), the scans' hashes, the library versions, and its scores against tricubic (and the authors' model) on
-the validation scan and any held-out scans. The other criterion's generator, when the recipe does not install one, stays as it was.
+the validation scan and any held-out scans. The other criterion's generator, when the recipe does not install
+one, stays as it was.
 """
 from __future__ import annotations
 
