@@ -116,9 +116,9 @@ def prepare_output(output: str, overwrite: bool, resume: bool, inputs: int, key:
     job with the same key will reuse (--resume; `beam_jobs.resume`)."""
     if overwrite and resume:
         raise InputError("--overwrite starts again and --resume continues: pass one of them")
-    finished = FileSystems.exists(FileSystems.join(output, MANIFEST_FILE))
     finals = [FileSystems.join(output, name) for name in (MANIFEST_FILE, DEAD_LETTERS_FILE)
               if FileSystems.exists(FileSystems.join(output, name))]
+    finished = FileSystems.join(output, MANIFEST_FILE) in finals
     if resume:
         if finished and not part_files(output):
             raise InputError(f"{output} holds a shard set made without parts/ (by a version before --resume), "

@@ -115,11 +115,12 @@ def run(args: argparse.Namespace) -> None:
 
         model = None if args.baseline == SHIPPED_BASELINE else args.baseline
         try:
-            baseline_generator = resolve_generator(model, args.criterion)
+            path = generator_path(model, args.criterion)
+            baseline_generator = resolve_generator(path, args.criterion)
         except InputError as err:
             raise InputError(f"--baseline: {err}") from None
         baseline = {"model": args.baseline if model is None else os.path.basename(os.path.normpath(model)),
-                    "sha256": sha256_of(generator_path(model, args.criterion))}
+                    "sha256": sha256_of(path)}
         methods["baseline"] = lambda lr, s: super_resolve(lr, baseline_generator, s, args.criterion, axis)
     if args.reference:
         from model.inference.reference_model import ReferenceModel
