@@ -14,8 +14,10 @@ from apache_beam.io.filesystems import FileSystems
 
 import beam_jobs
 import pipeline
-from beam_jobs.sources import match_paths
+from beam_jobs.sources import VolumeSource, match_paths, source_contents
+from pipeline.data.records import MANIFEST_FILE
 from pipeline.data.splits import SPLITS
+from pipeline.errors import InputError
 
 PARTS = "parts"
 
@@ -74,7 +76,11 @@ def write_part(output: str, index: int, key: str, summary: dict) -> None:
 
 def forget_volume(output: str, index: int) -> None:
     """Delete the index-th input's part and the shard it names: the volume is made again or has failed now."""
-    part = read_part(output, index)
+    delete_volume(output, index, read_part(output, index))
+
+
+def delete_volume(output: str, index: int, part: dict | None) -> None:
+    """Delete the index-th input's part file and the shard `part` (that file as read, or None) names."""
     paths = [part_path(output, index)] + ([FileSystems.join(output, part["summary"]["shard"])] if part else [])
     paths = [path for path in paths if FileSystems.exists(path)]
     if paths:
@@ -88,7 +94,7 @@ def reusable_summary(output: str, index: int, key: str, sha256: str) -> dict | N
     if part and part["key"] == key and part["summary"]["sha256"] == sha256 \
             and FileSystems.exists(FileSystems.join(output, part["summary"]["shard"])):
         return part["summary"]
-    forget_volume(output, index)
+    delete_volume(output, index, part)
     return None
 
 
@@ -113,3 +119,30 @@ def resume_plan(output: str, inputs: int, key: str) -> tuple[int, list[str]]:
         else:
             kept.add(FileSystems.join(output, part["summary"]["shard"]))
     return len(kept), stale + [path for path in shard_files(output) if path not in kept]
+
+
+def verify_finished_set(output: str, sources: list[VolumeSource], settings: dict, key: str) -> dict:
+    """The manifest of `output` when it is the finished set these sources make with these settings and this code,
+    as it stands; otherwise InputError naming the first difference. Hashes every source; writes nothing."""
+    path = FileSystems.join(output, MANIFEST_FILE)
+    if not FileSystems.exists(path):
+        raise InputError(f"{output} holds no finished shard set (no {MANIFEST_FILE})")
+    with FileSystems.open(path) as handle:
+        manifest = json.loads(handle.read())
+    differing = [name for name, value in json.loads(json.dumps(settings)).items() if manifest.get(name) != value]
+    if differing:
+        raise InputError(f"{output} was made with other settings ({', '.join(differing)})")
+    if manifest.get("inputs_read") != len(sources) or manifest.get("inputs_failed"):
+        raise InputError(f"{output} was made from {manifest.get('inputs_read')} volume(s) with "
+                         f"{manifest.get('inputs_failed')} failed, not from these {len(sources)}")
+    for index, source in enumerate(sources):
+        part = read_part(output, index)
+        if part is None:
+            raise InputError(f"{output} has no finished volume for input {index + 1} of {len(sources)}")
+        if part["key"] != key:
+            raise InputError(f"{output} was made by other code (the pipeline or beam_jobs sources differ)")
+        if not FileSystems.exists(FileSystems.join(output, part["summary"]["shard"])):
+            raise InputError(f"{output} lacks {part['summary']['shard']}, the shard of input {index + 1}")
+        if part["summary"]["sha256"] != source_contents(source)[1]:
+            raise InputError(f"input {index + 1} of {len(sources)} is not the bytes {output} was made from")
+    return manifest

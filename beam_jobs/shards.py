@@ -16,7 +16,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from beam_jobs.resume import job_key, part_files, resume_plan, shard_files, unfinished_files
+from beam_jobs.resume import job_key, part_files, resume_plan, shard_files, unfinished_files, verify_finished_set
 from beam_jobs.sources import expand_inputs
 from beam_jobs.transforms import DEAD_LETTERS_FILE, VolumeToShard, WriteManifest
 from pipeline.config import PATCH_SIZE, code_version, parse_criteria, parse_scales, scales_argument
@@ -71,6 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue a job into the same --output: volumes already done with the same settings "
                              "from the same bytes are reused, the rest made")
+    parser.add_argument("--verify", action="store_true",
+                        help="change nothing: check that --output is the finished set these inputs and settings "
+                             "make with this code, as it stands (exit 2 naming the first difference)")
 
 
 def pair_config(args: argparse.Namespace) -> PairConfig:
@@ -162,6 +165,10 @@ def run(argv: list[str]) -> dict:
     config = pair_config(args)
     settings = job_settings(args, config)
     key = job_key(settings)
+    if args.verify:
+        if args.resume or args.overwrite:
+            raise InputError("--verify changes nothing: leave out --resume and --overwrite")
+        return verify_finished_set(args.output, sources, settings, key)
     prepare_output(args.output, args.overwrite, args.resume, len(sources), key)
     logging.getLogger("soupgan").info("shards: %d volume source(s), runner %s", len(sources), options.view_as(StandardOptions).runner)
     pipeline = beam.Pipeline(options=options)

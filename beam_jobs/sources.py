@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import hashlib
 from collections import defaultdict
 
 from apache_beam.io.filesystem import BeamIOError
@@ -27,6 +28,18 @@ class VolumeSource:
     kind: str
     path: str
     files: tuple[str, ...] = ()
+
+
+def source_contents(source: VolumeSource) -> tuple[list[tuple[str, bytes]], str]:
+    """(file name, bytes) of each file of a source, read through Beam's file systems (local, gs://, s3://), and the
+    sha256 of those bytes in their listed order: what a shard records it was made from."""
+    digest, contents = hashlib.sha256(), []
+    for path in (source.path,) if source.kind == NIFTI else source.files:
+        with FileSystems.open(path, compression_type="uncompressed") as handle:
+            content = handle.read()
+        digest.update(content)
+        contents.append((path.rsplit("/", 1)[-1], content))
+    return contents, digest.hexdigest()
 
 
 def dead_letter(source: str, stage: str, reason: str) -> dict:

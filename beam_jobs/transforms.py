@@ -5,7 +5,6 @@ upstream of any side input (which Beam's file sinks use in pre_finalize) — so 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections import Counter
@@ -15,7 +14,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from beam_jobs.resume import forget_volume, reusable_summary, write_part
-from beam_jobs.sources import NIFTI, VolumeSource, dead_letter
+from beam_jobs.sources import NIFTI, VolumeSource, dead_letter, source_contents
 from beam_jobs.tfrecord_shard import write_shard
 from pipeline.config import scale_label
 from pipeline.io.dicom_io import read_dicom_series
@@ -33,22 +32,12 @@ LOG = logging.getLogger("soupgan.shards")
 
 
 def read_source(source: VolumeSource) -> tuple[Volume, str]:
-    """Read a NIfTI file or a DICOM series through Beam's file systems (local, gs://, s3://): the volume and the
-    sha256 of its bytes (a series': of its files' bytes in their listed order)."""
-    digest = hashlib.sha256()
-
-    def fetch(path: str) -> bytes:
-        with FileSystems.open(path, compression_type="uncompressed") as handle:
-            content = handle.read()
-        digest.update(content)
-        return content
-
+    """Read a NIfTI file or a DICOM series: the volume and the sha256 of its bytes (`source_contents`)."""
+    contents, sha256 = source_contents(source)
     if source.kind == NIFTI:
-        volume = nifti_from_bytes(fetch(source.path), source.path.rsplit("/", 1)[-1])
-    else:
-        files = [(path.rsplit("/", 1)[-1], fetch(path)) for path in source.files]
-        volume = read_dicom_series(files, label=source.path.rstrip("/").rsplit("/", 1)[-1])
-    return volume, digest.hexdigest()
+        (name, content), = contents
+        return nifti_from_bytes(content, name), sha256
+    return read_dicom_series(contents, label=source.path.rstrip("/").rsplit("/", 1)[-1]), sha256
 
 
 def shard_name(split: str, index: int) -> str:

@@ -22,4 +22,5 @@ def run(args: argparse.Namespace) -> None:
     if manifest["inputs_read"] == 0:
         raise InputError(f"no input volume could be read ({manifest['inputs_failed']} failed); reasons in the dead letters")
     counts = ", ".join(f"{split} {manifest['counts'][split]['total']}" for split in manifest["counts"])
-    print(f"{manifest['inputs_read']} volume(s) read, {manifest['inputs_failed']} failed; patch pairs: {counts}")
+    done = "verified as made" if "--verify" in args.shards_args else "read"
+    print(f"{manifest['inputs_read']} volume(s) {done}, {manifest['inputs_failed']} failed; patch pairs: {counts}")

@@ -7,6 +7,8 @@ import os
 import shutil
 from collections import defaultdict
 
+import nibabel as nib
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -205,3 +207,44 @@ def test_dask_reads_each_volume_once(inputs, tmp_path, monkeypatch):
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, host="127.0.0.1", protocol="tcp://", dashboard_address=None) as cluster:
         run([inputs, "--output", str(tmp_path / "out"), *JOB_FLAGS, DASK, f"--dask_client_address={cluster.scheduler_address}"])
     assert len(calls) == GOOD + BAD and len(set(calls)) == GOOD + BAD
+
+
+def test_verify_accepts_the_set_its_inputs_make_and_names_the_first_difference(inputs, tmp_path):
+    sources = tmp_path / "good"  # a DICOM series and NIfTI files, all readable
+    shutil.copytree(os.path.join(inputs, "ct_series"), sources / "ct_series")
+    for name in ("mr0.nii.gz", "mr1.nii.gz"):
+        shutil.copyfile(os.path.join(inputs, name), sources / name)
+    output = tmp_path / "out"
+    manifest = run([str(sources), "--output", str(output), *JOB_FLAGS])
+    before = all_files(str(output))
+
+    def verify(*extra, folder=sources):
+        return run([str(folder), "--output", str(output), *JOB_FLAGS, "--verify", *extra])
+
+    assert verify() == manifest and all_files(str(output)) == before  # nothing written
+    with pytest.raises(InputError, match=r"was made with other settings \(seed\)"):
+        verify("--seed", "5")
+    with pytest.raises(InputError, match="--verify changes nothing: leave out --resume and --overwrite"):
+        verify("--resume")
+    changed = tmp_path / "changed"
+    shutil.copytree(sources, changed)
+    image = nib.load(changed / "mr1.nii.gz")
+    nib.save(nib.Nifti1Image(np.asarray(image.dataobj) * 1.01, image.affine), changed / "mr1.nii.gz")
+    with pytest.raises(InputError, match=r"input 3 of 3 is not the bytes .* was made from"):
+        verify(folder=changed)
+    shutil.copyfile(os.path.join(inputs, "mr2.nii.gz"), changed / "mr2.nii.gz")
+    with pytest.raises(InputError, match=r"was made from 3 volume\(s\) with 0 failed, not from these 4"):
+        verify(folder=changed)
+
+    part = output / "parts" / "00000.json"
+    record = json.loads(part.read_text())
+    part.write_text(json.dumps({**record, "key": "0" * 64}))
+    with pytest.raises(InputError, match="was made by other code"):
+        verify()
+    part.write_text(json.dumps(record))
+    os.remove(output / record["summary"]["shard"])
+    with pytest.raises(InputError, match=f"lacks {record['summary']['shard']}, the shard of input 1"):
+        verify()
+    os.remove(output / "manifest.json")
+    with pytest.raises(InputError, match="holds no finished shard set"):
+        verify()
