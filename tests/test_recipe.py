@@ -1,5 +1,6 @@
 """`soupgan recipe`: the recipe format's checks, the pinned scans, and the tiny packaged recipe replayed end to end
 (shards → MSE on 2 replicas → GAN → export → evaluate → install into a copy of the default weights)."""
+import glob
 import json
 import os
 import shutil
@@ -14,7 +15,7 @@ from soupgan.recipes.install import install_run
 from soupgan.recipes.public_scans import scan_path
 from soupgan.recipes.recipe import as_flags, load_recipe, packaged_recipes, parse_recipe
 from soupgan.cli import main
-from soupgan.recipes.runner import RecipeRun, recipe_steps
+from soupgan.recipes.runner import RecipeRun, recipe_steps, resolve_scans
 from tests.test_cli import ROOT, soupgan_command
 
 TINY = load_recipe("tiny").text
@@ -118,6 +119,8 @@ def test_the_tiny_recipe_runs_end_to_end_resumes_and_installs_a_new_version(tmp_
         next(r["psnr"] for r in metrics["rows"] if r["method"] == "baseline")
     assert "| nibabel-t1 | x2 |" in capsys.readouterr().out and f"{change:+.2f} dB |" in (run / "report.md").read_text()
 
+    check_that_another_run_trains_on_these_shards(run / "shards", tmp_path)
+
     weights = tmp_path / "weights"
     shutil.copytree(DEFAULT_WEIGHTS, weights)
     before = json.load(open(weights / "model_card.json"))
@@ -139,6 +142,45 @@ def test_the_tiny_recipe_runs_end_to_end_resumes_and_installs_a_new_version(tmp_
     assert entry["validation"]["baseline"]["sha256"] == shipped_sha256
     assert f"baseline: the default it replaced, sha256 {shipped_sha256[:12]}…" in rendered
     assert entry["validation"]["scores"]["x2"]["baseline"]["psnr"] > 0
+
+
+def check_that_another_run_trains_on_these_shards(shards, tmp_path):
+    """`recipe run --shards`: a second run of the recipe trains on the first run's finished set, checked by the
+    shards job's --verify and left as it was; a recipe with other [shards] settings is refused."""
+    def files():
+        return {path: open(path, "rb").read() for path in glob.glob(str(shards / "**"), recursive=True)
+                if os.path.isfile(path)}
+
+    before, cache = files(), str(tmp_path / "cache")
+    other = RecipeRun(str(tmp_path / "other"))
+    other.start(parse_recipe(TINY))
+    other.use_shards(str(shards))
+    steps = dict(recipe_steps(parse_recipe(TINY), other, resolve_scans(parse_recipe(TINY), cache), models=False))
+    assert steps["stage mse"][steps["stage mse"].index("--data") + 1] == str(shards)
+    verified = subprocess.run(soupgan_command(*steps["shards"]), capture_output=True, text=True, cwd=ROOT,
+                              timeout=300)
+    assert verified.returncode == 0 and "2 volume(s) verified as made, 0 failed" in verified.stdout, verified.stderr
+    assert files() == before
+    other.record("shards", steps["shards"])
+    with pytest.raises(InputError, match="already has its shard set .*; start another run folder"):
+        other.use_shards(str(tmp_path / "elsewhere"))
+
+    reseeded = RecipeRun(str(tmp_path / "reseeded"))
+    recipe = parse_recipe(edited("seed = 1  #", "seed = 2  #"))
+    reseeded.start(recipe)
+    reseeded.use_shards(str(shards))
+    refused = subprocess.run(soupgan_command(*recipe_steps(recipe, reseeded, resolve_scans(recipe, cache),
+                                                           models=False)[0][1]),
+                             capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert refused.returncode == 2 and refused.stderr.strip().endswith(
+        f"{shards} was made with other settings (seed)"), refused.stderr
+    assert files() == before
+
+    empty = tmp_path / "no-shards"
+    empty.mkdir()
+    assert main(["recipe", "run", "tiny", "--run", str(tmp_path / "third"), "--data-cache", cache,
+                 "--shards", str(empty)]) == 2
+    assert json.load(open(tmp_path / "third" / "shards.json")) == {"path": str(empty)}
 
 
 def test_a_run_folder_takes_its_recipe_again_with_new_comments_but_not_new_settings(tmp_path):

@@ -21,6 +21,10 @@ def add_parser(commands) -> None:
     run.add_argument("--run", dest="folder", required=True, metavar="FOLDER", help="the run folder (rerun to resume)")
     run.add_argument("--data-cache", metavar="FOLDER",
                      help="where public scans are fetched to (default $SOUPGAN_DATA or ~/.cache/soupgan/data)")
+    run.add_argument("--shards", metavar="FOLDER",
+                     help="train on this finished shard set (another run's RUN/shards, say) instead of making one: "
+                          "it must be what this recipe's [shards] make from its scans with this code (checked; "
+                          "nothing in it is changed)")
     run.set_defaults(run=run_recipe)
     status = actions.add_parser("status", help="how far a run has come: each step done, started or not started")
     status.add_argument("run_folder", metavar="RUN", help="a `soupgan recipe run` folder")
@@ -54,7 +58,7 @@ def run_recipe(args: argparse.Namespace) -> None:
     from soupgan.recipes.runner import run_recipe as run
 
     show_progress()
-    print(json.dumps(run(load_recipe(args.recipe), args.folder, args.data_cache or CACHE)))
+    print(json.dumps(run(load_recipe(args.recipe), args.folder, args.data_cache or CACHE, args.shards)))
 
 
 def show_status(args: argparse.Namespace) -> None:

@@ -18,7 +18,7 @@ from model.weights.model_source import DEFAULT_WEIGHTS, provenance, sha256_of
 from model.weights.run_dir import RunDirectory, write_json_atomic
 from pipeline.errors import InputError
 from soupgan.recipes.recipe import SHIPPED
-from soupgan.recipes.runner import RecipeRun, recipe_steps
+from soupgan.recipes.runner import RecipeRun, step_names
 
 LIBRARIES = ("soupgan", "tensorflow", "keras", "numpy", "scipy", "scikit-image", "apache-beam", "nibabel")
 
@@ -58,8 +58,7 @@ def install_run(folder: str, weights: str = DEFAULT_WEIGHTS) -> dict:
     with open(run.scans_file, encoding="utf-8") as handle:
         scans = json.load(handle)
     finished = run.finished()
-    missing = [step for step, _ in recipe_steps(recipe, run, {name: {"path": ""} for name in scans}, models=False)
-               if step not in finished]
+    missing = [step for step in step_names(recipe, run) if step not in finished]
     if missing:
         raise InputError(f"{folder}: the recipe has not finished ({', '.join(missing)} left); "
                          f"run `soupgan recipe run` to the end first")

@@ -4,6 +4,7 @@ run, so that every stage's artefact is kept and a rerun resumes where the last o
     RUN/recipe.toml         the recipe as run (a folder holding another recipe is refused)
     RUN/scans.json          each scan's role, file sha256 and pin (package source, or synthetic code hash)
     RUN/shards/             `soupgan shards` of the train scans
+    RUN/shards.json         where another finished set is, when the run trains on it (`--shards`) instead
     RUN/stages/NAME/        `soupgan train --data RUN/shards` run folders, one per stage
     RUN/export/CRITERION/   `soupgan export` of each generator to install
     RUN/evaluate/CRITERION/ `soupgan evaluate` on the validation scan (metrics.json, PNGs), the installed
@@ -41,7 +42,30 @@ class RecipeRun:
         self.recipe_file = os.path.join(folder, "recipe.toml")
         self.scans_file = os.path.join(folder, "scans.json")
         self.steps_file = os.path.join(folder, "steps.json")
-        self.shards = os.path.join(folder, "shards")
+        self.shards_pointer = os.path.join(folder, "shards.json")
+
+    @property
+    def reuses_shards(self) -> bool:
+        return os.path.exists(self.shards_pointer)
+
+    @property
+    def shards(self) -> str:
+        """The run's shard set: its own, or the finished one made elsewhere that it was pointed at."""
+        if self.reuses_shards:
+            with open(self.shards_pointer, encoding="utf-8") as handle:
+                return json.load(handle)["path"]
+        return os.path.join(self.folder, "shards")
+
+    def use_shards(self, path: str) -> None:
+        """Train on a finished shard set made elsewhere (the shards step checks it with `--verify`, changing
+        nothing in it); refused once the run has a set of its own or another one checked."""
+        path = path.rstrip("/") if "://" in path else os.path.abspath(path)
+        if path == self.shards:
+            return
+        if "shards" in self.finished():
+            raise InputError(f"{self.folder} already has its shard set ({self.shards}); "
+                             f"start another run folder to train on {path}")
+        write_json_atomic(self.shards_pointer, {"path": path})
 
     def stage(self, name: str) -> str:
         return os.path.join(self.folder, "stages", name)
@@ -100,8 +124,8 @@ def recipe_steps(recipe: Recipe, run: RecipeRun, scans: dict, models: bool = Tru
         return default_generator_path(criterion) if models else SHIPPED
 
     train_paths = [scans[name]["path"] for name in recipe.train_scans]
-    steps = [("shards", ["shards", *train_paths, "--output", run.shards, "--resume",
-                         *as_flags(recipe.shards, SHARDS_DEFAULTS)])]
+    steps = [("shards", ["shards", *train_paths, "--output", run.shards,
+                         "--verify" if run.reuses_shards else "--resume", *as_flags(recipe.shards, SHARDS_DEFAULTS)])]
     defaults = vars(TrainConfig())
     for stage in recipe.stages:
         init = []
@@ -142,20 +166,24 @@ def step_status(recipe: Recipe, run: RecipeRun, step: str, finished: dict) -> st
             into = f", {state['step']} steps into the next" if state.get("step") else ""
             return (f"started: epoch {state['epoch']} of {stage.train.get('epochs', TrainConfig.epochs)} done{into}; "
                     f"best {state['monitor']} {state['best']:.6g}")
-    elif step == "shards" and os.path.isdir(run.shards):
+    elif step == "shards" and os.path.isdir(run.shards) and not run.reuses_shards:  # a set made elsewhere: checked
         done = glob.glob(os.path.join(run.shards, "parts", "*.json"))  # one per volume (beam_jobs.resume)
         return f"started: {len(done)} of {len(recipe.train_scans)} volumes done"
     return "not started"
+
+
+def step_names(recipe: Recipe, run: RecipeRun) -> list[str]:
+    """Every step's name, in order, with no scan or model fetched or checked."""
+    scans = {name: {"path": ""} for name in (*recipe.train_scans, recipe.validation_scan, *recipe.held_out_scans)}
+    return [step for step, _ in recipe_steps(recipe, run, scans, models=False)]
 
 
 def recipe_status(folder: str) -> list[tuple[str, str]]:
     """(step, state) of every step of the recipe run in `folder`, in order."""
     run = RecipeRun(folder)
     recipe = run.read_recipe()
-    scans = {name: {"path": ""} for name in (*recipe.train_scans, recipe.validation_scan, *recipe.held_out_scans)}
     finished = run.finished()
-    return [(step, step_status(recipe, run, step, finished))
-            for step, _ in recipe_steps(recipe, run, scans, models=False)]
+    return [(step, step_status(recipe, run, step, finished)) for step in step_names(recipe, run)]
 
 
 def resolve_scans(recipe: Recipe, cache: str) -> dict:
@@ -173,10 +201,13 @@ def resolve_scans(recipe: Recipe, cache: str) -> dict:
     return scans
 
 
-def run_recipe(recipe: Recipe, folder: str, cache: str = CACHE) -> dict:
-    """Run (or resume) every step; returns {step: "ran" | "done before"}."""
+def run_recipe(recipe: Recipe, folder: str, cache: str = CACHE, shards: str | None = None) -> dict:
+    """Run (or resume) every step, training on the finished set `shards` if given rather than making the run's
+    own; returns {step: "ran" | "done before"}."""
     run = RecipeRun(folder)
     run.start(recipe)
+    if shards:
+        run.use_shards(shards)
     scans = resolve_scans(recipe, cache)
     write_json_atomic(run.scans_file, {name: {k: v for k, v in scan.items() if k != "path"}
                                        for name, scan in scans.items()})
