@@ -40,14 +40,17 @@ def slice_axis_flag(text: str) -> int | str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="NIfTI files, folders, globs; local, gs://, s3://")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="NIfTI files, folders (searched; a folder of other files is one DICOM series), globs; "
+                             "local, gs://, s3://")
     parser.add_argument("--output", required=True, help="output folder (local, gs://, s3://)")
     parser.add_argument("--scales", type=scales_argument, default=parse_scales("2,3,4,5,6"),
                         help="default 2,3,4,5,6; fractions p/q with q <= 8 too (2.5: thick slices 5 thin slices "
                              "apart against thin slices 2 apart)")
     parser.add_argument("--criteria", type=parse_criteria, default=parse_criteria("thin-to-thin,thin-to-thick"),
                         help="any of thin-to-thin, thin-to-thick, gaussian (default thin-to-thin,thin-to-thick)")
-    parser.add_argument("--patch-size", type=int, default=PATCH_SIZE)
+    parser.add_argument("--patch-size", type=int, default=PATCH_SIZE,
+                        help=f"pair size in voxels (default {PATCH_SIZE})")
     parser.add_argument("--stride", type=int, help="patch grid stride (default: the patch size, no overlap)")
     parser.add_argument("--split", type=parse_split, default=(8, 1, 1), help="train,val,test weights (default 8,1,1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the by-volume split")
