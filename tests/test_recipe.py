@@ -15,7 +15,7 @@ from soupgan.recipes.install import install_run
 from soupgan.recipes.public_scans import scan_path
 from soupgan.recipes.recipe import as_flags, load_recipe, packaged_recipes, parse_recipe
 from soupgan.cli import main
-from soupgan.recipes.runner import RecipeRun, recipe_steps, resolve_scans
+from soupgan.recipes.runner import RecipeRun, recipe_status, recipe_steps, resolve_scans
 from tests.test_cli import ROOT, soupgan_command
 
 TINY = load_recipe("tiny").text
@@ -119,7 +119,7 @@ def test_the_tiny_recipe_runs_end_to_end_resumes_and_installs_a_new_version(tmp_
         next(r["psnr"] for r in metrics["rows"] if r["method"] == "baseline")
     assert "| nibabel-t1 | x2 |" in capsys.readouterr().out and f"{change:+.2f} dB |" in (run / "report.md").read_text()
 
-    check_that_another_run_trains_on_these_shards(run / "shards", tmp_path)
+    check_that_another_run_trains_on_these_shards(run / "shards", tmp_path, capsys)
 
     weights = tmp_path / "weights"
     shutil.copytree(DEFAULT_WEIGHTS, weights)
@@ -144,7 +144,7 @@ def test_the_tiny_recipe_runs_end_to_end_resumes_and_installs_a_new_version(tmp_
     assert entry["validation"]["scores"]["x2"]["baseline"]["psnr"] > 0
 
 
-def check_that_another_run_trains_on_these_shards(shards, tmp_path):
+def check_that_another_run_trains_on_these_shards(shards, tmp_path, capsys):
     """`recipe run --shards`: a second run of the recipe trains on the first run's finished set, checked by the
     shards job's --verify and left as it was; a recipe with other [shards] settings is refused."""
     def files():
@@ -161,7 +161,10 @@ def check_that_another_run_trains_on_these_shards(shards, tmp_path):
                               timeout=300)
     assert verified.returncode == 0 and "2 volume(s) verified as made, 0 failed" in verified.stdout, verified.stderr
     assert files() == before
+    assert not os.path.exists(other.shards_pointer)  # remembered only once checked
     other.record("shards", steps["shards"])
+    assert RecipeRun(other.folder).shards == str(shards)  # later runs of the folder train on it, flag or not
+    assert recipe_status(other.folder)[0][1].endswith(f"; trains on {shards}, made elsewhere")
     with pytest.raises(InputError, match="already has its shard set .*; start another run folder"):
         other.use_shards(str(tmp_path / "elsewhere"))
 
@@ -180,7 +183,8 @@ def check_that_another_run_trains_on_these_shards(shards, tmp_path):
     empty.mkdir()
     assert main(["recipe", "run", "tiny", "--run", str(tmp_path / "third"), "--data-cache", cache,
                  "--shards", str(empty)]) == 2
-    assert json.load(open(tmp_path / "third" / "shards.json")) == {"path": str(empty)}
+    assert f"--shards {empty} is not the set this recipe makes (above)" in capsys.readouterr().err
+    assert not (tmp_path / "third" / "shards.json").exists()  # a set that failed its check is not remembered
 
 
 def test_a_run_folder_takes_its_recipe_again_with_new_comments_but_not_new_settings(tmp_path):

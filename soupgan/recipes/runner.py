@@ -4,7 +4,8 @@ run, so that every stage's artefact is kept and a rerun resumes where the last o
     RUN/recipe.toml         the recipe as run (a folder holding another recipe is refused)
     RUN/scans.json          each scan's role, file sha256 and pin (package source, or synthetic code hash)
     RUN/shards/             `soupgan shards` of the train scans
-    RUN/shards.json         where another finished set is, when the run trains on it (`--shards`) instead
+    RUN/shards.json         where the finished set made elsewhere is, when the run trains on it (`--shards`,
+                            written once `soupgan shards --verify` has passed)
     RUN/stages/NAME/        `soupgan train --data RUN/shards` run folders, one per stage
     RUN/export/CRITERION/   `soupgan export` of each generator to install
     RUN/evaluate/CRITERION/ `soupgan evaluate` on the validation scan (metrics.json, PNGs), the installed
@@ -43,29 +44,30 @@ class RecipeRun:
         self.scans_file = os.path.join(folder, "scans.json")
         self.steps_file = os.path.join(folder, "steps.json")
         self.shards_pointer = os.path.join(folder, "shards.json")
+        self.given_shards = None  # a set made elsewhere, to train on once `--verify` has passed (`use_shards`)
 
     @property
     def reuses_shards(self) -> bool:
-        return os.path.exists(self.shards_pointer)
+        return self.given_shards is not None or os.path.exists(self.shards_pointer)
 
     @property
     def shards(self) -> str:
-        """The run's shard set: its own, or the finished one made elsewhere that it was pointed at."""
-        if self.reuses_shards:
+        """The run's shard set: its own, the checked one made elsewhere that it trains on, or the one given now."""
+        if os.path.exists(self.shards_pointer):
             with open(self.shards_pointer, encoding="utf-8") as handle:
                 return json.load(handle)["path"]
-        return os.path.join(self.folder, "shards")
+        return self.given_shards or os.path.join(self.folder, "shards")
 
     def use_shards(self, path: str) -> None:
-        """Train on a finished shard set made elsewhere (the shards step checks it with `--verify`, changing
-        nothing in it); refused once the run has a set of its own or another one checked."""
+        """Train on a finished shard set made elsewhere, once the shards step's `--verify` has passed (which
+        changes nothing in it); refused when the run already has a set, its own or another checked one."""
         path = path.rstrip("/") if "://" in path else os.path.abspath(path)
         if path == self.shards:
             return
         if "shards" in self.finished():
             raise InputError(f"{self.folder} already has its shard set ({self.shards}); "
                              f"start another run folder to train on {path}")
-        write_json_atomic(self.shards_pointer, {"path": path})
+        self.given_shards = path
 
     def stage(self, name: str) -> str:
         return os.path.join(self.folder, "stages", name)
@@ -99,6 +101,8 @@ class RecipeRun:
             return json.load(handle)
 
     def record(self, step: str, command: list[str]) -> None:
+        if step == "shards" and self.given_shards:  # checked: from now on the run trains on it, flag or not
+            write_json_atomic(self.shards_pointer, {"path": self.given_shards})
         steps = self.finished()
         steps[step] = {"command": command, "finished": datetime.datetime.now(datetime.timezone.utc).isoformat()}
         write_json_atomic(self.steps_file, steps)
@@ -158,7 +162,8 @@ def step_status(recipe: Recipe, run: RecipeRun, step: str, finished: dict) -> st
     from model.weights.run_dir import RunDirectory
 
     if step in finished:
-        return f"done {finished[step]['finished'][:19].replace('T', ' ')} UTC"
+        reused = f"; trains on {run.shards}, made elsewhere" if step == "shards" and run.reuses_shards else ""
+        return f"done {finished[step]['finished'][:19].replace('T', ' ')} UTC{reused}"
     if step.startswith("stage "):
         stage = recipe.stage(step[len("stage "):])
         state = RunDirectory(run.stage(stage.name)).read_state()
@@ -166,7 +171,7 @@ def step_status(recipe: Recipe, run: RecipeRun, step: str, finished: dict) -> st
             into = f", {state['step']} steps into the next" if state.get("step") else ""
             return (f"started: epoch {state['epoch']} of {stage.train.get('epochs', TrainConfig.epochs)} done{into}; "
                     f"best {state['monitor']} {state['best']:.6g}")
-    elif step == "shards" and os.path.isdir(run.shards) and not run.reuses_shards:  # a set made elsewhere: checked
+    elif step == "shards" and os.path.isdir(run.shards) and not run.reuses_shards:  # its own, being made
         done = glob.glob(os.path.join(run.shards, "parts", "*.json"))  # one per volume (beam_jobs.resume)
         return f"started: {len(done)} of {len(recipe.train_scans)} volumes done"
     return "not started"
@@ -219,6 +224,9 @@ def run_recipe(recipe: Recipe, folder: str, cache: str = CACHE, shards: str | No
             continue
         print(f"recipe {recipe.name}: {step}: $ soupgan {' '.join(arguments)}", flush=True)
         result = subprocess.run([sys.executable, "-m", "soupgan", *arguments])
+        if result.returncode and step == "shards" and run.given_shards:
+            raise InputError(f"recipe {recipe.name}: --shards {run.given_shards} is not the set this recipe makes "
+                             f"(above); give another, or leave out --shards to make the run's own")
         if result.returncode:
             raise InputError(f"recipe {recipe.name}: step {step} failed (exit {result.returncode}); "
                              f"rerun the same command to resume from it")
