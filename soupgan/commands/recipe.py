@@ -23,8 +23,8 @@ def add_parser(commands) -> None:
                      help="where public scans are fetched to (default $SOUPGAN_DATA or ~/.cache/soupgan/data)")
     run.add_argument("--shards", metavar="FOLDER",
                      help="train on this finished shard set (another run's RUN/shards, say) instead of making one: "
-                          "it must be what this recipe's [shards] make from its scans with this code (checked; "
-                          "nothing in it is changed)")
+                          "it must be what this recipe's [shards] make from its scans with this code (checked, "
+                          "nothing in it changed; once checked, the run keeps training on it)")
     run.set_defaults(run=run_recipe)
     status = actions.add_parser("status", help="how far a run has come: each step done, started or not started")
     status.add_argument("run_folder", metavar="RUN", help="a `soupgan recipe run` folder")
