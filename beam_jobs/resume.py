@@ -121,9 +121,13 @@ def resume_plan(output: str, inputs: int, key: str) -> tuple[int, list[str]]:
     return len(kept), stale + [path for path in shard_files(output) if path not in kept]
 
 
-def verify_finished_set(output: str, sources: list[VolumeSource], settings: dict, key: str) -> dict:
-    """The manifest of `output` when it is the finished set these sources make with these settings and this code,
+def verify_finished_set(output: str, sources: list[VolumeSource], unmatched: list[dict], settings: dict,
+                        key: str) -> dict:
+    """The manifest of `output` when it is the finished set these inputs make with these settings and this code,
     as it stands; otherwise InputError naming the first difference. Hashes every source; writes nothing."""
+    if unmatched:
+        raise InputError(f"{len(unmatched)} input(s) matched no volume ({unmatched[0]['reason']}): a job would "
+                         f"record them as failed")
     path = FileSystems.join(output, MANIFEST_FILE)
     if not FileSystems.exists(path):
         raise InputError(f"{output} holds no finished shard set (no {MANIFEST_FILE})")
@@ -135,14 +139,20 @@ def verify_finished_set(output: str, sources: list[VolumeSource], settings: dict
     if manifest.get("inputs_read") != len(sources) or manifest.get("inputs_failed"):
         raise InputError(f"{output} was made from {manifest.get('inputs_read')} volume(s) with "
                          f"{manifest.get('inputs_failed')} failed, not from these {len(sources)}")
+    named = set()
     for index, source in enumerate(sources):
         part = read_part(output, index)
         if part is None:
             raise InputError(f"{output} has no finished volume for input {index + 1} of {len(sources)}")
         if part["key"] != key:
             raise InputError(f"{output} was made by other code (the pipeline or beam_jobs sources differ)")
-        if not FileSystems.exists(FileSystems.join(output, part["summary"]["shard"])):
+        shard = FileSystems.join(output, part["summary"]["shard"])
+        named.add(shard)
+        if not FileSystems.exists(shard):
             raise InputError(f"{output} lacks {part['summary']['shard']}, the shard of input {index + 1}")
         if part["summary"]["sha256"] != source_contents(source)[1]:
             raise InputError(f"input {index + 1} of {len(sources)} is not the bytes {output} was made from")
+    strays = sorted(set(shard_files(output)) - named) + unfinished_files(output)
+    if strays:  # training reads every shard of a split folder
+        raise InputError(f"{output} holds {len(strays)} shard file(s) no volume of it made, e.g. {strays[0]}")
     return manifest

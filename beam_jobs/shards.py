@@ -171,7 +171,7 @@ def run(argv: list[str]) -> dict:
     if args.verify:
         if args.resume or args.overwrite:
             raise InputError("--verify changes nothing: leave out --resume and --overwrite")
-        return verify_finished_set(args.output, sources, settings, key)
+        return verify_finished_set(args.output, sources, unmatched, settings, key)
     prepare_output(args.output, args.overwrite, args.resume, len(sources), key)
     logging.getLogger("soupgan").info("shards: %d volume source(s), runner %s", len(sources), options.view_as(StandardOptions).runner)
     pipeline = beam.Pipeline(options=options)

@@ -236,6 +236,16 @@ def test_verify_accepts_the_set_its_inputs_make_and_names_the_first_difference(i
     with pytest.raises(InputError, match=r"was made from 3 volume\(s\) with 0 failed, not from these 4"):
         verify(folder=changed)
 
+    with pytest.raises(InputError, match=r"1 input\(s\) matched no volume \(no such file or folder"):
+        run([str(sources), str(tmp_path / "gone.nii.gz"), "--output", str(output), *JOB_FLAGS, "--verify"])
+    split = next(split for split, shards in manifest["shards"].items() if shards)
+    stray = output / split / f"{split}-00099.tfrecord.gz"
+    stray.write_bytes(b"a shard of another job")  # training reads every shard of a split folder
+    with pytest.raises(InputError, match=rf"holds 1 shard file\(s\) no volume of it made, e.g. .*{split}-00099"):
+        verify()
+    stray.unlink()
+    assert verify() == manifest
+
     part = output / "parts" / "00000.json"
     record = json.loads(part.read_text())
     part.write_text(json.dumps({**record, "key": "0" * 64}))
