@@ -15,7 +15,7 @@ from soupgan.recipes.install import install_run
 from soupgan.recipes.public_scans import scan_path
 from soupgan.recipes.recipe import as_flags, load_recipe, packaged_recipes, parse_recipe
 from soupgan.cli import main
-from soupgan.recipes.runner import RecipeRun, recipe_status, recipe_steps, resolve_scans
+from soupgan.recipes.runner import RecipeRun, recipe_status, recipe_steps
 from tests.test_cli import ROOT, soupgan_command
 
 TINY = load_recipe("tiny").text
@@ -146,45 +146,35 @@ def test_the_tiny_recipe_runs_end_to_end_resumes_and_installs_a_new_version(tmp_
 
 def check_that_another_run_trains_on_these_shards(shards, tmp_path, capsys):
     """`recipe run --shards`: a second run of the recipe trains on the first run's finished set, checked by the
-    shards job's --verify and left as it was; a recipe with other [shards] settings is refused."""
+    shards job's --verify and left as it was; a recipe with other [shards] settings is refused and not pointed at
+    it."""
     def files():
         return {path: open(path, "rb").read() for path in glob.glob(str(shards / "**"), recursive=True)
                 if os.path.isfile(path)}
 
     before, cache = files(), str(tmp_path / "cache")
-    other = RecipeRun(str(tmp_path / "other"))
-    other.start(parse_recipe(TINY))
-    other.use_shards(str(shards))
-    steps = dict(recipe_steps(parse_recipe(TINY), other, resolve_scans(parse_recipe(TINY), cache), models=False))
-    assert steps["stage mse"][steps["stage mse"].index("--data") + 1] == str(shards)
-    verified = subprocess.run(soupgan_command(*steps["shards"]), capture_output=True, text=True, cwd=ROOT,
-                              timeout=300)
-    assert verified.returncode == 0 and "2 volume(s) verified as made, 0 failed" in verified.stdout, verified.stderr
-    assert files() == before
-    assert not os.path.exists(other.shards_pointer)  # remembered only once checked
-    other.record("shards", steps["shards"])
-    assert RecipeRun(other.folder).shards == str(shards)  # later runs of the folder train on it, flag or not
-    assert recipe_status(other.folder)[0][1].endswith(f"; trains on {shards}, made elsewhere")
+    other = tmp_path / "other"
+    assert main(["recipe", "run", "tiny", "--run", str(other), "--data-cache", cache, "--shards", str(shards)]) == 0
+    assert '"shards": "ran"' in capsys.readouterr().out
+    assert files() == before and not (other / "shards").exists()
+    assert json.load(open(other / "stages" / "mse" / "config.json"))["data"] == str(shards)
+    assert recipe_status(str(other))[0][1].endswith(f"; trains on {shards}, made elsewhere")
+    assert main(["recipe", "run", "tiny", "--run", str(other), "--data-cache", cache]) == 0  # remembered
+    assert set(json.loads(capsys.readouterr().out.strip().splitlines()[-1]).values()) == {"done before"}
     with pytest.raises(InputError, match="already has its shard set .*; start another run folder"):
-        other.use_shards(str(tmp_path / "elsewhere"))
+        RecipeRun(str(other)).use_shards(str(tmp_path / "elsewhere"))
 
-    reseeded = RecipeRun(str(tmp_path / "reseeded"))
-    recipe = parse_recipe(edited("seed = 1  #", "seed = 2  #"))
-    reseeded.start(recipe)
-    reseeded.use_shards(str(shards))
-    refused = subprocess.run(soupgan_command(*recipe_steps(recipe, reseeded, resolve_scans(recipe, cache),
-                                                           models=False)[0][1]),
+    reseeded = tmp_path / "reseeded.toml"
+    reseeded.write_text(edited("seed = 1  #", "seed = 2  #"))
+    refused = subprocess.run(soupgan_command("recipe", "run", str(reseeded), "--run", str(tmp_path / "second"),
+                                             "--data-cache", cache, "--shards", str(shards)),
                              capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert refused.returncode == 2 and refused.stderr.strip().endswith(
-        f"{shards} was made with other settings (seed)"), refused.stderr
+    assert refused.returncode == 2 and f"{shards} was made with other settings (seed)" in refused.stderr
+    assert refused.stderr.strip().endswith(f"--shards {shards} is not the set this recipe makes (above); give "
+                                           "another, or leave out --shards to make the run's own")
     assert files() == before
-
-    empty = tmp_path / "no-shards"
-    empty.mkdir()
-    assert main(["recipe", "run", "tiny", "--run", str(tmp_path / "third"), "--data-cache", cache,
-                 "--shards", str(empty)]) == 2
-    assert f"--shards {empty} is not the set this recipe makes (above)" in capsys.readouterr().err
-    assert not (tmp_path / "third" / "shards.json").exists()  # a set that failed its check is not remembered
+    second = RecipeRun(str(tmp_path / "second"))  # a set that failed its check is not remembered
+    assert not second.reuses_shards and second.shards == str(tmp_path / "second" / "shards")
 
 
 def test_a_run_folder_takes_its_recipe_again_with_new_comments_but_not_new_settings(tmp_path):

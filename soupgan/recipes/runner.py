@@ -52,21 +52,27 @@ class RecipeRun:
 
     @property
     def shards(self) -> str:
-        """The run's shard set: its own, the checked one made elsewhere that it trains on, or the one given now."""
+        """The run's shard set: the one given now, the checked one made elsewhere that it trains on, or its own."""
+        if self.given_shards:
+            return self.given_shards
         if os.path.exists(self.shards_pointer):
             with open(self.shards_pointer, encoding="utf-8") as handle:
                 return json.load(handle)["path"]
-        return self.given_shards or os.path.join(self.folder, "shards")
+        return os.path.join(self.folder, "shards")
 
     def use_shards(self, path: str) -> None:
         """Train on a finished shard set made elsewhere, once the shards step's `--verify` has passed (which
         changes nothing in it); refused when the run already has a set, its own or another checked one."""
-        path = path.rstrip("/") if "://" in path else os.path.abspath(path)
-        if path == self.shards:
+        if "://" in path:
+            raise InputError(f"--shards takes a local folder (another run's shards/), not {path}")
+        path = os.path.realpath(path)
+        if path == os.path.realpath(self.shards):
             return
         if "shards" in self.finished():
             raise InputError(f"{self.folder} already has its shard set ({self.shards}); "
                              f"start another run folder to train on {path}")
+        if path == os.path.realpath(os.path.join(self.folder, "shards")):
+            return  # its own set, made here
         self.given_shards = path
 
     def stage(self, name: str) -> str:
@@ -224,7 +230,7 @@ def run_recipe(recipe: Recipe, folder: str, cache: str = CACHE, shards: str | No
             continue
         print(f"recipe {recipe.name}: {step}: $ soupgan {' '.join(arguments)}", flush=True)
         result = subprocess.run([sys.executable, "-m", "soupgan", *arguments])
-        if result.returncode and step == "shards" and run.given_shards:
+        if result.returncode == 2 and step == "shards" and run.given_shards:
             raise InputError(f"recipe {recipe.name}: --shards {run.given_shards} is not the set this recipe makes "
                              f"(above); give another, or leave out --shards to make the run's own")
         if result.returncode:
